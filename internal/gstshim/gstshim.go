@@ -1,0 +1,165 @@
+// Package gstshim holds the few GStreamer calls that go-gst v1.4.0 either
+// lacks or gets wrong, each reached through cgo. It is GObject glue only:
+// no decisions are made here.
+package gstshim
+
+/*
+#cgo pkg-config: gstreamer-1.0
+#include <gst/gst.h>
+
+static gboolean shim_has_ancestor(gpointer obj, gpointer ancestor) {
+	return gst_object_has_as_ancestor(GST_OBJECT(obj), GST_OBJECT(ancestor));
+}
+static gboolean shim_message_from_inside(gpointer msg, gpointer ancestor) {
+	GstObject *src = GST_MESSAGE_SRC(GST_MESSAGE(msg));
+	return src != NULL && gst_object_has_as_ancestor(src, GST_OBJECT(ancestor));
+}
+static gboolean shim_clear_ghost_target(gpointer pad) {
+	return gst_ghost_pad_set_target(GST_GHOST_PAD(pad), NULL);
+}
+static void shim_set_object_flag(gpointer obj, guint32 flag) {
+	GST_OBJECT_FLAG_SET(GST_OBJECT(obj), flag);
+}
+// Replaces the probe's buffer with a writable one and updates its flags;
+// returns the (possibly new) buffer.
+static GstBuffer *shim_probe_set_buffer_flags(GstPadProbeInfo *info, guint set, guint unset) {
+	GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+	if (buf == NULL) return NULL;
+	if ((GST_BUFFER_FLAGS(buf) & unset) == 0 && (GST_BUFFER_FLAGS(buf) & set) == set) return buf;
+	buf = gst_buffer_make_writable(buf);
+	GST_BUFFER_FLAG_UNSET(buf, unset);
+	GST_BUFFER_FLAG_SET(buf, set);
+	GST_PAD_PROBE_INFO_DATA(info) = buf;
+	return buf;
+}
+static void shim_probe_set_pts(GstPadProbeInfo *info, GstClockTime pts, GstClockTime dts) {
+	GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+	if (buf == NULL) return;
+	buf = gst_buffer_make_writable(buf);
+	GST_BUFFER_PTS(buf) = pts;
+	GST_BUFFER_DTS(buf) = dts;
+	GST_PAD_PROBE_INFO_DATA(info) = buf;
+}
+static GstClockTime shim_running_time_now(GstElement *e) {
+	GstClock *clock = gst_element_get_clock(e);
+	if (clock == NULL) return GST_CLOCK_TIME_NONE;
+	GstClockTime now = gst_clock_get_time(clock);
+	gst_object_unref(clock);
+	GstClockTime base = gst_element_get_base_time(e);
+	if (!GST_CLOCK_TIME_IS_VALID(now) || !GST_CLOCK_TIME_IS_VALID(base) || now < base) return GST_CLOCK_TIME_NONE;
+	return now - base;
+}
+
+static void shim_inherit_clock(GstElement *parent, GstElement *child) {
+	GstClock *clock = gst_element_get_clock(parent);
+	if (clock != NULL) {
+		gst_element_set_clock(child, clock);
+		gst_object_unref(clock);
+	}
+	gst_element_set_start_time(child, GST_CLOCK_TIME_NONE);
+	gst_element_set_base_time(child, gst_element_get_base_time(parent));
+}
+
+extern void shimWeakNotify(gpointer data, GObject *where);
+static void shim_weak_ref(gpointer obj, guintptr id) {
+	g_object_weak_ref(G_OBJECT(obj), (GWeakNotify)shimWeakNotify, (gpointer)id);
+}
+*/
+import "C"
+
+import (
+	"sync"
+	"unsafe"
+
+	"github.com/go-gst/go-gst/gst"
+)
+
+// HasAncestor reports whether obj is ancestor or lies inside it. go-gst only
+// exposes a message source's name, which is not enough to tell which child
+// instance of a bin posted it.
+func HasAncestor(obj, ancestor *gst.Object) bool {
+	if obj == nil || ancestor == nil {
+		return false
+	}
+	return C.shim_has_ancestor(C.gpointer(obj.Unsafe()), C.gpointer(ancestor.Unsafe())) != 0
+}
+
+// MessageFromInside reports whether msg was posted by ancestor or by an
+// object inside it.
+func MessageFromInside(msg *gst.Message, ancestor *gst.Object) bool {
+	if msg == nil || ancestor == nil {
+		return false
+	}
+	return C.shim_message_from_inside(C.gpointer(unsafe.Pointer(msg.Instance())), C.gpointer(ancestor.Unsafe())) != 0
+}
+
+// ClearGhostTarget unsets a ghost pad's target. GhostPad.SetTarget(nil)
+// panics in go-gst v1.4.0, and a panic inside a plugin kills the host.
+func ClearGhostTarget(pad *gst.GhostPad) bool {
+	return C.shim_clear_ghost_target(C.gpointer(pad.Unsafe())) != 0
+}
+
+// SetObjectFlag sets a GstObject flag (for example GST_ELEMENT_FLAG_SOURCE on
+// a bin whose suppressed flags keep it set while it has no children).
+func SetObjectFlag(obj *gst.Object, flag gst.ElementFlags) {
+	C.shim_set_object_flag(C.gpointer(obj.Unsafe()), C.guint32(flag))
+}
+
+// probeInfoPtr reaches the GstPadProbeInfo behind go-gst's wrapper, whose only
+// field is that pointer; go-gst v1.4.0 offers no way to replace a probe's data.
+func probeInfoPtr(info *gst.PadProbeInfo) *C.GstPadProbeInfo {
+	return *(**C.GstPadProbeInfo)(unsafe.Pointer(info))
+}
+
+// SetProbeBufferFlags makes the probed buffer writable (replacing it in the
+// probe info when it was shared) and sets and clears the given flags.
+func SetProbeBufferFlags(info *gst.PadProbeInfo, set, unset gst.BufferFlags) {
+	C.shim_probe_set_buffer_flags(probeInfoPtr(info), C.guint(set), C.guint(unset))
+}
+
+// SetProbeBufferTimestamps rewrites the probed buffer's PTS and DTS.
+func SetProbeBufferTimestamps(info *gst.PadProbeInfo, pts, dts gst.ClockTime) {
+	C.shim_probe_set_pts(probeInfoPtr(info), C.GstClockTime(pts), C.GstClockTime(dts))
+}
+
+// RunningTimeNow is the element's current running time on its clock, or
+// gst.ClockTimeNone when it has no clock or base time yet.
+func RunningTimeNow(e *gst.Element) gst.ClockTime {
+	return gst.ClockTime(C.shim_running_time_now((*C.GstElement)(e.Unsafe())))
+}
+
+// InheritClock gives a child in locked state (which its parent's state
+// changes skip) the parent's clock and base time, so that live sources inside
+// it timestamp on the pipeline's timeline.
+func InheritClock(parent, child *gst.Element) {
+	C.shim_inherit_clock((*C.GstElement)(parent.Unsafe()), (*C.GstElement)(child.Unsafe()))
+}
+
+var (
+	weakMu      sync.Mutex
+	weakNextID  uintptr
+	weakNotices = map[uintptr]func(){}
+)
+
+//export shimWeakNotify
+func shimWeakNotify(data C.gpointer, _ *C.GObject) {
+	id := uintptr(data)
+	weakMu.Lock()
+	fn := weakNotices[id]
+	delete(weakNotices, id)
+	weakMu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+// OnFinalize calls fn once obj is finalized (a GObject weak reference). Tests
+// use it to prove that removed children are really freed.
+func OnFinalize(obj *gst.Object, fn func()) {
+	weakMu.Lock()
+	weakNextID++
+	id := weakNextID
+	weakNotices[id] = fn
+	weakMu.Unlock()
+	C.shim_weak_ref(C.gpointer(obj.Unsafe()), C.guintptr(id))
+}

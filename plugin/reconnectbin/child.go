@@ -1,0 +1,281 @@
+package reconnectbin
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-gst/go-gst/gst"
+
+	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/supervisor"
+)
+
+// propertyError is a settings problem; its text names the property.
+type propertyError struct {
+	property string
+	problem  string
+}
+
+func (e *propertyError) Error() string {
+	return fmt.Sprintf("reconnectbin: property '%s' %s", e.property, e.problem)
+}
+
+// validateSettings checks what can be checked before anything runs: exactly
+// one of source and uri, a description that parses and can have a src pad,
+// and a coherent backoff.
+func validateSettings(s settings) error {
+	switch {
+	case s.source == "" && s.uri == "":
+		return &propertyError{"source", "is empty and so is 'uri': set exactly one of them"}
+	case s.source != "" && s.uri != "":
+		return &propertyError{"source", "and 'uri' are both set: set exactly one of them"}
+	case s.maxRetryDelay < s.retryDelay:
+		return &propertyError{"max-retry-delay", fmt.Sprintf("(%v) is below 'retry-delay' (%v)", s.maxRetryDelay, s.retryDelay)}
+	}
+	prop, desc := s.description()
+	bin, err := gst.NewBinFromString(desc, false)
+	if err != nil {
+		return &propertyError{prop, fmt.Sprintf("does not parse: %v", err)}
+	}
+
+	if !canHaveSrcPad(bin) {
+		return &propertyError{prop, fmt.Sprintf("has no unlinked src pad: %q ends in a sink or links every output", desc)}
+	}
+	return nil
+}
+
+// description returns the gst-launch description of one source instance and
+// the property it came from.
+func (s settings) description() (property, desc string) {
+	if s.source != "" {
+		return "source", s.source
+	}
+	return "uri", fmt.Sprintf("uridecodebin3 uri=\"%s\"", strings.ReplaceAll(s.uri, `"`, `\"`))
+}
+
+// canHaveSrcPad reports whether a parsed description has an unlinked src pad
+// now or may add one later (a demuxer's or decodebin's sometimes pads).
+func canHaveSrcPad(bin *gst.Bin) bool {
+	if pad := bin.FindUnlinkedPad(gst.PadDirectionSource); pad != nil {
+		return true
+	}
+	elements, err := bin.GetElements()
+	if err != nil {
+		return false
+	}
+	for _, el := range elements {
+		for _, tmpl := range el.GetPadTemplates() {
+			if tmpl.Direction() == gst.PadDirectionSource && tmpl.Presence() != gst.PadPresenceAlways {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// childInstance is one source instance inside the bin.
+type childInstance struct {
+	gen          uint64
+	bin          *gst.Bin
+	restartOnEOS bool
+
+	mu      sync.Mutex
+	srcPad  *gst.GhostPad // the chosen inner pad, ghosted on bin
+	added   bool          // the instance is inside the bin; srcPad may be linked
+	segment *gst.Segment  // last segment the instance sent, before our offset
+
+	// offsetSet is false until the instance's first buffer left the bin with
+	// the output timeline's offset applied.
+	offsetSet atomic.Bool
+
+	// starting is true while the supervise loop brings the instance up;
+	// errors seen meanwhile are kept in startErr and judged after.
+	starting atomic.Bool
+	startErr atomic.Pointer[string]
+}
+
+// buildChild parses desc into a new, not yet added, source instance and wires
+// its output pad (now, or when a demuxer adds it).
+func (b *reconnectBin) buildChild(gen uint64, desc string, restartOnEOS bool) (*childInstance, error) {
+	bin, err := gst.NewBinFromString(desc, false)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the source description: %w", err)
+	}
+	_ = bin.SetProperty("name", fmt.Sprintf("source%d", gen))
+	c := &childInstance{gen: gen, bin: bin, restartOnEOS: restartOnEOS}
+	if pad := bin.FindUnlinkedPad(gst.PadDirectionSource); pad != nil {
+		if err := b.attach(c, pad); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	elements, err := bin.GetElements()
+	if err != nil {
+		return nil, fmt.Errorf("listing the source's elements: %w", err)
+	}
+	for _, el := range elements {
+		if _, err := el.Connect("pad-added", func(_ *gst.Element, pad *gst.Pad) { b.padAdded(c, pad) }); err != nil {
+			return nil, fmt.Errorf("watching %s for pads: %w", el.GetName(), err)
+		}
+	}
+	return c, nil
+}
+
+// padAdded runs on a streaming thread when an element inside the instance
+// adds a pad. The first unlinked video pad (or first unlinked pad) becomes the
+// output; other unlinked pads are absorbed so they never return NOT_LINKED.
+func (b *reconnectBin) padAdded(c *childInstance, pad *gst.Pad) {
+	if pad.GetDirection() != gst.PadDirectionSource || pad.IsLinked() {
+		return
+	}
+	c.mu.Lock()
+	taken := c.srcPad != nil
+	c.mu.Unlock()
+	if !taken && isVideoPad(pad) || !taken && !b.childHasVideoLater(pad) {
+		if err := b.attach(c, pad); err == nil {
+			return
+		} else {
+			cat.LogWarning(fmt.Sprintf("source instance %d: %v", c.gen, err))
+		}
+	}
+	absorb(c.bin, pad)
+}
+
+// childHasVideoLater is a conservative guess for uridecodebin3/decodebin3,
+// whose pads are named by stream type: an audio pad is not taken as the
+// output when a video pad may still follow.
+func (b *reconnectBin) childHasVideoLater(pad *gst.Pad) bool {
+	return strings.HasPrefix(pad.GetName(), "audio") || strings.HasPrefix(pad.GetName(), "text")
+}
+
+func isVideoPad(pad *gst.Pad) bool {
+	if strings.HasPrefix(pad.GetName(), "video") {
+		return true
+	}
+	caps := pad.GetCurrentCaps()
+	if caps == nil {
+		caps = pad.QueryCaps(nil)
+	}
+	if caps == nil || caps.IsAny() || caps.GetSize() == 0 {
+		return false
+	}
+	return strings.HasPrefix(caps.GetStructureAt(0).Name(), "video/")
+}
+
+// absorb links an extra pad to a fakesink inside the instance.
+func absorb(bin *gst.Bin, pad *gst.Pad) {
+	sink, err := gst.NewElementWithProperties("fakesink", map[string]interface{}{"sync": false, "async": false})
+	if err != nil {
+		return
+	}
+	if bin.Add(sink) != nil {
+		return
+	}
+	sink.SyncStateWithParent()
+	pad.Link(sink.GetStaticPad("sink"))
+}
+
+// attach ghosts the instance's output pad and makes it the target of the
+// bin's src pad.
+func (b *reconnectBin) attach(c *childInstance, inner *gst.Pad) error {
+	ghost := gst.NewGhostPad("src", inner)
+	if ghost == nil {
+		return errors.New("ghosting the source's src pad failed")
+	}
+	ghost.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+		return b.childProbe(c, info)
+	})
+	ghost.SetActive(true)
+	if !c.bin.AddPad(ghost.Pad) {
+		return errors.New("adding the source's src pad failed")
+	}
+	c.mu.Lock()
+	c.srcPad = ghost
+	added := c.added
+	c.mu.Unlock()
+	if added {
+		return b.linkOutput(c)
+	}
+	return nil
+}
+
+// linkOutput makes the instance's output the target of the bin's src pad. It
+// must run once the instance is inside the bin: a ghost pad's target set
+// across unrelated hierarchies does not carry data.
+func (b *reconnectBin) linkOutput(c *childInstance) error {
+	c.mu.Lock()
+	ghost := c.srcPad
+	c.added = true
+	c.mu.Unlock()
+	if ghost == nil {
+		return nil // a demuxer or decodebin adds it later
+	}
+	if !b.srcPad.SetTarget(ghost.Pad) {
+		return errors.New("linking the source to the bin's src pad failed")
+	}
+	return nil
+}
+
+// childProbe watches one instance's output: buffers prove it is alive, its
+// segment is kept for the output timeline, and its EOS becomes a rebuild
+// instead of ending the stream.
+func (b *reconnectBin) childProbe(c *childInstance, info *gst.PadProbeInfo) gst.PadProbeReturn {
+	if info.Type()&gst.PadProbeTypeBuffer != 0 {
+		sup := b.sup.Load()
+		if sup == nil {
+			return gst.PadProbeOK
+		}
+		if rec := sup.Buffer(c.gen); rec != nil {
+			cat.LogInfo(fmt.Sprintf("source instance %d recovered after %v and %d attempts", c.gen, rec.Outage, rec.Attempts))
+			b.postElementMessage("reconnectbin-recovered", map[string]any{
+				"outage":   uint64(rec.Outage),
+				"attempts": rec.Attempts,
+			})
+		}
+		return gst.PadProbeOK
+	}
+	if info.Type()&gst.PadProbeTypeEventDownstream == 0 {
+		return gst.PadProbeOK
+	}
+	ev := info.GetEvent()
+	switch ev.Type() {
+	case gst.EventTypeSegment:
+		seg := ev.ParseSegment()
+		c.mu.Lock()
+		c.segment = seg
+		c.mu.Unlock()
+	case gst.EventTypeEOS:
+		if b.out.endRequested.Load() || !c.restartOnEOS {
+			return gst.PadProbeOK
+		}
+		b.childFailed(c, supervisor.ReasonEOS, "end of stream")
+		return gst.PadProbeDrop
+	}
+	return gst.PadProbeOK
+}
+
+// childFailed turns a failure of instance c into at most one rebuild.
+func (b *reconnectBin) childFailed(c *childInstance, reason supervisor.Reason, text string) {
+	if c.starting.Load() {
+		c.startErr.CompareAndSwap(nil, &text)
+		return
+	}
+	run := b.run.Load()
+	sup := b.sup.Load()
+	if run == nil || sup == nil {
+		return
+	}
+	if d, ok := sup.Fail(c.gen, reason, text); ok {
+		run.decide(d)
+	}
+}
+
+// release tears the instance down; called only from the supervise loop.
+func (b *reconnectBin) release(c *childInstance) {
+	_ = c.bin.SetState(gst.StateNull)
+	gstshim.ClearGhostTarget(b.srcPad)
+	_ = b.self.Remove(c.bin.Element)
+}

@@ -1,0 +1,321 @@
+package reconnectbin
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-gst/go-glib/glib"
+	"github.com/go-gst/go-gst/gst"
+
+	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/supervisor"
+)
+
+// settings is what the properties say. Guarded by reconnectBin.settingsMu.
+type settings struct {
+	source        string
+	uri           string
+	stallTimeout  time.Duration
+	retryDelay    time.Duration
+	maxRetryDelay time.Duration
+	maxRetries    int
+	restartOnEOS  bool
+}
+
+func defaultSettings() settings {
+	return settings{
+		stallTimeout:  DefaultStallTimeout,
+		retryDelay:    DefaultRetryDelay,
+		maxRetryDelay: DefaultMaxRetryDelay,
+		maxRetries:    DefaultMaxRetries,
+		restartOnEOS:  DefaultRestartOnEOS,
+	}
+}
+
+// reconnectBin is the Go half of one reconnectbin instance.
+type reconnectBin struct {
+	settingsMu sync.Mutex
+	settings   settings
+
+	// self and srcPad are set once in Constructed and never change.
+	self   *gst.Bin
+	srcPad *gst.GhostPad
+
+	// out keeps the output timeline continuous across source instances; it
+	// is touched only from the src pad's streaming thread and atomics.
+	out timeline
+
+	// run is what is running between READY->PAUSED and PAUSED->READY; nil
+	// otherwise. The supervisor survives a stop so that status and stats
+	// stay readable after the pipeline ended (the demo's summary reads them).
+	stateMu sync.Mutex
+	run     atomic.Pointer[runState]
+	sup     atomic.Pointer[supervisor.Supervisor]
+
+	// child is the source instance currently inside the bin (nil during an
+	// outage). Read from streaming threads, written by the supervise loop.
+	child atomic.Pointer[childInstance]
+}
+
+// New is called by the GObject type system for every new instance.
+func (b *reconnectBin) New() glib.GoObjectSubclass {
+	return &reconnectBin{settings: defaultSettings()}
+}
+
+// ClassInit installs metadata, the pad template and the properties.
+func (b *reconnectBin) ClassInit(klass *glib.ObjectClass) {
+	class := gst.ToElementClass(klass)
+	class.SetMetadata(
+		"Reconnecting source bin",
+		"Source/Generic/Bin",
+		"Wraps any source (gst-launch description or URI) and rebuilds it in place on error, EOS or stall, "+
+			"keeping downstream running with one continuous, monotonic stream",
+		"kvsrelay developers <kvsrelay@users.noreply.github.com>",
+	)
+	class.AddPadTemplate(gst.NewPadTemplate("src", gst.PadDirectionSource, gst.PadPresenceAlways, gst.NewAnyCaps()))
+	klass.InstallProperties(properties)
+}
+
+// Constructed adds the always-present src ghost pad and marks the bin as a
+// source for good: application EOS (gst-launch-1.0 -e) reaches a bin only
+// while it carries the SOURCE flag, and during an outage it has no child.
+func (b *reconnectBin) Constructed(obj *glib.Object) {
+	b.self = gst.ToGstBin(obj)
+	b.srcPad = gst.NewGhostPadNoTargetFromTemplate("src", b.self.GetPadTemplates()[0])
+	b.srcPad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream, b.outputProbe)
+	b.self.AddPad(b.srcPad.Pad)
+	b.self.SetSuppressedFlags(gst.ElementFlagSource | gst.ElementFlagSink)
+	gstshim.SetObjectFlag(b.self.Object, gst.ElementFlagSource)
+}
+
+// SetProperty stores a property; running instances pick it up at the next rebuild.
+func (b *reconnectBin) SetProperty(obj *glib.Object, id uint, value *glib.Value) {
+	b.settingsMu.Lock()
+	defer b.settingsMu.Unlock()
+	s := &b.settings
+	switch id {
+	case propSource:
+		s.source = stringValue(value)
+	case propURI:
+		s.uri = stringValue(value)
+	case propStallTimeout:
+		s.stallTimeout = durationValue(value)
+	case propRetryDelay:
+		s.retryDelay = durationValue(value)
+	case propMaxRetryDelay:
+		s.maxRetryDelay = durationValue(value)
+	case propMaxRetries:
+		if v, err := value.GoValue(); err == nil {
+			s.maxRetries = v.(int)
+		}
+	case propRestartOnEOS:
+		if v, err := value.GoValue(); err == nil {
+			s.restartOnEOS = v.(bool)
+		}
+	}
+}
+
+// GetProperty reads a property.
+func (b *reconnectBin) GetProperty(obj *glib.Object, id uint) *glib.Value {
+	var v any
+	switch id {
+	case propStatus:
+		v = b.status()
+	case propStats:
+		st := b.statsStructure()
+		val, err := st.ToGValue()
+		if err != nil {
+			return nil
+		}
+		return val
+	default:
+		b.settingsMu.Lock()
+		s := b.settings
+		b.settingsMu.Unlock()
+		switch id {
+		case propSource:
+			if s.source == "" {
+				return nil
+			}
+			v = s.source
+		case propURI:
+			if s.uri == "" {
+				return nil
+			}
+			v = s.uri
+		case propStallTimeout:
+			v = uint64(s.stallTimeout)
+		case propRetryDelay:
+			v = uint64(s.retryDelay)
+		case propMaxRetryDelay:
+			v = uint64(s.maxRetryDelay)
+		case propMaxRetries:
+			v = s.maxRetries
+		case propRestartOnEOS:
+			v = s.restartOnEOS
+		default:
+			return nil
+		}
+	}
+	val, err := glib.GValue(v)
+	if err != nil {
+		return nil
+	}
+	return val
+}
+
+func stringValue(v *glib.Value) string {
+	if v == nil {
+		return ""
+	}
+	s, _ := v.GetString()
+	return s
+}
+
+func durationValue(v *glib.Value) time.Duration {
+	gv, err := v.GoValue()
+	if err != nil {
+		return 0
+	}
+	u, _ := gv.(uint64)
+	if u > uint64(1<<63-1) {
+		return time.Duration(1<<63 - 1)
+	}
+	return time.Duration(u)
+}
+
+// ChangeState starts the supervise loop at READY->PAUSED, lets it start the
+// source once PLAYING, and stops everything at PAUSED->READY. The bin is a
+// live source: it produces data only in PLAYING, so it answers NO_PREROLL.
+func (b *reconnectBin) ChangeState(el *gst.Element, transition gst.StateChange) gst.StateChangeReturn {
+	switch transition {
+	case gst.StateChangeNullToReady:
+		b.settingsMu.Lock()
+		s := b.settings
+		b.settingsMu.Unlock()
+		if err := validateSettings(s); err != nil {
+			var pe *propertyError
+			if errors.As(err, &pe) {
+				el.ErrorMessage(gst.DomainResource, gst.ResourceErrorSettings, err.Error(), "")
+			} else {
+				el.ErrorMessage(gst.DomainCore, gst.CoreErrorFailed, err.Error(), "")
+			}
+			return gst.StateChangeFailure
+		}
+	case gst.StateChangeReadyToPaused:
+		if err := b.startRun(); err != nil {
+			el.ErrorMessage(gst.DomainResource, gst.ResourceErrorSettings, err.Error(), "")
+			return gst.StateChangeFailure
+		}
+	case gst.StateChangePausedToReady:
+		b.stopRun()
+	}
+
+	ret := el.ParentChangeState(transition)
+	if ret == gst.StateChangeFailure {
+		return ret
+	}
+
+	switch transition {
+	case gst.StateChangeReadyToPaused, gst.StateChangePlayingToPaused:
+		b.setPlaying(false)
+		return gst.StateChangeNoPreroll
+	case gst.StateChangePausedToPlaying:
+		b.setPlaying(true)
+	}
+	return ret
+}
+
+// HandleMessage keeps the source's failures inside the bin: ERROR, WARNING,
+// EOS and BUFFERING from any source instance never reach the pipeline (a
+// BUFFERING below 100% would make gst-launch pause a live relay). ERRORs of
+// the current instance become rebuilds; everything else passes up.
+func (b *reconnectBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
+	switch msg.Type() {
+	case gst.MessageError, gst.MessageWarning, gst.MessageEOS, gst.MessageBuffering:
+	default:
+		bin.ParentHandleMessage(msg)
+		return
+	}
+	if !gstshim.MessageFromInside(msg, bin.Object) || msg.Source() == bin.GetName() {
+		bin.ParentHandleMessage(msg)
+		return
+	}
+	if child := b.child.Load(); child != nil && gstshim.MessageFromInside(msg, child.bin.Object) {
+		switch msg.Type() {
+		case gst.MessageError:
+			gerr := msg.ParseError()
+			text := fmt.Sprintf("%s: %s", msg.Source(), gerr.Error())
+			cat.LogWarning(fmt.Sprintf("source instance %d: %s (%s)", child.gen, text, gerr.DebugString()))
+			b.childFailed(child, supervisor.ReasonError, text)
+		case gst.MessageWarning:
+			cat.LogInfo(fmt.Sprintf("source instance %d warning from %s: %s", child.gen, msg.Source(), msg.ParseWarning().Error()))
+		case gst.MessageEOS:
+			// An EOS message comes from a sink inside the description (for example
+			// the fakesink that absorbs extra pads); the src pad probe handles the
+			// EOS that matters.
+		}
+	}
+	// handle_message transfers ownership; go-gst's wrapper has no finalizer.
+	msg.Unref()
+}
+
+// SendEvent handles application EOS (gst-launch-1.0 -e, then Ctrl-C): stop
+// rebuilding and end the stream downstream at once, even in the middle of an
+// outage when there is no source instance to forward it to.
+func (b *reconnectBin) SendEvent(el *gst.Element, event *gst.Event) bool {
+	defer event.Unref()
+	if event.Type() == gst.EventTypeEOS {
+		cat.LogInfo("application EOS: ending the stream, no more rebuilds")
+		b.out.endRequested.Store(true)
+		if run := b.run.Load(); run != nil {
+			run.requestStop()
+		}
+		return b.srcPad.PushEvent(event)
+	}
+	return el.ParentSendEvent(event)
+}
+
+func (b *reconnectBin) status() string {
+	sup := b.sup.Load()
+	if sup == nil {
+		return "stopped"
+	}
+	if b.run.Load() == nil && sup.Status() != supervisor.StatusFailed {
+		return "stopped"
+	}
+	return string(sup.Status())
+}
+
+func (b *reconnectBin) statsStructure() *gst.Structure {
+	st := gst.NewStructure("reconnectbin-stats")
+	sup := b.sup.Load()
+	var s supervisor.Stats
+	if sup != nil {
+		s = sup.Stats()
+	}
+	_ = st.SetValue("restarts", s.Restarts)
+	for _, r := range []supervisor.Reason{supervisor.ReasonError, supervisor.ReasonEOS, supervisor.ReasonStall, supervisor.ReasonStartFailed} {
+		_ = st.SetValue("restarts-"+string(r), s.PerReason[r])
+	}
+	_ = st.SetValue("last-error", s.LastError)
+	_ = st.SetValue("since-last-buffer", uint64(s.SinceLastBuffer))
+	_ = st.SetValue("current-outage", uint64(s.CurrentOutage))
+	_ = st.SetValue("total-outage", uint64(s.TotalOutage))
+	_ = st.SetValue("attempts", s.Attempts)
+	_ = st.SetValue("status", b.status())
+	_ = st.SetValue("frames-out", b.out.framesOut.Load())
+	return st
+}
+
+// postElementMessage posts an application-visible element message on the bus.
+func (b *reconnectBin) postElementMessage(name string, fields map[string]any) {
+	st := gst.NewStructure(name)
+	for k, v := range fields {
+		_ = st.SetValue(k, v)
+	}
+	b.self.PostMessage(gst.NewElementMessage(b.self, st))
+}

@@ -1,0 +1,94 @@
+// Package reconnectbin implements the reconnectbin element: a bin that wraps
+// any source (a gst-launch description or a URI) and rebuilds it in place when
+// it errors, ends or stalls, while everything downstream keeps running and
+// sees one continuous stream.
+//
+// This file holds the registration and the property table (each property is
+// documented once, here); element.go is the GObject glue, child.go builds and
+// tears down source instances, timeline.go keeps output running time
+// continuous, supervise.go runs the rebuild loop. Decisions (backoff, stall
+// detection, status) live in the plain Go package internal/supervisor.
+package reconnectbin
+
+import (
+	"math"
+	"time"
+
+	"github.com/go-gst/go-glib/glib"
+	"github.com/go-gst/go-gst/gst"
+)
+
+// FactoryName is the name gst-launch-1.0 and gst_element_factory_make use.
+const FactoryName = "reconnectbin"
+
+// Defaults of the properties below.
+const (
+	DefaultStallTimeout  = 5 * time.Second
+	DefaultRetryDelay    = 250 * time.Millisecond
+	DefaultMaxRetryDelay = 2 * time.Second
+	DefaultMaxRetries    = -1
+	DefaultRestartOnEOS  = true
+)
+
+var cat = gst.NewDebugCategory(FactoryName, gst.DebugColorNone, "kvsrelay reconnectbin: source rebuilds")
+
+// Register registers reconnectbin with plugin, or statically when plugin is nil.
+func Register(plugin *gst.Plugin) bool {
+	return gst.RegisterElement(plugin, FactoryName, gst.RankNone, &reconnectBin{}, gst.ExtendsBin)
+}
+
+const rw = glib.ParameterReadWrite
+const ro = glib.ParameterReadable
+
+// Property indexes: properties[i] is what SetProperty/GetProperty receive as id.
+const (
+	propSource = iota
+	propURI
+	propStallTimeout
+	propRetryDelay
+	propMaxRetryDelay
+	propMaxRetries
+	propRestartOnEOS
+	propStatus
+	propStats
+)
+
+var properties = []*glib.ParamSpec{
+	propSource: glib.NewStringParam("source", "Source description",
+		"gst-launch-1.0 description of the source chain to wrap, e.g. \"souphttpsrc location=http://cam/index.m3u8 ! hlsdemux ! decodebin\". "+
+			"Its one unlinked src pad (static, or added later by a demuxer or decodebin) becomes the bin's src pad. "+
+			"Exactly one of source and uri must be set. Changes take effect at the next rebuild.",
+		nil, rw),
+	propURI: glib.NewStringParam("uri", "Source URI",
+		"URI to play through uridecodebin3 (http(s)://...m3u8, rtsp://, srt://, tcp://, file://). "+
+			"Its video pad (else its first pad) becomes the bin's src pad. Exactly one of source and uri must be set. "+
+			"Changes take effect at the next rebuild.",
+		nil, rw),
+	propStallTimeout: glib.NewUint64Param("stall-timeout", "Stall timeout (ns)",
+		"No buffer from the source for this long counts as a failure even when nothing posted an error "+
+			"(frozen HLS playlist, a server that accepts the connection and sends nothing). 0 disables stall detection.",
+		0, math.MaxUint64, uint64(DefaultStallTimeout), rw),
+	propRetryDelay: glib.NewUint64Param("retry-delay", "Retry delay (ns)",
+		"Delay before the first rebuild after a failure; it doubles (with jitter) on each consecutive failure "+
+			"up to max-retry-delay and resets once the source has streamed steadily for 10 s.",
+		0, math.MaxUint64, uint64(DefaultRetryDelay), rw),
+	propMaxRetryDelay: glib.NewUint64Param("max-retry-delay", "Maximum retry delay (ns)",
+		"Cap of the backoff between rebuilds. Low on purpose: after a long outage the picture must come back soon "+
+			"after the source does, while a dead source still costs at most one attempt per max-retry-delay.",
+		0, math.MaxUint64, uint64(DefaultMaxRetryDelay), rw),
+	propMaxRetries: glib.NewIntParam("max-retries", "Maximum retries",
+		"Consecutive failed attempts after which the bin posts an ERROR naming the last cause, so that the "+
+			"application or systemd decides. -1 retries forever.",
+		-1, math.MaxInt32, DefaultMaxRetries, rw),
+	propRestartOnEOS: glib.NewBoolParam("restart-on-eos", "Restart on EOS",
+		"Rebuild the source when it ends (EOS) instead of ending the stream. When false the source's EOS "+
+			"goes downstream and ends the pipeline.",
+		DefaultRestartOnEOS, rw),
+	propStatus: glib.NewStringParam("status", "Status",
+		"What the bin is doing: stopped, starting, running, retrying or failed.",
+		nil, ro),
+	propStats: glib.NewBoxedParam("stats", "Statistics",
+		"GstStructure reconnectbin-stats: restarts, restarts-error, restarts-eos, restarts-stall, restarts-start-failed, "+
+			"last-error, since-last-buffer (ns), current-outage (ns), total-outage (ns), attempts, status, frames-out.",
+		gst.TypeStructure, ro),
+}
