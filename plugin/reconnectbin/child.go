@@ -59,7 +59,7 @@ func (s settings) description() (property, desc string) {
 // canHaveSrcPad reports whether a parsed description has an unlinked src pad
 // now or may add one later (a demuxer's or decodebin's sometimes pads).
 func canHaveSrcPad(bin *gst.Bin) bool {
-	if pad := bin.FindUnlinkedPad(gst.PadDirectionSource); pad != nil {
+	if pad := unlinkedSrcPad(bin); pad != nil {
 		return true
 	}
 	elements, err := bin.GetElements()
@@ -74,6 +74,28 @@ func canHaveSrcPad(bin *gst.Bin) bool {
 		}
 	}
 	return false
+}
+
+// unlinkedSrcPad returns an unlinked src pad of one of the description's
+// own elements. gst_bin_find_unlinked_pad would recurse into decodebin and
+// steal its internal typefind pad.
+func unlinkedSrcPad(bin *gst.Bin) *gst.Pad {
+	elements, err := bin.GetElements()
+	if err != nil {
+		return nil
+	}
+	for _, el := range elements {
+		pads, err := el.GetSrcPads()
+		if err != nil {
+			continue
+		}
+		for _, pad := range pads {
+			if !pad.IsLinked() {
+				return pad
+			}
+		}
+	}
+	return nil
 }
 
 // childInstance is one source instance inside the bin.
@@ -106,7 +128,7 @@ func (b *reconnectBin) buildChild(gen uint64, desc string, restartOnEOS bool) (*
 	}
 	_ = bin.SetProperty("name", fmt.Sprintf("source%d", gen))
 	c := &childInstance{gen: gen, bin: bin, restartOnEOS: restartOnEOS}
-	if pad := bin.FindUnlinkedPad(gst.PadDirectionSource); pad != nil {
+	if pad := unlinkedSrcPad(bin); pad != nil {
 		if err := b.attach(c, pad); err != nil {
 			return nil, err
 		}

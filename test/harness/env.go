@@ -1,0 +1,129 @@
+// Package harness runs kvsrelay's elements the two ways users meet them: as
+// gst-launch-1.0 lines in a C host loading the freshly built test .so (a
+// subprocess), and as in-process pipelines with the elements registered
+// statically. Every run gets its own GStreamer registry, so a kvssink (or an
+// installed kvsrelay) on the host can never mix in, and every child process
+// is cleaned up with the test.
+package harness
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// RepoRoot is the repository's top folder, found from this source file.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// TestPluginDir is the folder holding the test build of libgstkvsrelay.so
+// (with the kvssink stand-in). `make test` builds it and passes it through
+// KVSRELAY_TEST_PLUGIN_DIR; a plain `go test` builds it here once, under a
+// file lock because test packages run in parallel.
+func TestPluginDir(tb testing.TB) string {
+	tb.Helper()
+	if dir := os.Getenv("KVSRELAY_TEST_PLUGIN_DIR"); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "libgstkvsrelay.so")); err != nil {
+			tb.Fatalf("KVSRELAY_TEST_PLUGIN_DIR=%s has no libgstkvsrelay.so: %v (run make build)", dir, err)
+		}
+		return dir
+	}
+	buildOnce.Do(func() { buildDir, buildErr = buildTestPlugin() })
+	if buildErr != nil {
+		tb.Fatalf("building the test plugin: %v", buildErr)
+	}
+	return buildDir
+}
+
+func buildTestPlugin() (string, error) {
+	root := RepoRoot()
+	dir := filepath.Join(root, "build", "test-plugins")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	lock, err := os.OpenFile(filepath.Join(root, "build", ".test-plugin.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	cmd := exec.Command("go", "build", "-tags", "kvsrelay_testelements", "-buildmode=c-shared", "-trimpath",
+		"-o", filepath.Join(dir, "libgstkvsrelay.so"), "./plugin")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	os.Remove(filepath.Join(dir, "libgstkvsrelay.h"))
+	return dir, nil
+}
+
+// SystemPluginDir is GStreamer's own plugin folder. Tests restrict the
+// system plugin path to it, leaving out ~/.local/share/gstreamer-1.0/plugins
+// where `make install` puts kvsrelay: loading that copy as well would start
+// a second Go runtime in the host.
+func SystemPluginDir() string {
+	out, err := exec.Command("pkg-config", "--variable=pluginsdir", "gstreamer-1.0").Output()
+	if err == nil {
+		if dir := strings.TrimSpace(string(out)); dir != "" {
+			return dir
+		}
+	}
+	return "/usr/lib/x86_64-linux-gnu/gstreamer-1.0"
+}
+
+// awsCredentialVars are never inherited by a test's children: kvssink
+// silently prefers them over its credential file.
+var awsCredentialVars = []string{
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+	"AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_DISABLED",
+	"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE",
+	"AWS_ROLE_ARN", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+}
+
+// Env is the environment for a C host (gst-launch-1.0, gst-inspect-1.0)
+// running the test build of the plugin: the current environment without AWS
+// credentials or GStreamer paths, plus an isolated registry in a temp folder,
+// then extra ("KEY=VALUE") on top.
+func Env(tb testing.TB, extra ...string) []string {
+	tb.Helper()
+	pluginDir := TestPluginDir(tb)
+	drop := map[string]bool{"GST_PLUGIN_PATH": true, "GST_PLUGIN_PATH_1_0": true, "GST_REGISTRY": true,
+		"GST_REGISTRY_1_0": true, "GST_PLUGIN_SYSTEM_PATH": true, "GST_PLUGIN_SYSTEM_PATH_1_0": true,
+		"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true}
+	for _, k := range awsCredentialVars {
+		drop[k] = true
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !drop[k] {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		"GST_REGISTRY="+filepath.Join(tb.TempDir(), "registry.bin"),
+		"GST_PLUGIN_PATH="+pluginDir,
+		"GST_PLUGIN_SYSTEM_PATH_1_0="+SystemPluginDir(),
+		"GST_DEBUG_NO_COLOR=1",
+		// HOME-relative defaults (kvssink's .kvs/credential) must not touch the real home.
+		"HOME="+tb.TempDir(),
+	)
+	return append(env, extra...)
+}

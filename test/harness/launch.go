@@ -1,0 +1,293 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Message is one bus message as gst-launch-1.0 -m prints it, or an ERROR or
+// WARNING line it prints for the pipeline.
+type Message struct {
+	// Type is gst-launch's name: "element", "error", "warning", "eos",
+	// "state-changed", ... Errors printed without -m details have Type "error".
+	Type string
+	// Source is the posting element's name ("reconnectbin0").
+	Source string
+	// Name is the structure name for element messages ("reconnectbin-restart").
+	Name string
+	// Text is the whole structure or error text as printed.
+	Text string
+	// At is when the harness read the line.
+	At time.Time
+}
+
+// Field returns a structure field's printed value, unquoted and unescaped
+// ("reason=(string)eos" gives "eos"), or "" when absent.
+func (m Message) Field(name string) string {
+	re := regexp.MustCompile(`(?:^|[ ,])` + regexp.QuoteMeta(name) + `=\([a-z0-9]+\)("(?:[^"\\]|\\.)*"|[^,;]*)`)
+	sub := re.FindStringSubmatch(m.Text)
+	if sub == nil {
+		return ""
+	}
+	v := sub[1]
+	v = strings.TrimPrefix(strings.TrimSuffix(v, `"`), `"`)
+	return strings.NewReplacer(`\ `, " ", `\"`, `"`, `\\`, `\`, `\,`, ",", `\;`, ";", `\=`, "=").Replace(v)
+}
+
+// Launch is a gst-launch-1.0 child process whose bus messages are collected.
+type Launch struct {
+	tb     testing.TB
+	cmd    *exec.Cmd
+	stderr *tailBuffer
+
+	mu       sync.Mutex
+	msgs     []Message
+	changed  chan struct{} // closed and replaced whenever msgs grows
+	exited   chan struct{}
+	exitCode int
+}
+
+var (
+	msgLine   = regexp.MustCompile(`^Got message #\d+ from (?:element|pad|object) "([^"]*)" \(([a-z-]+)\): ?(.*)$`)
+	errorLine = regexp.MustCompile(`^(ERROR|WARNING): from element ([^:]+(?::[^:]+)*?): (.*)$`)
+)
+
+// StartLaunch runs `gst-launch-1.0 -m -e args...` in env (see Env). -e turns
+// Interrupt into an application EOS, as an operator's Ctrl-C does.
+func StartLaunch(tb testing.TB, env []string, args ...string) *Launch {
+	tb.Helper()
+	cmd := exec.Command("gst-launch-1.0", append([]string{"-m", "-e"}, args...)...)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l := &Launch{tb: tb, cmd: cmd, stderr: &tailBuffer{max: 64 << 10}, changed: make(chan struct{}), exited: make(chan struct{})}
+	cmd.Stderr = l.stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("starting gst-launch-1.0: %v", err)
+	}
+	go l.read(stdout)
+	tb.Cleanup(func() {
+		l.Kill()
+		if tb.Failed() {
+			tb.Logf("gst-launch-1.0 %s\nstderr tail:\n%s", strings.Join(args, " "), l.stderr.String())
+		}
+	})
+	return l
+}
+
+func (l *Launch) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		var m Message
+		if sub := msgLine.FindStringSubmatch(line); sub != nil {
+			m = Message{Source: sub[1], Type: sub[2], Text: sub[3]}
+			if name, _, ok := strings.Cut(m.Text, ","); ok {
+				m.Name = strings.TrimSpace(name)
+			} else {
+				m.Name = strings.TrimSuffix(strings.TrimSpace(m.Text), ";")
+			}
+		} else if sub := errorLine.FindStringSubmatch(line); sub != nil {
+			path := sub[2]
+			m = Message{Type: strings.ToLower(sub[1]), Source: path[strings.LastIndex(path, ":")+1:], Text: sub[3]}
+		} else {
+			continue
+		}
+		m.At = time.Now()
+		l.mu.Lock()
+		l.msgs = append(l.msgs, m)
+		close(l.changed)
+		l.changed = make(chan struct{})
+		l.mu.Unlock()
+	}
+	err := l.cmd.Wait()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	l.mu.Lock()
+	l.exitCode = code
+	close(l.exited)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// Messages returns every message seen so far.
+func (l *Launch) Messages() []Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Message(nil), l.msgs...)
+}
+
+// Count returns how many messages so far match.
+func (l *Launch) Count(match func(Message) bool) int {
+	n := 0
+	for _, m := range l.Messages() {
+		if match(m) {
+			n++
+		}
+	}
+	return n
+}
+
+// WaitFor waits until the n-th message matching match (counting from the
+// start of the run) has arrived, and returns it. It fails the test at the
+// deadline or when the process exits first.
+func (l *Launch) WaitFor(timeout time.Duration, n int, what string, match func(Message) bool) Message {
+	l.tb.Helper()
+	m, err := l.waitFor(timeout, n, match)
+	if err != nil {
+		l.tb.Fatalf("waiting for %s: %v\nstderr tail:\n%s", what, err, l.stderr.String())
+	}
+	return m
+}
+
+func (l *Launch) waitFor(timeout time.Duration, n int, match func(Message) bool) (Message, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		seen := 0
+		for _, m := range l.msgs {
+			if match(m) {
+				seen++
+				if seen == n {
+					l.mu.Unlock()
+					return m, nil
+				}
+			}
+		}
+		changed, exited := l.changed, l.exited
+		l.mu.Unlock()
+		select {
+		case <-exited:
+			select {
+			case <-changed:
+				continue // messages may have arrived just before exit
+			default:
+			}
+			return Message{}, fmt.Errorf("gst-launch-1.0 exited (code %d) after %d of %d matching messages", l.ExitCode(), seen, n)
+		case <-changed:
+		case <-deadline.C:
+			return Message{}, fmt.Errorf("timed out after %v with %d of %d matching messages", timeout, seen, n)
+		}
+	}
+}
+
+// Interrupt sends SIGINT: with -e gst-launch sends EOS and waits for it.
+func (l *Launch) Interrupt() { _ = l.cmd.Process.Signal(syscall.SIGINT) }
+
+// Wait waits for the process to exit and returns its exit code; it fails the
+// test at the deadline (and kills the process).
+func (l *Launch) Wait(timeout time.Duration) int {
+	l.tb.Helper()
+	select {
+	case <-l.exited:
+		return l.ExitCode()
+	case <-time.After(timeout):
+		l.Kill()
+		l.tb.Fatalf("gst-launch-1.0 did not exit within %v\nstderr tail:\n%s", timeout, l.stderr.String())
+		return -1
+	}
+}
+
+// Exited reports whether the process has ended.
+func (l *Launch) Exited() bool {
+	select {
+	case <-l.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// ExitCode is the exit code once Exited.
+func (l *Launch) ExitCode() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.exitCode
+}
+
+// Kill ends the whole process group and waits for it.
+func (l *Launch) Kill() {
+	if l.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-l.exited:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// Stderr is the tail of what the process wrote to stderr.
+func (l *Launch) Stderr() string { return l.stderr.String() }
+
+// Element matches element messages with the given structure name.
+func Element(name string) func(Message) bool {
+	return func(m Message) bool { return m.Type == "element" && m.Name == name }
+}
+
+// OfType matches messages of a gst-launch message type ("error", "eos", ...).
+func OfType(t string) func(Message) bool {
+	return func(m Message) bool { return m.Type == t }
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf.Write(p)
+	if over := t.buf.Len() - t.max; over > 0 {
+		t.buf.Next(over)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.buf.String()
+}
+
+// Run runs a short-lived command in env with a deadline and returns its
+// combined output and exit code (-1 when it could not run or timed out).
+func Run(tb testing.TB, env []string, timeout time.Duration, name string, args ...string) (string, int) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		return string(out) + err.Error(), -1
+	}
+	return string(out), 0
+}

@@ -1,0 +1,98 @@
+package relay_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/kvsrelay/kvsrelay/test/servers"
+)
+
+// hlsSource is the incident report's source chain, as relays run it.
+func hlsSource(srv *servers.HLSServer) string {
+	return "source=souphttpsrc location=" + srv.PlaylistURL() + " ! hlsdemux ! decodebin"
+}
+
+func newHLS(t *testing.T) *servers.HLSServer {
+	t.Helper()
+	return servers.NewHLSServer(t, servers.HLSOptions{StartSegments: 3})
+}
+
+// A playlist that stops updating gives no error at all: hlsdemux just waits.
+// stall-timeout turns the silence into a rebuild.
+func TestHLSFrozenPlaylistIsAStall(t *testing.T) {
+	srv := newHLS(t)
+	r := startRelay(t, hlsSource(srv), "stall-timeout="+sec(3*time.Second))
+	r.waitStreaming(t)
+
+	srv.FreezePlaylist(true)
+	r.WaitFor(30*time.Second, 1, "a stall restart on the frozen playlist", restartWithReason("stall"))
+	srv.FreezePlaylist(false)
+	r.WaitFor(40*time.Second, 1, "recovery once the playlist moves again", recovered)
+	r.waitGrowth(t, 20*time.Second)
+	r.finish(t)
+}
+
+// Segments answered 503 (and then 404) for a while: the relay retries until
+// the server serves again.
+func TestHLSSegmentErrors(t *testing.T) {
+	for _, code := range []int{http.StatusServiceUnavailable, http.StatusNotFound} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			srv := newHLS(t)
+			r := startRelay(t, hlsSource(srv), "stall-timeout="+sec(3*time.Second))
+			r.waitStreaming(t)
+
+			srv.SegmentStatus(code)
+			r.WaitFor(40*time.Second, 1, "a restart while segments fail", restartWithReason("error", "eos", "stall"))
+			srv.SegmentStatus(0)
+			r.WaitFor(40*time.Second, 1, "recovery once segments are served", recovered)
+			r.waitGrowth(t, 20*time.Second)
+			r.finish(t)
+		})
+	}
+}
+
+// The server drops connections half-way through each segment.
+func TestHLSConnectionDroppedMidSegment(t *testing.T) {
+	srv := newHLS(t)
+	r := startRelay(t, hlsSource(srv), "stall-timeout="+sec(3*time.Second))
+	r.waitStreaming(t)
+
+	srv.DropMidSegment(true)
+	r.WaitFor(40*time.Second, 1, "a restart while segments are cut", restartWithReason("error", "eos", "stall"))
+	srv.DropMidSegment(false)
+	r.WaitFor(40*time.Second, 1, "recovery once segments are whole again", recovered)
+	r.waitGrowth(t, 20*time.Second)
+	r.finish(t)
+}
+
+// The case that defeats hlsdemux and ffmpeg: the encoder behind the playlist
+// restarts and segment numbering starts again at 0. A client that kept the
+// old media sequence waits, without any error, until the new numbers pass
+// the old ones. reconnectbin's stall detection rebuilds the client, which
+// starts fresh on the new playlist.
+func TestHLSEncoderRestartNumberingFromZero(t *testing.T) {
+	srv := servers.NewHLSServer(t, servers.HLSOptions{StartSegments: 3})
+	// Let the old numbering run well ahead of what the new encoder will
+	// have produced by the time the relay should be back.
+	if err := srv.WaitSegments(8, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	stall := 3 * time.Second
+	r := startRelay(t, hlsSource(srv), "stall-timeout="+sec(stall))
+	r.waitStreaming(t)
+
+	if err := srv.RestartEncoderBehindFrozenPlaylist(2, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Back within stall-timeout plus a fresh client's start (playlist, first
+	// segment, decoder), not after the old numbers are caught up with.
+	rec := r.WaitFor(stall+15*time.Second, 1, "recovery on the renumbered playlist", recovered)
+	r.waitGrowth(t, 20*time.Second)
+	var reasons []string
+	for _, m := range r.restarts() {
+		reasons = append(reasons, m.Field("reason"))
+	}
+	t.Logf("outage %v, restart reasons %v", nsField(t, rec, "outage"), reasons)
+	r.finish(t)
+}
