@@ -6,6 +6,7 @@ package gstshim
 /*
 #cgo pkg-config: gstreamer-1.0
 #include <gst/gst.h>
+#include <stdlib.h>
 
 static gboolean shim_has_ancestor(gpointer obj, gpointer ancestor) {
 	return gst_object_has_as_ancestor(GST_OBJECT(obj), GST_OBJECT(ancestor));
@@ -60,6 +61,12 @@ static void shim_inherit_clock(GstElement *parent, GstElement *child) {
 	gst_element_set_base_time(child, gst_element_get_base_time(parent));
 }
 
+static void shim_post_error(GstElement *e, gboolean warning, guint32 domain, gint code, const char *text, const char *debug, const char *file, const char *func, gint line) {
+	GQuark q = domain == 0 ? GST_CORE_ERROR : domain == 1 ? GST_LIBRARY_ERROR : domain == 2 ? GST_RESOURCE_ERROR : GST_STREAM_ERROR;
+	gst_element_message_full(e, warning ? GST_MESSAGE_WARNING : GST_MESSAGE_ERROR, q, code,
+		g_strdup(text), debug[0] ? g_strdup(debug) : NULL, file, func, line);
+}
+
 extern void shimWeakNotify(gpointer data, GObject *where);
 static void shim_weak_ref(gpointer obj, guintptr id) {
 	g_object_weak_ref(G_OBJECT(obj), (GWeakNotify)shimWeakNotify, (gpointer)id);
@@ -68,6 +75,8 @@ static void shim_weak_ref(gpointer obj, guintptr id) {
 import "C"
 
 import (
+	"path/filepath"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -133,6 +142,35 @@ func RunningTimeNow(e *gst.Element) gst.ClockTime {
 // it timestamp on the pipeline's timeline.
 func InheritClock(parent, child *gst.Element) {
 	C.shim_inherit_clock((*C.GstElement)(parent.Unsafe()), (*C.GstElement)(child.Unsafe()))
+}
+
+// ErrorDomain selects GStreamer's error domain for PostError.
+type ErrorDomain uint32
+
+// Error domains.
+const (
+	CoreError ErrorDomain = iota
+	LibraryError
+	ResourceError
+	StreamError
+)
+
+// PostError posts an ERROR (or, with warning, a WARNING) from e whose text is
+// text. go-gst v1.4.0's Element.ErrorMessage puts the debug string where the
+// text belongs, so applications and gst-launch-1.0 would print the wrong line.
+func PostError(e *gst.Element, warning bool, domain ErrorDomain, code gst.ErrorCode, text, debug string) {
+	ctext, cdebug := C.CString(text), C.CString(debug)
+	defer C.free(unsafe.Pointer(ctext))
+	defer C.free(unsafe.Pointer(cdebug))
+	_, file, line, _ := runtime.Caller(1)
+	cfile, cfunc := C.CString(filepath.Base(file)), C.CString("kvsrelay")
+	defer C.free(unsafe.Pointer(cfile))
+	defer C.free(unsafe.Pointer(cfunc))
+	w := C.gboolean(0)
+	if warning {
+		w = 1
+	}
+	C.shim_post_error((*C.GstElement)(e.Unsafe()), w, C.guint32(domain), C.gint(code), ctext, cdebug, cfile, cfunc, C.gint(line))
 }
 
 var (

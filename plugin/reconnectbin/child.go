@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
@@ -104,8 +105,10 @@ type childInstance struct {
 	bin          *gst.Bin
 	restartOnEOS bool
 
-	mu      sync.Mutex
-	srcPad  *gst.GhostPad // the chosen inner pad, ghosted on bin
+	mu       sync.Mutex
+	handlers []signalHandler // pad-added watches, disconnected at release
+	probe    uint64          // the srcPad probe, removed at release
+	srcPad   *gst.GhostPad   // the chosen inner pad, ghosted on bin
 	added   bool          // the instance is inside the bin; srcPad may be linked
 	segment *gst.Segment  // last segment the instance sent, before our offset
 
@@ -117,6 +120,11 @@ type childInstance struct {
 	// errors seen meanwhile are kept in startErr and judged after.
 	starting atomic.Bool
 	startErr atomic.Pointer[string]
+}
+
+type signalHandler struct {
+	element *gst.Element
+	handle  glib.SignalHandle
 }
 
 // buildChild parses desc into a new, not yet added, source instance and wires
@@ -139,9 +147,11 @@ func (b *reconnectBin) buildChild(gen uint64, desc string, restartOnEOS bool) (*
 		return nil, fmt.Errorf("listing the source's elements: %w", err)
 	}
 	for _, el := range elements {
-		if _, err := el.Connect("pad-added", func(_ *gst.Element, pad *gst.Pad) { b.padAdded(c, pad) }); err != nil {
+		h, err := el.Connect("pad-added", func(_ *gst.Element, pad *gst.Pad) { b.padAdded(c, pad) })
+		if err != nil {
 			return nil, fmt.Errorf("watching %s for pads: %w", el.GetName(), err)
 		}
+		c.handlers = append(c.handlers, signalHandler{el, h})
 	}
 	return c, nil
 }
@@ -207,7 +217,7 @@ func (b *reconnectBin) attach(c *childInstance, inner *gst.Pad) error {
 	if ghost == nil {
 		return errors.New("ghosting the source's src pad failed")
 	}
-	ghost.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+	probe := ghost.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
 		return b.childProbe(c, info)
 	})
 	ghost.SetActive(true)
@@ -216,6 +226,7 @@ func (b *reconnectBin) attach(c *childInstance, inner *gst.Pad) error {
 	}
 	c.mu.Lock()
 	c.srcPad = ghost
+	c.probe = probe
 	added := c.added
 	c.mu.Unlock()
 	if added {
@@ -296,8 +307,20 @@ func (b *reconnectBin) childFailed(c *childInstance, reason supervisor.Reason, t
 }
 
 // release tears the instance down; called only from the supervise loop.
+// The signal handlers and the probe hold Go closures that reference c, and
+// through it the instance's GObjects: they are removed explicitly so that no
+// reference cycle keeps a removed instance alive.
 func (b *reconnectBin) release(c *childInstance) {
 	_ = c.bin.SetState(gst.StateNull)
 	gstshim.ClearGhostTarget(b.srcPad)
 	_ = b.self.Remove(c.bin.Element)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range c.handlers {
+		h.element.HandlerDisconnect(h.handle)
+	}
+	if c.srcPad != nil && c.probe != 0 {
+		c.srcPad.RemoveProbe(c.probe)
+	}
+	c.handlers, c.srcPad, c.segment, c.bin = nil, nil, nil, nil
 }

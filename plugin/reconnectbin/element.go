@@ -199,15 +199,15 @@ func (b *reconnectBin) ChangeState(el *gst.Element, transition gst.StateChange) 
 		if err := validateSettings(s); err != nil {
 			var pe *propertyError
 			if errors.As(err, &pe) {
-				el.ErrorMessage(gst.DomainResource, gst.ResourceErrorSettings, err.Error(), "")
+				gstshim.PostError(el, false, gstshim.ResourceError, gst.ResourceErrorSettings, err.Error(), "")
 			} else {
-				el.ErrorMessage(gst.DomainCore, gst.CoreErrorFailed, err.Error(), "")
+				gstshim.PostError(el, false, gstshim.CoreError, gst.CoreErrorFailed, err.Error(), "")
 			}
 			return gst.StateChangeFailure
 		}
 	case gst.StateChangeReadyToPaused:
 		if err := b.startRun(); err != nil {
-			el.ErrorMessage(gst.DomainResource, gst.ResourceErrorSettings, err.Error(), "")
+			gstshim.PostError(el, false, gstshim.ResourceError, gst.ResourceErrorSettings, err.Error(), "")
 			return gst.StateChangeFailure
 		}
 	case gst.StateChangePausedToReady:

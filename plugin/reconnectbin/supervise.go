@@ -167,7 +167,7 @@ func (b *reconnectBin) rebuild(run *runState, sup *supervisor.Supervisor, d supe
 		text := fmt.Sprintf("reconnectbin: source failed %d times in a row, giving up (max-retries); last failure (%s): %s",
 			d.Attempt, d.Reason, d.Error)
 		cat.LogError(text)
-		b.self.ErrorMessage(gst.DomainResource, gst.ResourceErrorRead, text, "")
+		gstshim.PostError(b.self.Element, false, gstshim.ResourceError, gst.ResourceErrorRead, text, "")
 		return true
 	}
 	cat.LogInfo(fmt.Sprintf("rebuilding the source (attempt %d, reason %s) in %v: %s", d.Attempt, d.Reason, d.Delay, d.Error))

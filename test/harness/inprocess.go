@@ -85,6 +85,15 @@ func (p *Pipeline) collect() {
 		if msg == nil {
 			continue
 		}
+		// A kept message holds a reference to the object that posted it;
+		// state-changed and the like from rebuilt source instances would keep
+		// every removed instance alive and hide real leaks.
+		switch msg.Type() {
+		case gst.MessageError, gst.MessageWarning, gst.MessageInfo, gst.MessageEOS,
+			gst.MessageElement, gst.MessageStreamStart, gst.MessageApplication:
+		default:
+			continue
+		}
 		p.mu.Lock()
 		p.msgs = append(p.msgs, msg)
 		close(p.changed)
@@ -97,7 +106,19 @@ func (p *Pipeline) collect() {
 func (p *Pipeline) Start() {
 	p.tb.Helper()
 	if err := p.SetState(gst.StatePlaying); err != nil {
-		p.tb.Fatalf("setting the pipeline to PLAYING: %v", err)
+		var errs []string
+		bus := p.GetPipelineBus()
+		for m := bus.Pop(); m != nil; m = bus.Pop() {
+			if t := ErrorText(m); t != "" {
+				errs = append(errs, t)
+			}
+		}
+		for _, m := range p.Messages() {
+			if t := ErrorText(m); t != "" {
+				errs = append(errs, t)
+			}
+		}
+		p.tb.Fatalf("setting the pipeline to PLAYING: %v %v", err, errs)
 	}
 }
 

@@ -60,7 +60,7 @@ type Launch struct {
 
 var (
 	msgLine   = regexp.MustCompile(`^Got message #\d+ from (?:element|pad|object) "([^"]*)" \(([a-z-]+)\): ?(.*)$`)
-	errorLine = regexp.MustCompile(`^(ERROR|WARNING): from element ([^:]+(?::[^:]+)*?): (.*)$`)
+	errorLine = regexp.MustCompile(`^(ERROR|WARNING): from element (\S+): (.*)$`)
 )
 
 // StartLaunch runs `gst-launch-1.0 -m -e args...` in env (see Env). -e turns
@@ -74,12 +74,21 @@ func StartLaunch(tb testing.TB, env []string, args ...string) *Launch {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	l := &Launch{tb: tb, cmd: cmd, stderr: &tailBuffer{max: 64 << 10}, changed: make(chan struct{}), exited: make(chan struct{})}
-	cmd.Stderr = l.stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("starting gst-launch-1.0: %v", err)
 	}
-	go l.read(stdout)
+	// ERROR and WARNING texts are only on stderr (-m prints their GError as
+	// NULL), so both streams are read; the process is reaped once both end.
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() { defer readers.Done(); l.scan(stdout, nil) }()
+	go func() { defer readers.Done(); l.scan(stderr, l.stderr) }()
+	go func() { readers.Wait(); l.reap() }()
 	tb.Cleanup(func() {
 		l.Kill()
 		if tb.Failed() {
@@ -89,14 +98,20 @@ func StartLaunch(tb testing.TB, env []string, args ...string) *Launch {
 	return l
 }
 
-func (l *Launch) read(r io.Reader) {
+func (l *Launch) scan(r io.Reader, tail *tailBuffer) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		if tail != nil {
+			tail.Write([]byte(line + "\n")) //nolint:errcheck
+		}
 		var m Message
 		if sub := msgLine.FindStringSubmatch(line); sub != nil {
 			m = Message{Source: sub[1], Type: sub[2], Text: sub[3]}
+			if m.Type == "error" || m.Type == "warning" {
+				continue // counted from the stderr line that carries the text
+			}
 			if name, _, ok := strings.Cut(m.Text, ","); ok {
 				m.Name = strings.TrimSpace(name)
 			} else {
@@ -115,11 +130,14 @@ func (l *Launch) read(r io.Reader) {
 		l.changed = make(chan struct{})
 		l.mu.Unlock()
 	}
+}
+
+func (l *Launch) reap() {
 	err := l.cmd.Wait()
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		code = ee.ExitCode()
+		code = ee.ExitCode() // -1 when a signal ended it
 	}
 	l.mu.Lock()
 	l.exitCode = code

@@ -83,6 +83,11 @@ func (r *relay) finish(t *testing.T) []harness.Packet {
 	}
 	if msg := harness.DecodesCleanly(t, r.out); msg != "" {
 		t.Errorf("the recording does not decode cleanly: %s", msg)
+		for i, p := range packets {
+			if i < 40 {
+				t.Logf("packet %d: pts %v dts %v key %v", i, p.PTS, p.DTS, p.Key)
+			}
+		}
 	}
 	return packets
 }

@@ -1,0 +1,76 @@
+package emf
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// EnvOutput names the environment variable that chooses where metric lines
+// go: "stdout", "stderr", a file path (appended to, created 0640), or empty
+// for no metrics at all.
+const EnvOutput = "KVSRELAY_METRICS"
+
+// OpenOutput resolves an output spec as described for EnvOutput. It returns
+// a nil writer for "" (metrics off). close releases a file; it is a no-op
+// for stdout, stderr and off.
+func OpenOutput(spec string) (w io.Writer, close func() error, err error) {
+	noop := func() error { return nil }
+	switch spec {
+	case "":
+		return nil, noop, nil
+	case "stdout", "-":
+		return os.Stdout, noop, nil
+	case "stderr":
+		return os.Stderr, noop, nil
+	}
+	f, err := os.OpenFile(spec, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, noop, fmt.Errorf("%s=%q: opening the metrics file: %w", EnvOutput, spec, err)
+	}
+	return f, f.Close, nil
+}
+
+var (
+	defaultOnce     sync.Once
+	defaultRecorder *Recorder
+
+	startOnce sync.Once
+	startOn   bool
+	startErr  error
+)
+
+// Default is the process-wide Recorder that every element records into.
+func Default() *Recorder {
+	defaultOnce.Do(func() { defaultRecorder = NewRecorder(RecorderOptions{}) })
+	return defaultRecorder
+}
+
+// StartDefaultFromEnv starts, once per process, a Writer for Default() to the
+// output named by KVSRELAY_METRICS, running for the life of the process.
+// It reports whether metrics are on. Later calls return the first result.
+func StartDefaultFromEnv() (bool, error) {
+	startOnce.Do(func() {
+		out, closeOut, err := OpenOutput(os.Getenv(EnvOutput))
+		if err != nil || out == nil {
+			startErr = err
+			return
+		}
+		w, err := NewWriter(Default(), WriterOptions{Out: out})
+		if err != nil {
+			_ = closeOut()
+			startErr = err
+			return
+		}
+		startOn = true
+		go func() {
+			// Runs until the process exits; a write error (disk full, closed
+			// stdout) stops metrics but never the relay.
+			_ = w.Run(context.Background())
+			_ = closeOut()
+		}()
+	})
+	return startOn, startErr
+}

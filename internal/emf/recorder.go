@@ -1,0 +1,209 @@
+// Package emf records per-stream relay metrics and writes them as CloudWatch
+// Embedded Metric Format (EMF) lines: one JSON object per stream per interval,
+// which CloudWatch Logs turns into metrics without any API call from the
+// relay itself (the CloudWatch agent or a journald shipper carries the lines).
+package emf
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Namespace is the CloudWatch namespace every metric is published under.
+const Namespace = "KVSRelay"
+
+// DimensionStreamName is the one dimension of every metric: the KVS stream.
+const DimensionStreamName = "StreamName"
+
+// Metric names, as they appear in CloudWatch.
+const (
+	MetricRestarts                  = "Restarts"
+	MetricStalls                    = "Stalls"
+	MetricOutageSeconds             = "OutageSeconds"
+	MetricFallbackSeconds           = "FallbackSeconds"
+	MetricFramesOut                 = "FramesOut"
+	MetricCredentialSecondsToExpiry = "CredentialSecondsToExpiry"
+	MetricCredentialRefreshFailures = "CredentialRefreshFailures"
+)
+
+// unnamedStream stands in for an empty stream name: CloudWatch rejects empty
+// dimension values, and losing the metrics would be worse than a odd name.
+const unnamedStream = "unnamed"
+
+// RecorderOptions configures a Recorder.
+type RecorderOptions struct {
+	// Now is the clock outage and fallback time are measured with, and the
+	// Timestamp of every line. Default time.Now.
+	Now func() time.Time
+}
+
+// Recorder holds the metrics of every stream in the process. It is safe for
+// concurrent use; the per-buffer path (Stream.AddFramesOut) is one atomic add.
+type Recorder struct {
+	now func() time.Time
+
+	mu      sync.Mutex
+	streams map[string]*Stream
+}
+
+// NewRecorder returns an empty Recorder.
+func NewRecorder(opts RecorderOptions) *Recorder {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Recorder{now: opts.Now, streams: map[string]*Stream{}}
+}
+
+// Stream returns the metrics of the named stream, creating them on first use.
+// Elements keep the returned pointer rather than looking it up per event.
+func (r *Recorder) Stream(name string) *Stream {
+	if name == "" {
+		name = unnamedStream
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.streams[name]
+	if !ok {
+		s = &Stream{name: name, now: r.now}
+		r.streams[name] = s
+	}
+	return s
+}
+
+// snapshotAll returns the cumulative values of every stream, sorted by name
+// so output is stable.
+func (r *Recorder) snapshotAll(now time.Time) []snapshot {
+	r.mu.Lock()
+	streams := make([]*Stream, 0, len(r.streams))
+	for _, s := range r.streams {
+		streams = append(streams, s)
+	}
+	r.mu.Unlock()
+	sort.Slice(streams, func(i, j int) bool { return streams[i].name < streams[j].name })
+	out := make([]snapshot, 0, len(streams))
+	for _, s := range streams {
+		out = append(out, s.snapshot(now))
+	}
+	return out
+}
+
+// Stream is the metrics of one KVS stream.
+type Stream struct {
+	name string
+	now  func() time.Time
+
+	restarts        atomic.Uint64
+	stalls          atomic.Uint64
+	framesOut       atomic.Uint64
+	refreshFailures atomic.Uint64
+
+	mu       sync.Mutex
+	outage   interval
+	fallback interval
+	expiry   time.Time // zero: no credential seen yet
+}
+
+// Name is the stream name used as the StreamName dimension.
+func (s *Stream) Name() string { return s.name }
+
+// AddRestart counts one rebuild of the source, whatever the cause.
+func (s *Stream) AddRestart() { s.restarts.Add(1) }
+
+// AddStall counts one stall: the source went quiet without an error.
+func (s *Stream) AddStall() { s.stalls.Add(1) }
+
+// AddFramesOut counts n buffers that left the relay towards kvssink.
+func (s *Stream) AddFramesOut(n uint64) { s.framesOut.Add(n) }
+
+// AddCredentialRefreshFailure counts one failed credential refresh.
+func (s *Stream) AddCredentialRefreshFailure() { s.refreshFailures.Add(1) }
+
+// SetOutage marks the start (true) or end (false) of an outage: no picture
+// from the source. Repeated calls with the same value are harmless. Outage
+// time is reported per interval while the outage lasts, so an alarm fires
+// during a long outage rather than after it.
+func (s *Stream) SetOutage(active bool) {
+	s.mu.Lock()
+	s.outage.set(active, s.now())
+	s.mu.Unlock()
+}
+
+// SetFallback marks the start (true) or end (false) of fallback output
+// (black or image frames standing in for the source).
+func (s *Stream) SetFallback(active bool) {
+	s.mu.Lock()
+	s.fallback.set(active, s.now())
+	s.mu.Unlock()
+}
+
+// SetCredentialExpiry records when the credentials kvssink currently uses
+// expire; CredentialSecondsToExpiry is computed from it at each line.
+func (s *Stream) SetCredentialExpiry(t time.Time) {
+	s.mu.Lock()
+	s.expiry = t
+	s.mu.Unlock()
+}
+
+func (s *Stream) snapshot(now time.Time) snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap := snapshot{
+		name:            s.name,
+		restarts:        s.restarts.Load(),
+		stalls:          s.stalls.Load(),
+		framesOut:       s.framesOut.Load(),
+		refreshFailures: s.refreshFailures.Load(),
+		outage:          s.outage.total(now),
+		fallback:        s.fallback.total(now),
+	}
+	if !s.expiry.IsZero() {
+		left := s.expiry.Sub(now).Seconds()
+		snap.secondsToExpiry = &left
+	}
+	return snap
+}
+
+// interval accumulates the time a condition was active, including the part
+// of a still-running period up to a given instant.
+type interval struct {
+	closed time.Duration // sum of finished periods
+	since  time.Time     // start of the running period; zero when inactive
+}
+
+func (iv *interval) set(active bool, now time.Time) {
+	switch {
+	case active && iv.since.IsZero():
+		iv.since = now
+	case !active && !iv.since.IsZero():
+		iv.closed += nonNegative(now.Sub(iv.since))
+		iv.since = time.Time{}
+	}
+}
+
+func (iv *interval) total(now time.Time) time.Duration {
+	if iv.since.IsZero() {
+		return iv.closed
+	}
+	return iv.closed + nonNegative(now.Sub(iv.since))
+}
+
+func nonNegative(d time.Duration) time.Duration {
+	if d < 0 {
+		return 0
+	}
+	return d
+}
+
+// snapshot is the cumulative state of one stream at one instant.
+type snapshot struct {
+	name            string
+	restarts        uint64
+	stalls          uint64
+	framesOut       uint64
+	refreshFailures uint64
+	outage          time.Duration
+	fallback        time.Duration
+	secondsToExpiry *float64 // gauge; nil when unknown
+}

@@ -1,0 +1,381 @@
+// Package sdnotify tells systemd how the relay is doing: READY=1 once the
+// first buffer left a reconnectbin, STATUS= lines, and WATCHDOG=1 keep-alives
+// that are sent ONLY while the pipeline demonstrably makes progress. A relay
+// whose downstream (kvssink) is wedged therefore stops pinging and systemd
+// restarts the process, which no amount of in-process retrying could fix.
+//
+// One Notifier serves the whole process (Default); every reconnectbin
+// registers a Source and reports through it. The rules, all evaluated at each
+// watchdog tick (half of WATCHDOG_USEC):
+//
+//   - READY=1 is sent once, as soon as ANY source produced data.
+//   - WATCHDOG=1 is sent only if EVERY registered source progressed since
+//     the last ping: buffers left it (real or fallback frames), or its
+//     supervisor was retrying at some point since the last ping. One dead
+//     camera in a multi-camera pipeline is progress as long as its bin keeps
+//     retrying; a bin that neither delivers nor retries is a wedge.
+//   - No WATCHDOG=1 at all while any source has a downstream push that has
+//     been blocked longer than BlockLimit: retrying upstream cannot unblock
+//     a sink that no longer accepts data.
+//   - No sources registered means no evidence of progress: no ping.
+//   - Before READY, when the watchdog is on and every source is retrying, the
+//     notifier sends EXTEND_TIMEOUT_USEC instead, so a camera that is down
+//     when the unit starts keeps the unit "activating" (retrying inside the
+//     process) rather than failing its start timeout again and again into
+//     systemd's start limit.
+package sdnotify
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Ticker is the part of time.Ticker the notifier uses, so tests can drive it.
+type Ticker interface {
+	C() <-chan time.Time
+	Stop()
+}
+
+type realTicker struct{ t *time.Ticker }
+
+func (r realTicker) C() <-chan time.Time { return r.t.C }
+func (r realTicker) Stop()               { r.t.Stop() }
+
+// Options configures a Notifier.
+type Options struct {
+	// Send delivers one notification ("READY=1", "WATCHDOG=1", ...). Nil
+	// makes the notifier inert: sources still count, nothing is sent and no
+	// goroutine runs (not started by systemd, or NOTIFY_SOCKET unset).
+	Send func(state string) error
+	// WatchdogInterval is systemd's WATCHDOG_USEC. Zero: no watchdog pings.
+	WatchdogInterval time.Duration
+	// BlockLimit is how long one downstream push may stay blocked before it
+	// vetoes pings. Default: half of WatchdogInterval, so a wedged sink gets
+	// the process killed within 1.5 watchdog intervals of blocking.
+	BlockLimit time.Duration
+	// Now is the clock used for push ages. Default time.Now.
+	Now func() time.Time
+	// NewTicker makes the watchdog tick. Default time.NewTicker.
+	NewTicker func(time.Duration) Ticker
+	// OnError receives send errors (the socket went away, ...). Default: dropped.
+	OnError func(error)
+}
+
+// Notifier speaks sd_notify for the whole process. Create it with New or
+// FromEnvironment, or use Default.
+type Notifier struct {
+	opts  Options
+	epoch time.Time
+
+	readyWanted atomic.Bool   // some source produced data
+	wake        chan struct{} // READY or STATUS pending; capacity 1
+
+	mu        sync.Mutex
+	sources   map[*Source]struct{}
+	readySent bool
+	lastStat  string
+
+	startOnce sync.Once
+	stopOnce  sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// New returns a Notifier. Call Start to run it (Default does so itself).
+func New(opts Options) *Notifier {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.NewTicker == nil {
+		opts.NewTicker = func(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
+	}
+	if opts.OnError == nil {
+		opts.OnError = func(error) {}
+	}
+	if opts.WatchdogInterval < 0 {
+		opts.WatchdogInterval = 0
+	}
+	if opts.BlockLimit <= 0 {
+		opts.BlockLimit = opts.WatchdogInterval / 2
+	}
+	return &Notifier{
+		opts:    opts,
+		epoch:   opts.Now(),
+		wake:    make(chan struct{}, 1),
+		sources: map[*Source]struct{}{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// Enabled reports whether the notifier sends anything at all.
+func (n *Notifier) Enabled() bool { return n.opts.Send != nil }
+
+// WatchdogInterval is the interval systemd expects pings within (0: none).
+func (n *Notifier) WatchdogInterval() time.Duration { return n.opts.WatchdogInterval }
+
+// Start runs the notifier's goroutine; later calls do nothing. An inert
+// notifier (no Send) starts nothing.
+func (n *Notifier) Start() {
+	n.startOnce.Do(func() {
+		if n.opts.Send == nil {
+			close(n.done)
+			return
+		}
+		go n.run()
+	})
+}
+
+// Close stops the goroutine and waits for it. The process-wide notifier is
+// never closed; tests close theirs.
+func (n *Notifier) Close() {
+	n.Start() // so done is always closed eventually
+	n.stopOnce.Do(func() { close(n.stop) })
+	<-n.done
+}
+
+// Stopping tells systemd the process is shutting down on purpose.
+func (n *Notifier) Stopping() {
+	if n.opts.Send != nil {
+		if err := n.opts.Send("STOPPING=1"); err != nil {
+			n.opts.OnError(fmt.Errorf("sd_notify STOPPING=1: %w", err))
+		}
+	}
+}
+
+// Register adds a source (one reconnectbin). Close it when the element stops
+// (READY->NULL) so a removed bin no longer blocks the watchdog.
+func (n *Notifier) Register(name string) *Source {
+	s := &Source{n: n, name: name}
+	n.mu.Lock()
+	n.sources[s] = struct{}{}
+	n.mu.Unlock()
+	return s
+}
+
+func (n *Notifier) poke() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sinceEpoch is a monotonic reading, cheap to keep in an atomic.
+func (n *Notifier) sinceEpoch() int64 { return int64(n.opts.Now().Sub(n.epoch)) }
+
+func (n *Notifier) run() {
+	defer close(n.done)
+	var tick <-chan time.Time
+	if n.opts.WatchdogInterval > 0 {
+		t := n.opts.NewTicker(n.opts.WatchdogInterval / 2)
+		defer t.Stop()
+		tick = t.C()
+	}
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.wake:
+			n.sendPending()
+		case <-tick:
+			n.sendPending()
+			n.tick()
+		}
+	}
+}
+
+// sendPending sends READY=1 and a changed STATUS= in one datagram.
+func (n *Notifier) sendPending() {
+	n.mu.Lock()
+	var parts []string
+	sendReady := n.readyWanted.Load() && !n.readySent
+	if sendReady {
+		parts = append(parts, "READY=1")
+	}
+	status := n.statusLocked()
+	sendStatus := status != "" && status != n.lastStat
+	if sendStatus {
+		parts = append(parts, "STATUS="+status)
+	}
+	n.mu.Unlock()
+	if len(parts) == 0 {
+		return
+	}
+	if err := n.opts.Send(strings.Join(parts, "\n")); err != nil {
+		n.opts.OnError(fmt.Errorf("sd_notify %s: %w", strings.Join(parts, ", "), err))
+		return // retried at the next wake or tick
+	}
+	n.mu.Lock()
+	if sendReady {
+		n.readySent = true
+	}
+	if sendStatus {
+		n.lastStat = status
+	}
+	n.mu.Unlock()
+}
+
+// statusLocked joins the sources' status lines: the line itself for one
+// source, "name: line; name: line" for several.
+func (n *Notifier) statusLocked() string {
+	var named []string
+	var only string
+	for s := range n.sources {
+		st := s.status.Load()
+		if st == nil {
+			continue
+		}
+		only = *st
+		named = append(named, s.name+": "+*st)
+	}
+	switch len(named) {
+	case 0:
+		return ""
+	case 1:
+		if len(n.sources) == 1 {
+			return only
+		}
+	}
+	sort.Strings(named)
+	return strings.Join(named, "; ")
+}
+
+// verdict is the outcome of one watchdog check.
+type verdict struct {
+	progress bool   // every source progressed (or retried) since the last ping
+	reason   string // why not, for tests and debugging
+}
+
+// check decides whether the pipeline made progress; now is sinceEpoch().
+func (n *Notifier) check(now int64) verdict {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.sources) == 0 {
+		return verdict{reason: "no source registered"}
+	}
+	limit := int64(n.opts.BlockLimit)
+	var stuck []string
+	for s := range n.sources {
+		if start := s.pushStart.Load(); start != 0 && limit > 0 && now-(start-1) > limit {
+			return verdict{reason: fmt.Sprintf("%s: downstream push blocked for %v", s.name, time.Duration(now-(start-1)))}
+		}
+		if s.buffers.Load() == s.buffersAtPing && !s.retried.Load() {
+			stuck = append(stuck, s.name)
+		}
+	}
+	if len(stuck) > 0 {
+		sort.Strings(stuck)
+		return verdict{reason: "no data and no retry since the last ping: " + strings.Join(stuck, ", ")}
+	}
+	return verdict{progress: true}
+}
+
+// resetBaselines starts a new "since the last ping" window.
+func (n *Notifier) resetBaselines() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for s := range n.sources {
+		s.buffersAtPing = s.buffers.Load()
+		s.retried.Store(s.retrying.Load())
+	}
+}
+
+func (n *Notifier) tick() {
+	v := n.check(n.sinceEpoch())
+	if !v.progress {
+		return
+	}
+	n.mu.Lock()
+	ready := n.readySent
+	n.mu.Unlock()
+	msg := "WATCHDOG=1"
+	if !ready {
+		// Not started yet but retrying: ask for more start time.
+		msg = "EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(n.opts.WatchdogInterval.Microseconds(), 10)
+	}
+	if err := n.opts.Send(msg); err != nil {
+		n.opts.OnError(fmt.Errorf("sd_notify %s: %w", msg, err))
+		return
+	}
+	n.resetBaselines()
+}
+
+// Source is one reconnectbin's line to the notifier. DataOut, PushStarted and
+// PushFinished are called per buffer and cost a few atomic operations.
+type Source struct {
+	n    *Notifier
+	name string
+
+	buffers   atomic.Uint64
+	retrying  atomic.Bool
+	retried   atomic.Bool  // retrying at some point since the last ping
+	pushStart atomic.Int64 // sinceEpoch()+1 of the push in flight; 0: none
+	status    atomic.Pointer[string]
+	closed    atomic.Bool
+
+	buffersAtPing uint64 // guarded by n.mu
+}
+
+// DataOut records one buffer leaving the bin (real or fallback). The first
+// one in the process makes the notifier send READY=1.
+func (s *Source) DataOut() {
+	s.buffers.Add(1)
+	if !s.n.readyWanted.Load() && s.n.readyWanted.CompareAndSwap(false, true) {
+		s.n.poke()
+	}
+}
+
+// Retrying reports the supervisor's state: true from a failure until the
+// source delivers again (backoff waits and rebuilds included).
+func (s *Source) Retrying(active bool) {
+	s.retrying.Store(active)
+	if active {
+		s.retried.Store(true)
+	}
+}
+
+// PushStarted marks a downstream push in flight (call right before
+// gst_pad_push, or from a buffer probe on the bin's src pad). One source has
+// one streaming thread, so pushes never overlap: a new PushStarted simply
+// restarts the clock.
+func (s *Source) PushStarted() { s.pushStart.Store(s.n.sinceEpoch() + 1) }
+
+// PushFinished marks the push returned, whatever its flow return.
+func (s *Source) PushFinished() { s.pushStart.Store(0) }
+
+// SetStatus sets this source's STATUS= text (see FormatStatus). Newlines are
+// replaced: the notify protocol is one assignment per line.
+func (s *Source) SetStatus(status string) {
+	status = strings.ReplaceAll(strings.ReplaceAll(status, "\r", " "), "\n", " ")
+	s.status.Store(&status)
+	s.n.poke()
+}
+
+// Close unregisters the source.
+func (s *Source) Close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	s.n.mu.Lock()
+	delete(s.n.sources, s)
+	s.n.mu.Unlock()
+	s.n.poke()
+}
+
+// FormatStatus renders the usual status line, e.g.
+// "status=running restarts=3 last-outage=2.1s". lastOutage 0 means none yet.
+func FormatStatus(state string, restarts uint64, lastOutage time.Duration) string {
+	out := "none"
+	if lastOutage > 0 {
+		out = lastOutage.Round(100 * time.Millisecond).String()
+		if lastOutage < 100*time.Millisecond {
+			out = lastOutage.Round(time.Millisecond).String()
+		}
+	}
+	return fmt.Sprintf("status=%s restarts=%d last-outage=%s", state, restarts, out)
+}

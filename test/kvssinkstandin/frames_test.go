@@ -1,0 +1,158 @@
+package kvssinkstandin
+
+import (
+	"testing"
+	"time"
+
+	"github.com/go-gst/go-gst/gst"
+)
+
+const ms = uint64(time.Millisecond)
+
+func TestSegmentRunningTime(t *testing.T) {
+	seg := segment{rate: 1, start: 10 * ms, stop: clockNone, base: 100 * ms, duration: clockNone}
+	tests := []struct {
+		name string
+		seg  segment
+		pos  uint64
+		want uint64
+	}{
+		{"inside", seg, 15 * ms, 105 * ms},
+		{"at start", seg, 10 * ms, 100 * ms},
+		{"before start is clipped", seg, 9 * ms, clockNone},
+		{"after stop is clipped", segment{rate: 1, start: 0, stop: 50 * ms, duration: clockNone}, 51 * ms, clockNone},
+		{"offset moves the start", segment{rate: 1, start: 0, offset: 5 * ms, stop: clockNone, duration: clockNone}, 10 * ms, 5 * ms},
+		{"rate 2 halves", segment{rate: 2, start: 0, stop: clockNone, duration: clockNone}, 10 * ms, 5 * ms},
+		{"none stays none", seg, clockNone, clockNone},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.seg.runningTime(tc.pos); got != tc.want {
+				t.Fatalf("runningTime(%d) = %d, want %d", tc.pos, got, tc.want)
+			}
+		})
+	}
+	// A DTS before the segment start has a negative running time (sign -1);
+	// collectpads then clears the DTS.
+	noBase := segment{rate: 1, start: 10 * ms, stop: clockNone, duration: clockNone}
+	if sign, _ := noBase.runningTimeFull(0); sign != -1 {
+		t.Fatalf("sign of a position before start = %d, want -1", sign)
+	}
+	// With a base larger than the distance, it is positive again.
+	if sign, rt := seg.runningTimeFull(5 * ms); sign != 1 || rt != 95*ms {
+		t.Fatalf("runningTimeFull(5ms) = %d,%d want 1,95ms", sign, rt)
+	}
+}
+
+type in struct {
+	flags    gst.BufferFlags
+	pts, dts uint64
+}
+
+const delta = gst.BufferFlagDeltaUnit
+
+func key(ptsMs uint64) in             { return in{0, ptsMs * ms, ptsMs * ms} }
+func delt(ptsMs uint64) in            { return in{delta, ptsMs * ms, ptsMs * ms} }
+func flush() in                       { return in{flags: gst.BufferFlags(1 << 30)} } // marker: FLUSH_STOP
+func with(f gst.BufferFlags, b in) in { b.flags |= f; return b }
+
+type out struct {
+	reason string
+	status uint32
+}
+
+var accepted = out{}
+
+func TestTrackChecker(t *testing.T) {
+	video := trackConfig{fragments: true, keyFrameFragmentation: true, fragmentDuration: 2000 * ms, timecodeScale: ms}
+	tests := []struct {
+		name   string
+		cfg    trackConfig
+		frames []in
+		want   []out
+	}{
+		{"non-keyframes skipped until the first keyframe", video,
+			[]in{delt(0), delt(40), key(80), delt(120)},
+			[]out{{DropNotKeyframe, 0}, {DropNotKeyframe, 0}, accepted, accepted}},
+		{"keyframe flagged exactly DISCONT is dropped", video,
+			[]in{key(0), with(gst.BufferFlagDiscont, key(40)), delt(80)},
+			[]out{accepted, {DropDiscont, 0}, accepted}},
+		{"DISCONT plus another flag on a keyframe is kept", video,
+			[]in{with(gst.BufferFlagDiscont|gst.BufferFlagLive, key(0))},
+			[]out{accepted}},
+		{"DISCONT on a delta frame is dropped", video,
+			[]in{key(0), with(gst.BufferFlagDiscont, delt(40))},
+			[]out{accepted, {DropDiscontDelta, 0}}},
+		{"corrupted and decode-only are dropped", video,
+			[]in{key(0), with(gst.BufferFlagCorrupted, delt(40)), with(gst.BufferFlagDecodeOnly, delt(80))},
+			[]out{accepted, {DropCorrupted, 0}, {DropDecodeOnly, 0}}},
+		{"header without DTS is dropped", video,
+			[]in{{gst.BufferFlagHeader, 0, clockNone}, key(0)},
+			[]out{{DropHeaderNoTimestamp, 0}, accepted}},
+		{"timestamps restarting at 0 are dropped until they pass the old ones", video,
+			[]in{key(0), delt(40), key(5000), delt(5040), key(300), delt(340), key(6000)},
+			[]out{accepted, accepted, accepted, accepted, {DropBackwards, StatusBeforeClusterStart}, {DropBackwards, StatusBeforeClusterStart}, accepted}},
+		{"DTS below the previous one inside a fragment", video,
+			[]in{key(0), delt(80), delt(40)},
+			[]out{accepted, accepted, {DropBackwards, StatusDTSBelowPrevious}}},
+		{"forward gaps are fine", video,
+			[]in{key(0), delt(40), key(60_000), delt(60_040)},
+			[]out{accepted, accepted, accepted, accepted}},
+		{"more than 32.767 s in one fragment", video,
+			[]in{key(0), delt(32_767), delt(32_768)},
+			[]out{accepted, accepted, {DropFragmentTooLong, StatusFragmentTooLong}}},
+		{"flush makes the producer wait for a keyframe again", video,
+			[]in{key(0), delt(40), flush(), delt(80), key(120)},
+			[]out{accepted, accepted, accepted, {DropNotKeyframe, 0}, accepted}},
+		{"without key-frame-fragmentation fragments wait for fragment-duration", trackConfig{fragments: true, fragmentDuration: 2000 * ms, timecodeScale: ms},
+			// the keyframe at 1000 ms does not start a fragment, so 34 s after 0 is too long
+			[]in{key(0), key(1000), delt(33_000)},
+			[]out{accepted, accepted, {DropFragmentTooLong, StatusFragmentTooLong}}},
+		{"segment clipping drops buffers before the segment start", video,
+			[]in{key(0), {0, clockNone - 1, clockNone}},
+			[]out{accepted, {DropClipped, 0}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTrackChecker(tc.cfg)
+			c.setSegment(segment{rate: 1, start: 0, stop: 100_000 * ms, duration: clockNone})
+			var got []out
+			for _, f := range tc.frames {
+				if f.flags == flush().flags {
+					c.flushed()
+					got = append(got, accepted)
+					continue
+				}
+				fr, reason := c.prepare(f.flags, f.pts, f.dts)
+				if reason == "" {
+					var status uint32
+					reason, status, _ = c.put(fr)
+					got = append(got, out{reason, status})
+					continue
+				}
+				got = append(got, out{reason, 0})
+			}
+			for i := range tc.want {
+				if got[i] != tc.want[i] {
+					t.Errorf("frame %d (%+v): got %+v, want %+v", i, tc.frames[i], got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestTrackCheckerNeedsSegment(t *testing.T) {
+	c := newTrackChecker(trackConfig{fragments: true, keyFrameFragmentation: true})
+	if _, reason := c.prepare(0, 0, 0); reason != DropNoSegment {
+		t.Fatalf("buffer before any segment: reason %q, want %q", reason, DropNoSegment)
+	}
+}
+
+func TestTrackCheckerFillsMissingDTS(t *testing.T) {
+	c := newTrackChecker(trackConfig{fragments: true, keyFrameFragmentation: true, timecodeScale: ms})
+	c.setSegment(segment{rate: 1, stop: clockNone, duration: clockNone})
+	f, reason := c.prepare(0, 10*ms, clockNone)
+	if reason != "" || f.dtsValid || f.dtsRT != defaultFrameDuration {
+		t.Fatalf("got %+v %q, want DTS filled in as last DTS + 2 ms", f, reason)
+	}
+}
