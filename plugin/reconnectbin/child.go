@@ -109,8 +109,8 @@ type childInstance struct {
 	handlers []signalHandler // pad-added watches, disconnected at release
 	probe    uint64          // the srcPad probe, removed at release
 	srcPad   *gst.GhostPad   // the chosen inner pad, ghosted on bin
-	added   bool          // the instance is inside the bin; srcPad may be linked
-	segment *gst.Segment  // last segment the instance sent, before our offset
+	added    bool            // the instance is inside the bin; srcPad may be linked
+	segment  *gst.Segment    // last segment the instance sent, before our offset
 
 	// offsetSet is false until the instance's first buffer left the bin with
 	// the output timeline's offset applied.
