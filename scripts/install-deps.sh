@@ -16,6 +16,14 @@ packages=(
   ffmpeg systemd ca-certificates
 )
 
+# Go itself: Debian 12's golang-go (1.19) is too old to build go-gst v1.4.0's
+# dependencies; Go >= 1.21 fetches the toolchain go.mod asks for on its own.
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  echo "deps: Go is not installed. Install Go >= 1.21 (https://go.dev/dl/ or your distribution's" >&2
+  echo "      golang-1.22-go / golang-1.23-go package) and run this again." >&2
+  exit 1
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
