@@ -11,7 +11,7 @@
 //   - READY=1 is sent once, as soon as ANY source produced data.
 //   - WATCHDOG=1 is sent only if EVERY registered source progressed since
 //     the last ping: buffers left it (real or fallback frames), or its
-//     supervisor was retrying at some point since the last ping. One dead
+//     supervisor reported a retry since the last ping or is retrying now. One dead
 //     camera in a multi-camera pipeline is progress as long as its bin keeps
 //     retrying; a bin that neither delivers nor retries is a wedge.
 //   - No WATCHDOG=1 at all while any source has a downstream push that has
@@ -249,7 +249,13 @@ func (n *Notifier) statusLocked() string {
 type verdict struct {
 	progress bool   // every source progressed (or retried) since the last ping
 	reason   string // why not, for tests and debugging
+	// seen holds the counters the decision was based on; they become the
+	// next baselines once the ping is sent, so buffers arriving meanwhile
+	// count towards the next window instead of being lost.
+	seen map[*Source]counts
 }
+
+type counts struct{ buffers, retries uint64 }
 
 // check decides whether the pipeline made progress; now is sinceEpoch().
 func (n *Notifier) check(now int64) verdict {
@@ -259,12 +265,15 @@ func (n *Notifier) check(now int64) verdict {
 		return verdict{reason: "no source registered"}
 	}
 	limit := int64(n.opts.BlockLimit)
+	seen := make(map[*Source]counts, len(n.sources))
 	var stuck []string
 	for s := range n.sources {
 		if start := s.pushStart.Load(); start != 0 && limit > 0 && now-(start-1) > limit {
 			return verdict{reason: fmt.Sprintf("%s: downstream push blocked for %v", s.name, time.Duration(now-(start-1)))}
 		}
-		if s.buffers.Load() == s.buffersAtPing && !s.retried.Load() {
+		c := counts{buffers: s.buffers.Load(), retries: s.retries.Load()}
+		seen[s] = c
+		if c == s.atPing && !s.retrying.Load() {
 			stuck = append(stuck, s.name)
 		}
 	}
@@ -272,16 +281,15 @@ func (n *Notifier) check(now int64) verdict {
 		sort.Strings(stuck)
 		return verdict{reason: "no data and no retry since the last ping: " + strings.Join(stuck, ", ")}
 	}
-	return verdict{progress: true}
+	return verdict{progress: true, seen: seen}
 }
 
-// resetBaselines starts a new "since the last ping" window.
-func (n *Notifier) resetBaselines() {
+// commit starts a new "since the last ping" window from what check saw.
+func (n *Notifier) commit(v verdict) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for s := range n.sources {
-		s.buffersAtPing = s.buffers.Load()
-		s.retried.Store(s.retrying.Load())
+	for s, c := range v.seen {
+		s.atPing = c
 	}
 }
 
@@ -302,7 +310,7 @@ func (n *Notifier) tick() {
 		n.opts.OnError(fmt.Errorf("sd_notify %s: %w", msg, err))
 		return
 	}
-	n.resetBaselines()
+	n.commit(v)
 }
 
 // Source is one reconnectbin's line to the notifier. DataOut, PushStarted and
@@ -313,12 +321,12 @@ type Source struct {
 
 	buffers   atomic.Uint64
 	retrying  atomic.Bool
-	retried   atomic.Bool  // retrying at some point since the last ping
-	pushStart atomic.Int64 // sinceEpoch()+1 of the push in flight; 0: none
+	retries   atomic.Uint64 // times Retrying(true) was reported
+	pushStart atomic.Int64  // sinceEpoch()+1 of the push in flight; 0: none
 	status    atomic.Pointer[string]
 	closed    atomic.Bool
 
-	buffersAtPing uint64 // guarded by n.mu
+	atPing counts // counters at the last ping; guarded by n.mu
 }
 
 // DataOut records one buffer leaving the bin (real or fallback). The first
@@ -331,16 +339,21 @@ func (s *Source) DataOut() {
 }
 
 // Retrying reports the supervisor's state: true from a failure until the
-// source delivers again (backoff waits and rebuilds included).
+// source delivers again (backoff waits and rebuilds included). Call it on
+// transitions; each true counts as one retry.
 func (s *Source) Retrying(active bool) {
-	s.retrying.Store(active)
 	if active {
-		s.retried.Store(true)
+		s.retries.Add(1)
 	}
+	s.retrying.Store(active)
 }
 
-// PushStarted marks a downstream push in flight (call right before
-// gst_pad_push, or from a buffer probe on the bin's src pad). One source has
+// PushStarted marks a downstream push in flight: call it right before the
+// push towards kvssink and PushFinished right after it returns (for example
+// in a chain function set on the bin's ghost src pad's internal proxy pad,
+// which does PushStarted; gst_pad_push; PushFinished; DataOut). A buffer
+// probe alone cannot do it: probes run before the push and nothing runs
+// after, so a quiet camera would look like a blocked push. One source has
 // one streaming thread, so pushes never overlap: a new PushStarted simply
 // restarts the clock.
 func (s *Source) PushStarted() { s.pushStart.Store(s.n.sinceEpoch() + 1) }

@@ -70,11 +70,11 @@ func TestCheck(t *testing.T) {
 		{name: "a retry that already ended still counts", sources: 1, progress: true,
 			steps: func(e env) { e.a.Retrying(true); e.a.Retrying(false) }},
 		{name: "old buffers do not count after a ping", sources: 1, reason: "cam-a",
-			steps: func(e env) { e.a.DataOut(); e.n.resetBaselines() }},
+			steps: func(e env) { e.a.DataOut(); ping(e.n) }},
 		{name: "old retry does not count after a ping once over", sources: 1, reason: "cam-a",
-			steps: func(e env) { e.a.Retrying(true); e.a.Retrying(false); e.n.resetBaselines() }},
+			steps: func(e env) { e.a.Retrying(true); e.a.Retrying(false); ping(e.n) }},
 		{name: "a retry still running after a ping counts", sources: 1, progress: true,
-			steps: func(e env) { e.a.Retrying(true); e.n.resetBaselines() }},
+			steps: func(e env) { e.a.Retrying(true); ping(e.n) }},
 		{name: "every source must progress", sources: 2, reason: "cam-b",
 			steps: func(e env) { e.a.DataOut() }},
 		{name: "one flowing and one retrying is progress", sources: 2, progress: true,
@@ -136,6 +136,14 @@ func TestCheck(t *testing.T) {
 				t.Errorf("reason %q does not mention %q", v.reason, tc.reason)
 			}
 		})
+	}
+}
+
+// ping commits the current counters as if a ping had just been sent.
+func ping(n *Notifier) {
+	v := n.check(n.sinceEpoch())
+	if v.progress {
+		n.commit(v)
 	}
 }
 
@@ -210,13 +218,16 @@ func TestBeforeReadyRetryingExtendsTheStartTimeout(t *testing.T) {
 	if got := rec.next(t); got != "EXTEND_TIMEOUT_USEC=30000000" {
 		t.Fatalf("got %q, want EXTEND_TIMEOUT_USEC while retrying before READY", got)
 	}
-	// Retrying stopped and nothing came out: no extension, the start
-	// timeout may expire. A status change is the marker that the tick passed.
+	// A retry that started and ended between two ticks still counts.
 	a.Retrying(false)
-	ticker.fire(t) // consumes the sticky retry
+	a.Retrying(true)
+	a.Retrying(false)
+	ticker.fire(t)
 	if got := rec.next(t); !strings.HasPrefix(got, "EXTEND_TIMEOUT_USEC=") {
-		t.Fatalf("got %q", got)
+		t.Fatalf("got %q, want EXTEND_TIMEOUT_USEC for a retry since the last one", got)
 	}
+	// Not retrying and nothing came out: no extension, the start timeout
+	// may expire. A status change is the marker that the tick passed.
 	ticker.fire(t)
 	a.SetStatus("marker")
 	if got := rec.next(t); got != "STATUS=marker" {

@@ -1,0 +1,228 @@
+# shellcheck shell=bash
+# Shared by the recipe scripts in this folder; sourced, never run.
+#
+# Builds the gst-launch-1.0 argument list in the array ARGS, then either
+# prints it (DRY_RUN=1) or replaces the shell with gst-launch-1.0 (exec), so
+# that under systemd gst-launch IS the unit's main process: it receives the
+# stop signal, and its sd_notify READY=1/WATCHDOG=1 are accepted with
+# NotifyAccess=main.
+
+# The caps kvssink needs right before it: it picks its track type from the
+# caps allowed at start (see docs: kvssink contract).
+readonly KVS_CAPS='video/x-h264,stream-format=avc,alignment=au'
+readonly DEFAULT_OUTPUT_CAPS='video/x-raw,format=I420,width=1280,height=720,framerate=25/1'
+
+die() {
+	printf '%s: %s\n' "${RECIPE_NAME:-kvs-relay}" "$*" >&2
+	exit 2
+}
+
+warn() {
+	printf '%s: warning: %s\n' "${RECIPE_NAME:-kvs-relay}" "$*" >&2
+}
+
+# gst_quote VALUE: VALUE as a double-quoted gst-launch string, so spaces,
+# '!' and quotes inside it stay part of the value. Apply twice for a value
+# inside reconnectbin's source description (itself a quoted value).
+gst_quote() {
+	local v=${1//\\/\\\\}
+	v=${v//\"/\\\"}
+	printf '"%s"' "$v"
+}
+
+# require_uint NAME: fail with a clear message unless $NAME is empty or a
+# non-negative integer.
+require_uint() {
+	local name=$1 value=${!1:-}
+	[[ -z $value || $value =~ ^[0-9]+$ ]] || die "$name=\"$value\" is not a non-negative integer"
+}
+
+# require_int NAME: like require_uint, also allowing -1 style values.
+require_int() {
+	local name=$1 value=${!1:-}
+	[[ -z $value || $value =~ ^-?[0-9]+$ ]] || die "$name=\"$value\" is not an integer"
+}
+
+# words STRING: append the gst-launch tokens of STRING to ARGS, splitting at
+# whitespace outside double quotes, as a shell user would quote them. Each
+# token reaches gst-launch-1.0 as one argument and is parsed exactly as
+# written: whitespace inside quoted values is kept.
+words() {
+	local s=$1 tok='' c i inq=0 esc=0 have=0
+	for ((i = 0; i < ${#s}; i++)); do
+		c=${s:i:1}
+		if ((esc)); then
+			tok+=$c esc=0
+			continue
+		fi
+		case $c in
+		\\) tok+=$c esc=1 have=1 ;;
+		\") tok+=$c inq=$((1 - inq)) have=1 ;;
+		[[:space:]])
+			if ((inq)); then
+				tok+=$c
+			elif ((have)); then
+				ARGS+=("$tok")
+				tok='' have=0
+			fi
+			;;
+		*) tok+=$c have=1 ;;
+		esac
+	done
+	((inq == 0)) || die "unbalanced double quote in: $s"
+	((have == 0)) || ARGS+=("$tok")
+}
+
+# kvsrelay_common_env: defaults every recipe shares. Sets SINK, CREDS and
+# SINK_IS_KVS.
+kvsrelay_common_env() {
+	: "${STREAM_NAME:=kvsrelay-test}"
+	: "${AWS_REGION:=${AWS_DEFAULT_REGION:-us-east-1}}"
+	[[ $STREAM_NAME =~ ^[a-zA-Z0-9_.-]{1,256}$ ]] ||
+		die "STREAM_NAME=\"$STREAM_NAME\" is not a valid KVS stream name (1-256 of a-z A-Z 0-9 _ . -)"
+
+	if [[ -z ${SINK:-} ]]; then
+		SINK="kvssink stream-name=$(gst_quote "$STREAM_NAME") aws-region=$(gst_quote "$AWS_REGION")"
+		# Sidecar credentials (kvscredfile@.service): no element, the file
+		# path goes to kvssink itself.
+		if [[ -n ${CREDENTIAL_PATH:-} && -n ${CREDS+set} && -z ${CREDS} ]]; then
+			SINK+=" credential-path=$(gst_quote "$CREDENTIAL_PATH")"
+		fi
+		[[ -z ${KVSSINK_EXTRA:-} ]] || SINK+=" $KVSSINK_EXTRA"
+	fi
+	SINK_IS_KVS=0
+	[[ $SINK =~ (^|[[:space:]!])kvssink([[:space:]]|$) ]] && SINK_IS_KVS=1
+
+	# CREDS unset: kvscredprovider when uploading to KVS, nothing for a local
+	# sink (so swapping SINK alone runs the recipe offline). CREDS set, even
+	# to "", is used as given.
+	if [[ -z ${CREDS+set} ]]; then
+		CREDS=
+		if ((SINK_IS_KVS)); then
+			CREDS="kvscredprovider"
+			[[ -z ${CRED_SOURCE:-} ]] || CREDS+=" source=$CRED_SOURCE"
+			[[ -z ${CRED_ROLE:-} ]] || CREDS+=" role=$(gst_quote "$CRED_ROLE")"
+			[[ -z ${CRED_PROFILE:-} ]] || CREDS+=" profile=$(gst_quote "$CRED_PROFILE")"
+			[[ -z ${CREDENTIAL_PATH:-} ]] || CREDS+=" credential-path=$(gst_quote "$CREDENTIAL_PATH")"
+			if [[ -n ${CRED_REFRESH_BEFORE_MS:-} ]]; then
+				require_uint CRED_REFRESH_BEFORE_MS
+				CREDS+=" refresh-before=${CRED_REFRESH_BEFORE_MS}000000"
+			fi
+		fi
+	fi
+
+	if ((SINK_IS_KVS)); then
+		# kvssink takes static keys over its credential file, and they never
+		# refresh: the incident's expired-token failure.
+		if [[ -n ${AWS_ACCESS_KEY_ID:-} || -n ${AWS_SECRET_ACCESS_KEY:-} ]]; then
+			warn "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are set: kvssink will use them instead of the refreshed credential file, and uploads stop when they expire; unset them"
+		fi
+		if [[ -n ${AWS_DEFAULT_REGION:-} && $AWS_DEFAULT_REGION != "$AWS_REGION" ]]; then
+			warn "AWS_DEFAULT_REGION=$AWS_DEFAULT_REGION overrides aws-region=$AWS_REGION inside kvssink"
+		fi
+	fi
+}
+
+# reconnect_props [raw]: reconnectbin's properties from the environment,
+# appended to the string in RB. Unset variables keep the element's defaults.
+# "raw" adds output-caps and the fallback, which need decoded video.
+reconnect_props() {
+	local raw=${1:-}
+	local v
+	for v in STALL_TIMEOUT_MS RETRY_DELAY_MS MAX_RETRY_DELAY_MS; do require_uint "$v"; done
+	require_int MAX_RETRIES
+	[[ -z ${STALL_TIMEOUT_MS:-} ]] || RB+=" stall-timeout=${STALL_TIMEOUT_MS}000000"
+	[[ -z ${RETRY_DELAY_MS:-} ]] || RB+=" retry-delay=${RETRY_DELAY_MS}000000"
+	[[ -z ${MAX_RETRY_DELAY_MS:-} ]] || RB+=" max-retry-delay=${MAX_RETRY_DELAY_MS}000000"
+	[[ -z ${MAX_RETRIES:-} ]] || RB+=" max-retries=$MAX_RETRIES"
+	RB+=" restart-on-eos=true"
+
+	if [[ $raw == raw ]]; then
+		: "${OUTPUT_CAPS:=$DEFAULT_OUTPUT_CAPS}"
+		: "${FALLBACK:=black}"
+		case $FALLBACK in
+		none | black | image) ;;
+		*) die "FALLBACK=\"$FALLBACK\" must be none, black or image" ;;
+		esac
+		if [[ $FALLBACK == image && -z ${FALLBACK_IMAGE:-} ]]; then
+			die "FALLBACK=image needs FALLBACK_IMAGE (a PNG or JPEG file)"
+		fi
+		RB+=" output-caps=$(gst_quote "$OUTPUT_CAPS") fallback=$FALLBACK"
+		require_uint FALLBACK_HOLD_MS
+		[[ -z ${FALLBACK_HOLD_MS:-} ]] || RB+=" fallback-hold=${FALLBACK_HOLD_MS}000000"
+		[[ -z ${FALLBACK_IMAGE:-} ]] || RB+=" fallback-image=$(gst_quote "$FALLBACK_IMAGE")"
+	elif [[ -n ${FALLBACK:-} && $FALLBACK != none ]]; then
+		die "FALLBACK=$FALLBACK needs decoded video: use TRANSCODE=1 or a transcoding recipe"
+	fi
+}
+
+# encoder_chain: the H.264 encoder after a raw reconnectbin. No leaky queue
+# anywhere: a sink that stops accepting data must block the push, so the
+# systemd watchdog sees the wedge and restarts the process.
+encoder_chain() {
+	require_uint BITRATE_KBPS
+	require_uint KEY_INT_MAX
+	local fps num=25 den=1
+	# Default GOP: 2 s of frames at the output frame rate (one KVS fragment).
+	if [[ $OUTPUT_CAPS =~ framerate=(\([a-z]+\))?([0-9]+)/([0-9]+) ]]; then
+		num=${BASH_REMATCH[2]} den=${BASH_REMATCH[3]}
+	fi
+	fps=$(((num + den - 1) / den))
+	((fps > 0)) || fps=25
+	: "${KEY_INT_MAX:=$((2 * fps))}"
+	: "${BITRATE_KBPS:=2000}"
+	: "${X264_PRESET:=superfast}"
+	printf '%s' "videoconvert ! x264enc tune=zerolatency speed-preset=$X264_PRESET bitrate=$BITRATE_KBPS key-int-max=$KEY_INT_MAX ! h264parse"
+}
+
+# run_pipeline DESCRIPTION: CREDS, then DESCRIPTION, then the kvssink caps and
+# SINK; exec gst-launch-1.0, or print the command for DRY_RUN=1.
+run_pipeline() {
+	ARGS=()
+	[[ -z $CREDS ]] || words "$CREDS"
+	words "$1"
+	ARGS+=("!" "$KVS_CAPS" "!")
+	words "$SINK"
+	local -a flags=()
+	[[ -z ${GST_LAUNCH_FLAGS:-} ]] || read -r -a flags <<<"$GST_LAUNCH_FLAGS"
+
+	if [[ ${DRY_RUN:-0} != 0 ]]; then
+		print_command gst-launch-1.0 "${flags[@]}" "${ARGS[@]}"
+		exit 0
+	fi
+	printf '%s: running: ' "${RECIPE_NAME:-kvs-relay}" >&2
+	print_command gst-launch-1.0 "${flags[@]}" "${ARGS[@]}" >&2
+	exec gst-launch-1.0 "${flags[@]}" "${ARGS[@]}"
+}
+
+# print_command WORD...: one shell-ready line; secrets (RTSP/SRT passwords,
+# passwords in URLs) are replaced by ****.
+print_command() {
+	local w out=()
+	for w in "$@"; do
+		w=$(mask_secrets "$w")
+		if [[ $w =~ ^[][A-Za-z0-9_./:=,@%+^-]+$ || $w == '!' ]]; then
+			out+=("$w")
+		else
+			out+=("'${w//\'/\'\\\'\'}'")
+		fi
+	done
+	printf '%s\n' "${out[*]}"
+}
+
+mask_secrets() {
+	local w=$1 secret q1 q2
+	for secret in "${RTSP_PASSWORD:-}" "${SRT_PASSPHRASE:-}"; do
+		[[ -n $secret ]] || continue
+		q1=$(gst_quote "$secret")
+		q1=${q1:1:${#q1}-2}
+		q2=$(gst_quote "$q1")
+		q2=${q2:1:${#q2}-2}
+		w=${w//"$q2"/****}
+		w=${w//"$q1"/****}
+		w=${w//"$secret"/****}
+	done
+	# a password in a URL: scheme://user:password@host
+	w=$(sed -E 's#(://[^/:@"[:space:]]+:)[^@/"[:space:]]+@#\1****@#g' <<<"$w")
+	printf '%s' "$w"
+}

@@ -1,0 +1,538 @@
+package pipelines_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const kvsCaps = "video/x-h264,stream-format=avc,alignment=au"
+
+// recipes lists every recipe with the environment it needs and what its
+// reconnectbin must wrap.
+var recipes = []struct {
+	script    string
+	env       []string
+	inner     []string // element names inside reconnectbin, in order
+	transcode bool     // decodes and re-encodes: output-caps and x264enc expected
+}{
+	{"hls-transcode.sh", []string{"SOURCE=https://cam.example/live/index.m3u8"}, []string{"souphttpsrc", "hlsdemux", "decodebin"}, true},
+	{"rtsp-passthrough.sh", []string{"SOURCE=rtsp://10.0.0.21/stream1"}, []string{"rtspsrc", "rtph264depay", "h264parse"}, false},
+	{"srt-caller.sh", []string{"SOURCE=srt://encoder.example:8888"}, []string{"srtsrc", "tsdemux", "h264parse"}, false},
+	{"srt-listener.sh", nil, []string{"srtsrc", "tsdemux", "h264parse"}, false},
+	{"mpegts-tcp.sh", []string{"SOURCE=tcp://10.0.0.30:9000"}, []string{"tcpclientsrc", "tsdemux", "h264parse"}, false},
+	{"mpegts-udp.sh", nil, []string{"udpsrc", "tsdemux", "h264parse"}, false},
+	{"testpattern.sh", nil, []string{"videotestsrc", "timeoverlay"}, true},
+}
+
+// baseEnv is the whole environment a script run gets: nothing inherited, so
+// no AWS_* variable of the machine leaks in.
+func baseEnv(extra ...string) []string {
+	return append([]string{"PATH=" + os.Getenv("PATH"), "LANG=C"}, extra...)
+}
+
+type runResult struct {
+	stdout, stderr string
+	code           int
+}
+
+func runScript(t *testing.T, script string, env []string) runResult {
+	t.Helper()
+	cmd := exec.Command("./" + script)
+	cmd.Env = env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running %s: %v", script, err)
+	}
+	return runResult{out.String(), errb.String(), code}
+}
+
+// dryRun returns the command line a recipe prints with DRY_RUN=1.
+func dryRun(t *testing.T, script string, env ...string) string {
+	t.Helper()
+	r := runScript(t, script, baseEnv(append(env, "DRY_RUN=1")...))
+	if r.code != 0 {
+		t.Fatalf("%s DRY_RUN=1 exited %d: %s", script, r.code, r.stderr)
+	}
+	line := strings.TrimSuffix(r.stdout, "\n")
+	if strings.Contains(line, "\n") || line == "" {
+		t.Fatalf("%s DRY_RUN=1 printed %q, want one line", script, r.stdout)
+	}
+	return line
+}
+
+// shellWords splits a printed command line the way bash would run it.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	out, err := exec.Command("bash", "-c", `eval "a=($1)"; printf '%s\0' "${a[@]}"`, "_", line).Output()
+	if err != nil {
+		t.Fatalf("bash cannot parse the printed command %q: %v", line, err)
+	}
+	return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+}
+
+// stubLaunch puts a gst-launch-1.0 on PATH that records its arguments and
+// its PID instead of running a pipeline.
+func stubLaunch(t *testing.T) (pathEnv string, argv func() []string, pid func() int) {
+	t.Helper()
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "argv")
+	stub := "#!/usr/bin/env bash\nprintf '%s\\0' \"$@\" > " + strconv.Quote(rec) + "\necho $$ > " + strconv.Quote(rec+".pid") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "gst-launch-1.0"), []byte(stub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	argv = func() []string {
+		b, err := os.ReadFile(rec)
+		if err != nil {
+			t.Fatalf("gst-launch-1.0 was not run: %v", err)
+		}
+		return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	}
+	pid = func() int {
+		b, err := os.ReadFile(rec + ".pid")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n
+	}
+	return "PATH=" + dir + ":" + os.Getenv("PATH"), argv, pid
+}
+
+// elements splits gst-launch arguments into elements: at the "!" links, and
+// where a bare word (no "=") starts an unlinked element, as
+// "kvscredprovider reconnectbin ..." does.
+func elements(argv []string) [][]string {
+	var out [][]string
+	cur := []string{}
+	for _, a := range argv {
+		switch {
+		case a == "!":
+			out = append(out, cur)
+			cur = []string{}
+		case len(cur) > 0 && !strings.Contains(a, "="):
+			out = append(out, cur)
+			cur = []string{a}
+		default:
+			cur = append(cur, a)
+		}
+	}
+	return append(out, cur)
+}
+
+// gstTokens splits a gst-launch description at whitespace outside double
+// quotes, keeping backslash escapes, like gst's parser sees it.
+func gstTokens(desc string) []string {
+	var toks []string
+	var cur strings.Builder
+	inq, esc, have := false, false, false
+	for _, r := range desc {
+		switch {
+		case esc:
+			cur.WriteRune(r)
+			esc = false
+		case r == '\\':
+			cur.WriteRune(r)
+			esc, have = true, true
+		case r == '"':
+			cur.WriteRune(r)
+			inq, have = !inq, true
+		case (r == ' ' || r == '\t' || r == '\n') && !inq:
+			if have {
+				toks = append(toks, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteRune(r)
+			have = true
+		}
+	}
+	if have {
+		toks = append(toks, cur.String())
+	}
+	return toks
+}
+
+// gstUnquote is what gst's parser does with a quoted property value: drop
+// the outer quotes and the escaping backslashes.
+func gstUnquote(t *testing.T, v string) string {
+	t.Helper()
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return v
+	}
+	var b strings.Builder
+	esc := false
+	for _, r := range v[1 : len(v)-1] {
+		if !esc && r == '\\' {
+			esc = true
+			continue
+		}
+		esc = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// prop returns the value of name=... in one element's words.
+func prop(el []string, name string) (string, bool) {
+	for _, w := range el[1:] {
+		if v, ok := strings.CutPrefix(w, name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func findElement(els [][]string, name string) ([]string, int) {
+	for i, el := range els {
+		if len(el) > 0 && el[0] == name {
+			return el, i
+		}
+	}
+	return nil, -1
+}
+
+func TestScriptsPassBashSyntaxCheck(t *testing.T) {
+	files, _ := filepath.Glob("*.sh")
+	files = append(files, "kvs-relay-run")
+	if len(files) < 10 {
+		t.Fatalf("found only %v", files)
+	}
+	for _, f := range files {
+		if out, err := exec.Command("bash", "-n", f).CombinedOutput(); err != nil {
+			t.Errorf("bash -n %s: %v\n%s", f, err, out)
+		}
+	}
+	for _, r := range recipes {
+		fi, err := os.Stat(r.script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode()&0o111 == 0 {
+			t.Errorf("%s is not executable", r.script)
+		}
+		body, _ := os.ReadFile(r.script)
+		if !strings.Contains(string(body), "set -euo pipefail") {
+			t.Errorf("%s lacks set -euo pipefail", r.script)
+		}
+	}
+}
+
+func TestDryRunPrintsExactlyWhatRuns(t *testing.T) {
+	for _, r := range recipes {
+		t.Run(r.script, func(t *testing.T) {
+			printed := shellWords(t, dryRun(t, r.script, r.env...))
+
+			pathEnv, argv, pid := stubLaunch(t)
+			cmd := exec.Command("./" + r.script)
+			cmd.Env = append(baseEnv(r.env...), pathEnv)
+			cmd.Env[0] = pathEnv
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s: %v\n%s", r.script, err, stderr.String())
+			}
+			ran := append([]string{"gst-launch-1.0"}, argv()...)
+			if !reflect.DeepEqual(printed, ran) {
+				t.Fatalf("DRY_RUN printed\n%q\nbut the script ran\n%q", printed, ran)
+			}
+			// exec, not a child: gst-launch must be the unit's main process.
+			if got := pid(); got != cmd.Process.Pid {
+				t.Errorf("gst-launch ran as PID %d, the script was %d: the script must exec it", got, cmd.Process.Pid)
+			}
+			if !strings.Contains(stderr.String(), "running: gst-launch-1.0 ") {
+				t.Errorf("no 'running:' log line on stderr: %q", stderr.String())
+			}
+		})
+	}
+}
+
+func TestPipelinesForKVS(t *testing.T) {
+	for _, r := range recipes {
+		t.Run(r.script, func(t *testing.T) {
+			argv := shellWords(t, dryRun(t, r.script, r.env...))[1:]
+			els := elements(argv)
+
+			if els[0][0] != "kvscredprovider" {
+				t.Errorf("first element %q, want kvscredprovider", els[0][0])
+			}
+			last := els[len(els)-1]
+			if last[0] != "kvssink" {
+				t.Fatalf("last element %q, want kvssink", last[0])
+			}
+			if v, _ := prop(last, "stream-name"); gstUnquote(t, v) != "kvsrelay-test" {
+				t.Errorf("kvssink stream-name %q", v)
+			}
+			if caps := els[len(els)-2]; len(caps) != 1 || caps[0] != kvsCaps {
+				t.Errorf("element before kvssink %q, want the capsfilter %s", caps, kvsCaps)
+			}
+
+			rb, _ := findElement(els, "reconnectbin")
+			if rb == nil {
+				t.Fatalf("no reconnectbin in %q", argv)
+			}
+			src, ok := prop(rb, "source")
+			if !ok {
+				t.Fatalf("reconnectbin without source: %q", rb)
+			}
+			inner := elements(gstTokens(gstUnquote(t, src)))
+			var names []string
+			for _, el := range inner {
+				names = append(names, el[0])
+			}
+			if !reflect.DeepEqual(names, r.inner) {
+				t.Errorf("reconnectbin wraps %v, want %v", names, r.inner)
+			}
+			if v, _ := prop(rb, "restart-on-eos"); v != "true" {
+				t.Errorf("restart-on-eos=%q, want true: a relay must not end", v)
+			}
+
+			_, hasCaps := prop(rb, "output-caps")
+			enc, _ := findElement(els, "x264enc")
+			if r.transcode {
+				if !hasCaps {
+					t.Error("transcoding recipe without output-caps")
+				}
+				if enc == nil {
+					t.Fatal("transcoding recipe without x264enc")
+				}
+				for want, val := range map[string]string{"tune": "zerolatency", "key-int-max": "50"} {
+					if v, _ := prop(enc, want); v != val {
+						t.Errorf("x264enc %s=%q, want %q", want, v, val)
+					}
+				}
+			} else {
+				if hasCaps || enc != nil {
+					t.Error("passthrough recipe decodes or re-encodes")
+				}
+			}
+			for _, el := range els {
+				if el[0] == "queue" {
+					if v, ok := prop(el, "leaky"); ok && v != "no" && v != "0" {
+						t.Errorf("leaky queue %q hides a wedged kvssink from the watchdog", el)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestLocalSinkIsOneVariableAway(t *testing.T) {
+	const local = "matroskamux ! filesink location=/tmp/relay.mkv"
+	for _, r := range recipes {
+		t.Run(r.script, func(t *testing.T) {
+			kvs := shellWords(t, dryRun(t, r.script, r.env...))[1:]
+			off := shellWords(t, dryRun(t, r.script, append(r.env, "SINK="+local)...))[1:]
+			joined := strings.Join(off, " ")
+			if strings.Contains(joined, "kvscredprovider") || strings.Contains(joined, "kvssink") {
+				t.Fatalf("local pipeline still has KVS parts: %s", joined)
+			}
+			if !strings.HasSuffix(joined, "! "+local) {
+				t.Errorf("local pipeline does not end in the local sink: %s", joined)
+			}
+			// Same pipeline otherwise: drop kvscredprovider and kvssink.
+			kvsEls, offEls := elements(kvs), elements(off)
+			if !reflect.DeepEqual(kvsEls[1:len(kvsEls)-1], offEls[:len(offEls)-2]) {
+				t.Errorf("the relay part differs:\nkvs:   %q\nlocal: %q", kvsEls, offEls)
+			}
+		})
+	}
+}
+
+func TestSourceWithSpecialCharactersSurvivesNestedQuoting(t *testing.T) {
+	weird := `https://cam.example/live/a b/index.m3u8?token="x y"&sig=a\b!c`
+	argv := shellWords(t, dryRun(t, "hls-transcode.sh", "SOURCE="+weird))[1:]
+	rb, _ := findElement(elements(argv), "reconnectbin")
+	src, _ := prop(rb, "source")
+	inner := elements(gstTokens(gstUnquote(t, src)))
+	loc, _ := prop(inner[0], "location")
+	if got := gstUnquote(t, loc); got != weird {
+		t.Fatalf("souphttpsrc location = %q, want %q", got, weird)
+	}
+}
+
+func TestSecretsAreMaskedInPrintedCommandsOnly(t *testing.T) {
+	const pw = `s3cr"t pa$$`
+	env := []string{"SOURCE=rtsp://viewer:urlpass@10.0.0.21/stream1", "RTSP_USER=relay", "RTSP_PASSWORD=" + pw}
+	line := dryRun(t, "rtsp-passthrough.sh", env...)
+	for _, secret := range []string{"s3cr", "pa$$", "urlpass"} {
+		if strings.Contains(line, secret) {
+			t.Errorf("printed command shows the secret %q: %s", secret, line)
+		}
+	}
+	if !strings.Contains(line, `user-pw=\"****\"`) || !strings.Contains(line, "viewer:****@") {
+		t.Errorf("printed command does not show the masks: %s", line)
+	}
+
+	pathEnv, argv, _ := stubLaunch(t)
+	cmd := exec.Command("./rtsp-passthrough.sh")
+	cmd.Env = append(baseEnv(env...), pathEnv)
+	cmd.Env[0] = pathEnv
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stderr.String(), "s3cr") || strings.Contains(stderr.String(), "urlpass") {
+		t.Errorf("log line shows a secret: %s", stderr.String())
+	}
+	rb, _ := findElement(elements(argv()), "reconnectbin")
+	src, _ := prop(rb, "source")
+	inner := elements(gstTokens(gstUnquote(t, src)))
+	if got, _ := prop(inner[0], "user-pw"); gstUnquote(t, got) != pw {
+		t.Errorf("rtspsrc got user-pw %q, want the real password", gstUnquote(t, got))
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	cases := []struct {
+		name      string
+		env       []string
+		wantCreds string // first element, "" for none
+		wantSink  string // a word expected in kvssink, "" for none
+	}{
+		{"default element", nil, "kvscredprovider", ""},
+		{"element settings", []string{"CRED_SOURCE=imds", "CRED_ROLE=RelayRole", "CREDENTIAL_PATH=/run/kvs-relay/cam-1/credential"},
+			`kvscredprovider source=imds role="RelayRole" credential-path="/run/kvs-relay/cam-1/credential"`, ""},
+		{"sidecar: no element, path to kvssink", []string{"CREDS=", "CREDENTIAL_PATH=/run/kvs-relay-creds/cam-1/credential"},
+			"", `credential-path="/run/kvs-relay-creds/cam-1/credential"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			argv := shellWords(t, dryRun(t, "testpattern.sh", tc.env...))[1:]
+			els := elements(argv)
+			first := strings.Join(els[0], " ")
+			hasCreds := els[0][0] == "kvscredprovider"
+			if tc.wantCreds == "" && hasCreds {
+				t.Errorf("kvscredprovider present: %s", first)
+			}
+			if tc.wantCreds != "" && first != tc.wantCreds {
+				t.Errorf("pipeline starts %q, want %q", first, tc.wantCreds)
+			}
+			sink := strings.Join(els[len(els)-1], " ")
+			if tc.wantSink != "" && !strings.Contains(sink, tc.wantSink) {
+				t.Errorf("kvssink %q lacks %q", sink, tc.wantSink)
+			}
+		})
+	}
+
+	t.Run("static keys are warned about", func(t *testing.T) {
+		r := runScript(t, "testpattern.sh", baseEnv("DRY_RUN=1", "AWS_ACCESS_KEY_ID=AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY=x"))
+		if r.code != 0 || !strings.Contains(r.stderr, "AWS_ACCESS_KEY_ID") || strings.Contains(r.stderr, "AKIAEXAMPLE") {
+			t.Errorf("exit %d, stderr %q: want a warning naming the variables, not their values", r.code, r.stderr)
+		}
+	})
+}
+
+func TestBadSettingsFailClearly(t *testing.T) {
+	cases := []struct {
+		script string
+		env    []string
+		names  string
+	}{
+		{"hls-transcode.sh", nil, "SOURCE"},
+		{"rtsp-passthrough.sh", []string{"SOURCE=http://not-rtsp/"}, "SOURCE"},
+		{"srt-caller.sh", []string{"SOURCE=srt://host-without-port"}, "SOURCE"},
+		{"mpegts-tcp.sh", []string{"SOURCE=tcp://h:70000"}, "port 70000"},
+		{"testpattern.sh", []string{"FALLBACK=grey"}, "FALLBACK"},
+		{"testpattern.sh", []string{"FALLBACK=image"}, "FALLBACK_IMAGE"},
+		{"testpattern.sh", []string{"STALL_TIMEOUT_MS=5s"}, "STALL_TIMEOUT_MS"},
+		{"testpattern.sh", []string{"STREAM_NAME=cam 1"}, "STREAM_NAME"},
+		{"mpegts-udp.sh", []string{"TRANSCODE=2"}, "TRANSCODE"},
+		{"rtsp-passthrough.sh", []string{"SOURCE=rtsp://h/x", "FALLBACK=black"}, "FALLBACK"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.script+" "+strings.Join(tc.env, " "), func(t *testing.T) {
+			r := runScript(t, tc.script, baseEnv(append(tc.env, "DRY_RUN=1")...))
+			if r.code == 0 {
+				t.Fatalf("accepted; printed %s", r.stdout)
+			}
+			if !strings.Contains(r.stderr, tc.names) {
+				t.Errorf("error %q does not name %s", r.stderr, tc.names)
+			}
+		})
+	}
+}
+
+func TestTranscodeSwitchForTransportStreams(t *testing.T) {
+	argv := shellWords(t, dryRun(t, "mpegts-udp.sh", "TRANSCODE=1", "OUTPUT_CAPS=video/x-raw,width=640,height=360,framerate=30000/1001"))[1:]
+	els := elements(argv)
+	rb, _ := findElement(els, "reconnectbin")
+	if v, _ := prop(rb, "output-caps"); gstUnquote(t, v) != "video/x-raw,width=640,height=360,framerate=30000/1001" {
+		t.Errorf("output-caps %q", v)
+	}
+	if v, _ := prop(rb, "fallback"); v != "black" {
+		t.Errorf("fallback %q, want black by default when transcoding", v)
+	}
+	enc, _ := findElement(els, "x264enc")
+	if v, _ := prop(enc, "key-int-max"); v != "60" {
+		t.Errorf("key-int-max %q, want 60 (2 s at 29.97 fps)", v)
+	}
+}
+
+func TestRunScriptPicksTheRecipe(t *testing.T) {
+	r := runScript(t, "kvs-relay-run", baseEnv("RECIPE=testpattern", "DRY_RUN=1", "RUNTIME_DIRECTORY=/run/kvs-relay/cam-1", "STREAM_NAME=cam-1"))
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	els := elements(shellWords(t, strings.TrimSpace(r.stdout))[1:])
+	if v, _ := prop(els[0], "credential-path"); gstUnquote(t, v) != "/run/kvs-relay/cam-1/credential" {
+		t.Errorf("credential-path %q, want the unit's runtime directory", v)
+	}
+	for _, bad := range []string{"", "../../bin/sh", "no-such-recipe"} {
+		r := runScript(t, "kvs-relay-run", baseEnv("RECIPE="+bad, "DRY_RUN=1"))
+		if r.code == 0 || !strings.Contains(r.stderr, "RECIPE") {
+			t.Errorf("RECIPE=%q: exit %d, stderr %q; want a refusal naming RECIPE", bad, r.code, r.stderr)
+		}
+	}
+}
+
+// envFile reads a systemd EnvironmentFile the simple way systemd does for
+// KEY=value lines (comments, blank lines, optional surrounding quotes).
+func envFile(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+			t.Fatalf("%s:%d: not KEY=value: %q", path, i+1, line)
+		}
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func TestExampleEnvFileRuns(t *testing.T) {
+	vars := envFile(t, "env/example-cam.env")
+	r := runScript(t, "kvs-relay-run", baseEnv(append(vars, "DRY_RUN=1", "RUNTIME_DIRECTORY=/run/kvs-relay/example-cam")...))
+	if r.code != 0 {
+		t.Fatalf("the example settings do not run: exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, `stream-name="HIKVision-2MP-Bullet-1-Stream"`) || !strings.Contains(r.stdout, "souphttpsrc") {
+		t.Errorf("example settings not applied: %s", r.stdout)
+	}
+}

@@ -1,0 +1,274 @@
+package pipelines_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var units = []string{"kvs-relay@.service", "kvscredfile@.service"}
+
+// maxExposure is the highest `systemd-analyze security` exposure accepted.
+const maxExposure = 2.0
+
+func needSystemdAnalyze(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed (Debian package systemd): cannot check the units")
+	}
+	return bin
+}
+
+// installUnits lays out what install-systemd would install under prefix, in
+// a temporary tree: the units (with /usr/local/ rewritten to the tree's
+// prefix, as install.mk does), the run script and recipes, and a stand-in
+// kvscredfile binary. systemd-analyze verify checks that ExecStart programs
+// exist, so they must. It returns the unit folder.
+func installUnits(t *testing.T) (unitDir, prefix string) {
+	t.Helper()
+	root := t.TempDir()
+	unitDir = filepath.Join(root, "units")
+	prefix = filepath.Join(root, "prefix")
+	for _, d := range []string{unitDir, filepath.Join(prefix, "lib/kvsrelay/pipelines"), filepath.Join(prefix, "bin")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range units {
+		b, err := os.ReadFile(filepath.Join("systemd", u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.ReplaceAll(b, []byte("/usr/local/"), []byte(prefix+"/"))
+		if err := os.WriteFile(filepath.Join(unitDir, u), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(t, "kvs-relay-run", filepath.Join(prefix, "lib/kvsrelay/kvs-relay-run"), 0o755)
+	scripts, _ := filepath.Glob("*.sh")
+	for _, s := range scripts {
+		copyFile(t, s, filepath.Join(prefix, "lib/kvsrelay/pipelines", s), 0o755)
+	}
+	if err := os.WriteFile(filepath.Join(prefix, "bin/kvscredfile"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return unitDir, prefix
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// analyze runs systemd-analyze with the temporary unit folder searched first.
+func analyze(t *testing.T, bin, unitDir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	// The trailing colon keeps the default unit path (network-online.target, ...).
+	cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+unitDir+":", "SYSTEMD_LOG_COLOR=0", "SYSTEMD_COLORS=0")
+	cmd.Dir = unitDir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func instance(u string) string { return strings.Replace(u, "@.", "@cam-1.", 1) }
+
+func TestUnitsVerify(t *testing.T) {
+	bin := needSystemdAnalyze(t)
+	unitDir, prefix := installUnits(t)
+	var names []string
+	for _, u := range units {
+		names = append(names, instance(u))
+	}
+	out, err := analyze(t, bin, unitDir, append([]string{"verify"}, names...)...)
+	if err != nil {
+		t.Fatalf("systemd-analyze verify %v: %v\n%s", names, err, out)
+	}
+	// verify exits 0 on unknown keys and bad values (it only warns), so any
+	// word about our units is a failure.
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "kvs-relay") || strings.Contains(line, "kvscredfile") ||
+			strings.Contains(line, "Unknown") || strings.Contains(line, "ignoring") {
+			t.Errorf("systemd-analyze verify: %s", line)
+		}
+	}
+
+	t.Run("a missing ExecStart program is caught", func(t *testing.T) {
+		if err := os.Remove(filepath.Join(prefix, "lib/kvsrelay/kvs-relay-run")); err != nil {
+			t.Fatal(err)
+		}
+		out, err := analyze(t, bin, unitDir, "verify", instance(units[0]))
+		if err == nil {
+			t.Fatalf("verify passed without the run script:\n%s", out)
+		}
+	})
+}
+
+var exposureLine = regexp.MustCompile(`Overall exposure level for (\S+): ([0-9.]+)`)
+
+func TestUnitsSecurityExposure(t *testing.T) {
+	bin := needSystemdAnalyze(t)
+	unitDir, _ := installUnits(t)
+	for _, u := range units {
+		t.Run(u, func(t *testing.T) {
+			// --threshold counts tenths: 20 is an exposure of 2.0.
+			out, err := analyze(t, bin, unitDir, "security", "--offline=true",
+				"--threshold="+strconv.Itoa(int(maxExposure*10)), instance(u))
+			m := exposureLine.FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("no exposure level in the output (%v):\n%s", err, out)
+			}
+			score, perr := strconv.ParseFloat(m[2], 64)
+			if perr != nil {
+				t.Fatal(perr)
+			}
+			t.Logf("%s: exposure %.1f", m[1], score)
+			if score > maxExposure || err != nil {
+				t.Errorf("%s: exposure %.1f (exit %v), want at most %.1f:\n%s", u, score, err, maxExposure, out)
+			}
+		})
+	}
+}
+
+// unitSettings reads Key=Value lines of a unit file (continuation lines and
+// sections ignored: enough for the settings checked here).
+func unitSettings(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == '[' {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok {
+			out[k] = append(out[k], v)
+		}
+	}
+	return out
+}
+
+func TestRelayUnitContract(t *testing.T) {
+	s := unitSettings(t, "systemd/kvs-relay@.service")
+	want := map[string]string{
+		"Type":             "notify",
+		"NotifyAccess":     "main", // gst-launch is exec'd: it is the main process
+		"WatchdogSec":      "30",
+		"Restart":          "always",
+		"RestartSec":       "2",
+		"EnvironmentFile":  "/etc/kvs-relay/%i.env",
+		"RuntimeDirectory": "kvs-relay/%i",
+		"ExecStart":        "/usr/local/lib/kvsrelay/kvs-relay-run",
+		"DynamicUser":      "yes",
+	}
+	for k, v := range want {
+		if got := s[k]; len(got) != 1 || got[0] != v {
+			t.Errorf("%s=%v, want %s", k, got, v)
+		}
+	}
+	if got := strings.Join(s["UnsetEnvironment"], " "); !strings.Contains(got, "AWS_ACCESS_KEY_ID") ||
+		!strings.Contains(got, "AWS_SECRET_ACCESS_KEY") || !strings.Contains(got, "AWS_SESSION_TOKEN") {
+		t.Errorf("UnsetEnvironment=%q: static AWS keys would override kvssink's credential file", got)
+	}
+	if strings.Join(s["MemoryDenyWriteExecute"], "") == "yes" && !strings.Contains(strings.Join(s["Environment"], " "), "ORC_CODE=backup") {
+		t.Error("MemoryDenyWriteExecute=yes without ORC_CODE=backup: ORC's JIT would fail")
+	}
+	if _, ok := s["IPAddressDeny"]; ok {
+		t.Error("IPAddressDeny= set: the relay must reach cameras and AWS wherever they are")
+	}
+}
+
+func TestInstallMk(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not installed")
+	}
+	tmp := t.TempDir()
+	wrapper := filepath.Join(tmp, "Makefile")
+	if err := os.WriteFile(wrapper, []byte("PREFIX ?=\ninclude pipelines/install.mk\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(tmp, "dest")
+	// An operator's edited example must survive a reinstall.
+	etc := filepath.Join(dest, "etc/kvs-relay")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "example-cam.env"), []byte("RECIPE=testpattern\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("make", "-s", "-f", wrapper, "install-systemd", "DESTDIR="+dest, "PREFIX=/opt/kvs")
+	cmd.Dir = ".."
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make install-systemd: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "skipped daemon-reload") {
+		t.Errorf("a DESTDIR install must not reload systemd: %s", out)
+	}
+	for _, f := range []string{
+		"etc/systemd/system/kvs-relay@.service", "etc/systemd/system/kvscredfile@.service",
+		"opt/kvs/lib/kvsrelay/kvs-relay-run", "opt/kvs/lib/kvsrelay/pipelines/hls-transcode.sh",
+		"opt/kvs/lib/kvsrelay/pipelines/common.sh", "opt/kvs/lib/kvsrelay/pipelines/README.md",
+	} {
+		if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
+			t.Errorf("not installed: %s", f)
+		}
+	}
+	unit, _ := os.ReadFile(filepath.Join(dest, "etc/systemd/system/kvs-relay@.service"))
+	if !strings.Contains(string(unit), "ExecStart=/opt/kvs/lib/kvsrelay/kvs-relay-run") || strings.Contains(string(unit), "/usr/local/") {
+		t.Errorf("installed unit does not point at PREFIX=/opt/kvs")
+	}
+	if b, _ := os.ReadFile(filepath.Join(etc, "example-cam.env")); string(b) != "RECIPE=testpattern\n" {
+		t.Errorf("existing /etc/kvs-relay/example-cam.env overwritten")
+	}
+
+	t.Run("installed run script finds the installed plugin", func(t *testing.T) {
+		pluginDir := filepath.Join(dest, "opt/kvs/lib/x86_64-linux-gnu/gstreamer-1.0")
+		if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(pluginDir, "libgstkvsrelay.so"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stubDir := t.TempDir()
+		envOut := filepath.Join(stubDir, "env")
+		stub := "#!/usr/bin/env bash\nenv > " + strconv.Quote(envOut) + "\n"
+		if err := os.WriteFile(filepath.Join(stubDir, "gst-launch-1.0"), []byte(stub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		run := exec.Command(filepath.Join(dest, "opt/kvs/lib/kvsrelay/kvs-relay-run"))
+		run.Env = []string{"PATH=" + stubDir + ":" + os.Getenv("PATH"), "RECIPE=testpattern",
+			"KVSSINK_PLUGIN_DIR=/opt/kvssink", "CACHE_DIRECTORY=/var/cache/kvs-relay", "RUNTIME_DIRECTORY=/run/kvs-relay/cam-1"}
+		if out, err := run.CombinedOutput(); err != nil {
+			t.Fatalf("installed kvs-relay-run: %v\n%s", err, out)
+		}
+		env, err := os.ReadFile(envOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			"GST_PLUGIN_PATH=" + pluginDir + ":/opt/kvssink\n",
+			"CREDENTIAL_PATH=/run/kvs-relay/cam-1/credential\n",
+			"GST_REGISTRY=/var/cache/kvs-relay/gst-registry-",
+		} {
+			if !strings.Contains(string(env), want) {
+				t.Errorf("gst-launch environment lacks %q", strings.TrimSpace(want))
+			}
+		}
+	})
+}
