@@ -32,6 +32,7 @@ import (
 	"unsafe"
 
 	"github.com/go-gst/go-glib/glib"
+	"github.com/go-gst/go-gst/gst"
 )
 
 // EnumValue is one value of a GEnum type: what gst-inspect-1.0 lists.
@@ -93,6 +94,33 @@ func CapsStringFromValue(v *glib.Value) string {
 		return ""
 	}
 	s := C.shim_value_caps_string((*C.GValue)(v.Native()))
+	if s == nil {
+		return ""
+	}
+	defer C.g_free(C.gpointer(s))
+	return C.GoString(s)
+}
+
+// StructureFraction reads a fraction field (a frame rate) of a structure.
+func StructureFraction(st *gst.Structure, field string) (num, den int, ok bool) {
+	cfield := C.CString(field)
+	defer C.free(unsafe.Pointer(cfield))
+	var n, d C.gint
+	if C.gst_structure_get_fraction((*C.GstStructure)(unsafe.Pointer(st.Instance())), cfield, &n, &d) == 0 {
+		return 0, 0, false
+	}
+	return int(n), int(d), true
+}
+
+// StructureFieldString serializes one field of a structure ("" when absent).
+func StructureFieldString(st *gst.Structure, field string) string {
+	cfield := C.CString(field)
+	defer C.free(unsafe.Pointer(cfield))
+	v := C.gst_structure_get_value((*C.GstStructure)(unsafe.Pointer(st.Instance())), cfield)
+	if v == nil {
+		return ""
+	}
+	s := C.gst_value_serialize(v)
 	if s == nil {
 		return ""
 	}

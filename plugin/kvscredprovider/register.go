@@ -2,15 +2,83 @@
 // element that fetches AWS credentials (IMDSv2 first, the SDK's default chain
 // where asked) and keeps every kvssink in its pipeline supplied with fresh
 // ones through kvssink's credential-path file, long before they expire.
+//
+// # How the credentials beat kvssink's NULL->READY
+//
+// kvssink reads its credential file at NULL->READY, and a bin changes the
+// state of its sinks before its other elements, so the provider's own
+// NULL->READY always comes after kvssink's. The provider therefore does its
+// work when it is added to a bin, which gst-launch-1.0 (and any application)
+// does before the first state change:
+//
+//  1. It joins a bin: the set_bus override (internal/gstshim) notices and, in
+//     the adding thread once the bin's lock is released, the element finds
+//     the top-level bin, points credential-path of every kvssink already in
+//     it (recursively) at its file, and watches deep-element-added on the
+//     top-level bin for kvssinks added later (kvscredprovider may come before
+//     or after kvssink in a gst-launch line).
+//  2. Still inside that call it fetches and writes credentials
+//     synchronously (credrefresh.Keeper.Prime, bounded by PrimeTimeout), so
+//     the file exists before the pipeline's first state change, then starts
+//     the refresh goroutine.
+//  3. If no credentials could be had by then, it posts an ERROR at once, so
+//     that the first thing an operator sees is the provider's reason and not
+//     kvssink's "Could not find any AWS credentials!". It keeps retrying in
+//     the background; its own NULL->READY fails (ERROR again) only if there
+//     are still no credentials by then.
+//
+// The refresh keeps running while the element is in a bin, also in NULL,
+// because a restarted pipeline's kvssink re-reads the file at its next
+// NULL->READY, before the provider's. It stops, and the file is removed, when
+// the element leaves its bin (gst_bin_remove, or the pipeline being freed as
+// gst-launch-1.0 does at exit).
+//
+// Settings (source, role, profile, credential-path, refresh-before) are read
+// when the element joins a bin; gst-launch-1.0 sets them before that. A
+// change made later while the element is in NULL restarts the refresh at
+// once (synchronously); made while it runs, it applies when the element next
+// returns to NULL.
+//
+// This file holds the registration and the property table (each property is
+// documented once, here); element.go is the GObject glue, session.go runs one
+// credential refresh, kvssinks.go finds and configures kvssinks. Decisions
+// (when to refresh, backoff, what is valid) live in internal/credrefresh,
+// internal/credsource and internal/credfile.
 package kvscredprovider
 
 import (
+	"math"
+	"time"
+
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
+
+	"github.com/kvsrelay/kvsrelay/internal/credrefresh"
+	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 )
 
 // FactoryName is the name gst-launch-1.0 and gst_element_factory_make use.
 const FactoryName = "kvscredprovider"
+
+// Defaults and limits of the properties below.
+const (
+	DefaultRefreshBefore = credrefresh.DefaultRefreshBefore
+	MinRefreshBefore     = credrefresh.MinRefreshBefore
+	// PrimeTimeout bounds the synchronous first fetch when the element joins
+	// a bin (gst-launch-1.0 waits for it before starting the pipeline).
+	PrimeTimeout = 30 * time.Second
+)
+
+// Bus message names (GST_MESSAGE_ELEMENT structures).
+const (
+	// MessageRefreshed: new credentials were written. Fields access-key-id
+	// (string, masked ****ABCD) and expiration (string, RFC 3339 UTC).
+	MessageRefreshed = "kvscredprovider-refreshed"
+	// MessageRefreshFailed: a fetch or write failed; the file keeps the last
+	// valid credentials. Fields reason (string), time-left (guint64 ns the
+	// current credentials stay valid, 0 when there are none), attempt (gint).
+	MessageRefreshFailed = "kvscredprovider-refresh-failed"
+)
 
 var cat = gst.NewDebugCategory(FactoryName, gst.DebugColorNone, "kvsrelay kvscredprovider: credential refresh for kvssink")
 
@@ -19,17 +87,58 @@ func Register(plugin *gst.Plugin) bool {
 	return gst.RegisterElement(plugin, FactoryName, gst.RankNone, &credProvider{}, gst.ExtendsElement)
 }
 
-type credProvider struct{}
+const rw = glib.ParameterReadWrite
+const ro = glib.ParameterReadable
 
-func (p *credProvider) New() glib.GoObjectSubclass { return &credProvider{} }
+// Property indexes: properties[i] is what SetProperty/GetProperty receive as id.
+const (
+	propSource = iota
+	propRole
+	propProfile
+	propCredentialPath
+	propRefreshBefore
+	propExpiration
+	propStatus
+)
 
-func (p *credProvider) ClassInit(klass *glib.ObjectClass) {
-	class := gst.ToElementClass(klass)
-	class.SetMetadata(
-		"KVS credential provider",
-		"Generic",
-		"Fetches AWS credentials (IMDSv2 or the AWS default chain) and keeps every kvssink in the pipeline "+
-			"supplied with fresh ones through its credential-path file",
-		"kvsrelay developers <kvsrelay@users.noreply.github.com>",
-	)
+// Values of the source enum (GstKvsCredProviderSource).
+const (
+	sourceIMDS    = 0
+	sourceDefault = 1
+)
+
+var properties = []*glib.ParamSpec{
+	propSource: gstshim.CredProviderSourceParam("source", "Credential source",
+		"Where credentials come from: imds (the EC2 instance role through IMDSv2 only; "+
+			"AWS_EC2_METADATA_SERVICE_ENDPOINT overrides the endpoint) or default (the AWS SDK default chain: "+
+			"environment, shared config and credentials files with profile, SSO, web identity, ECS, IMDS). "+
+			"Read when the element joins a bin.",
+		sourceIMDS),
+	propRole: glib.NewStringParam("role", "IAM role",
+		"IAM role name whose credentials IMDS serves, for source=imds. Unset: the first role IMDS lists "+
+			"(an instance profile holds one role).",
+		nil, rw),
+	propProfile: glib.NewStringParam("profile", "Shared config profile",
+		"Profile of the shared AWS config and credentials files, for source=default. Unset: AWS_PROFILE, "+
+			"else \"default\".",
+		nil, rw),
+	propCredentialPath: glib.NewStringParam("credential-path", "Credential file",
+		"File the credentials are written to (mode 0600, atomically replaced) and that every kvssink in the "+
+			"pipeline gets as its credential-path. Unset: credential-<pid>-<element name> in $RUNTIME_DIRECTORY, "+
+			"else $XDG_RUNTIME_DIR/kvsrelay, else a new private temporary folder; reading the property then "+
+			"gives the chosen file once the element is in a bin. The file is removed when the element leaves its bin.",
+		nil, rw),
+	propRefreshBefore: glib.NewUint64Param("refresh-before", "Refresh before expiry (ns)",
+		"Fetch new credentials this long before the current ones expire; failed attempts are retried with "+
+			"backoff while the current file stays in place. At least 150000000000 (2 min 30 s): kvssink needs "+
+			"the file valid for over a minute when it re-reads it; smaller values fail the start with an error.",
+		0, math.MaxUint64, uint64(DefaultRefreshBefore), rw),
+	propExpiration: glib.NewStringParam("expiration", "Expiration",
+		"When the credentials now in the file expire, RFC 3339 in UTC (e.g. 2026-03-01T18:04:05Z); "+
+			"null while none have been written.",
+		nil, ro),
+	propStatus: glib.NewStringParam("status", "Status",
+		"idle (not in a bin yet), fetching (no credentials yet, trying), valid, degraded (refresh failing, "+
+			"the file still valid), expired (the file's credentials expired, still trying) or stopped.",
+		nil, ro),
 }

@@ -3,15 +3,18 @@ package reconnectbin
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
+	"github.com/kvsrelay/kvsrelay/internal/timeline"
 )
 
 // propertyError is a settings problem; its text names the property.
@@ -35,6 +38,22 @@ func validateSettings(s settings) error {
 		return &propertyError{"source", "and 'uri' are both set: set exactly one of them"}
 	case s.maxRetryDelay < s.retryDelay:
 		return &propertyError{"max-retry-delay", fmt.Sprintf("(%v) is below 'retry-delay' (%v)", s.maxRetryDelay, s.retryDelay)}
+	case s.fallback != FallbackNone && s.outputCaps == "":
+		return &propertyError{"fallback", "needs 'output-caps': fallback frames are made at its size and frame rate"}
+	case s.fallback == FallbackImage && s.fallbackImage == "":
+		return &propertyError{"fallback-image", "is empty but fallback=image"}
+	}
+	if s.outputCaps != "" {
+		if _, err := parseOutputCaps(s.outputCaps); err != nil {
+			return &propertyError{"output-caps", err.Error()}
+		}
+	}
+	if s.fallback == FallbackImage {
+		if f, err := os.Open(s.fallbackImage); err != nil {
+			return &propertyError{"fallback-image", fmt.Sprintf("cannot be read: %v", err)}
+		} else {
+			f.Close()
+		}
 	}
 	prop, desc := s.description()
 	bin, err := gst.NewBinFromString(desc, false)
@@ -46,6 +65,44 @@ func validateSettings(s settings) error {
 		return &propertyError{prop, fmt.Sprintf("has no unlinked src pad: %q ends in a sink or links every output", desc)}
 	}
 	return nil
+}
+
+// outputFormat is what output-caps fixes.
+type outputFormat struct {
+	caps     string
+	width    int
+	height   int
+	frameDur time.Duration
+}
+
+// parseOutputCaps checks that caps are fixed raw video with a size and a
+// frame rate, which normalising and fallback frames need.
+func parseOutputCaps(s string) (outputFormat, error) {
+	caps := gst.NewCapsFromString(s)
+	if caps == nil || caps.GetSize() != 1 {
+		return outputFormat{}, fmt.Errorf("%q is not one caps structure", s)
+	}
+	st := caps.GetStructureAt(0)
+	if st.Name() != "video/x-raw" {
+		return outputFormat{}, fmt.Errorf("%q is not video/x-raw", s)
+	}
+	if !caps.IsFixed() {
+		return outputFormat{}, fmt.Errorf("%q is not fixed: give one format, width, height and framerate", s)
+	}
+	f := outputFormat{caps: caps.String()}
+	w, errW := st.GetValue("width")
+	h, errH := st.GetValue("height")
+	if errW != nil || errH != nil {
+		return outputFormat{}, fmt.Errorf("%q needs width and height", s)
+	}
+	f.width, _ = w.(int)
+	f.height, _ = h.(int)
+	num, den, ok := gstshim.StructureFraction(st, "framerate")
+	if !ok || num <= 0 || den <= 0 {
+		return outputFormat{}, fmt.Errorf("%q needs a non-zero framerate", s)
+	}
+	f.frameDur = time.Duration(int64(time.Second) * int64(den) / int64(num))
+	return f, nil
 }
 
 // description returns the gst-launch description of one source instance and
@@ -104,13 +161,20 @@ type childInstance struct {
 	gen          uint64
 	bin          *gst.Bin
 	restartOnEOS bool
+	outputCaps   string
+
+	// keyframeSeen is false until the instance's first keyframe left the
+	// bin: nothing before it does (a decoder or kvssink needs one to start).
+	keyframeSeen atomic.Bool
+	// rejected marks an instance whose caps on-caps-change refused.
+	rejected atomic.Bool
 
 	mu       sync.Mutex
 	handlers []signalHandler // pad-added watches, disconnected at release
 	probe    uint64          // the srcPad probe, removed at release
 	srcPad   *gst.GhostPad   // the chosen inner pad, ghosted on bin
 	added    bool            // the instance is inside the bin; srcPad may be linked
-	segment  *gst.Segment    // last segment the instance sent, before our offset
+	segment  timeline.Segment // last segment the instance sent
 
 	// offsetSet is false until the instance's first buffer left the bin with
 	// the output timeline's offset applied.
@@ -129,13 +193,13 @@ type signalHandler struct {
 
 // buildChild parses desc into a new, not yet added, source instance and wires
 // its output pad (now, or when a demuxer adds it).
-func (b *reconnectBin) buildChild(gen uint64, desc string, restartOnEOS bool) (*childInstance, error) {
+func (b *reconnectBin) buildChild(gen uint64, desc string, s settings) (*childInstance, error) {
 	bin, err := gst.NewBinFromString(desc, false)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the source description: %w", err)
 	}
 	_ = bin.SetProperty("name", fmt.Sprintf("source%d", gen))
-	c := &childInstance{gen: gen, bin: bin, restartOnEOS: restartOnEOS}
+	c := &childInstance{gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps}
 	if pad := unlinkedSrcPad(bin); pad != nil {
 		if err := b.attach(c, pad); err != nil {
 			return nil, err
@@ -197,6 +261,33 @@ func isVideoPad(pad *gst.Pad) bool {
 	return strings.HasPrefix(caps.GetStructureAt(0).Name(), "video/")
 }
 
+// normalize converts, scales and rate-adapts pad to caps inside bin, so
+// every source instance leaves the bin with byte-identical caps. It returns
+// the new output pad.
+func normalize(bin *gst.Bin, pad *gst.Pad, caps string) (*gst.Pad, error) {
+	convert, err1 := gst.NewElement("videoconvert")
+	scale, err2 := gst.NewElement("videoscale")
+	rate, err3 := gst.NewElement("videorate")
+	filter, err4 := gst.NewElementWithProperties("capsfilter", map[string]interface{}{"caps": gst.NewCapsFromString(caps)})
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return nil, fmt.Errorf("making the output-caps converters: %w", err)
+	}
+	chain := []*gst.Element{convert, scale, rate, filter}
+	if err := bin.AddMany(chain...); err != nil {
+		return nil, fmt.Errorf("adding the output-caps converters: %w", err)
+	}
+	if err := gst.ElementLinkMany(chain...); err != nil {
+		return nil, fmt.Errorf("linking the output-caps converters: %w", err)
+	}
+	if ret := pad.Link(convert.GetStaticPad("sink")); ret != gst.PadLinkOK {
+		return nil, fmt.Errorf("linking the source to the output-caps converters: %s", ret)
+	}
+	for _, el := range chain {
+		el.SyncStateWithParent()
+	}
+	return filter.GetStaticPad("src"), nil
+}
+
 // absorb links an extra pad to a fakesink inside the instance.
 func absorb(bin *gst.Bin, pad *gst.Pad) {
 	sink, err := gst.NewElementWithProperties("fakesink", map[string]interface{}{"sync": false, "async": false})
@@ -213,6 +304,13 @@ func absorb(bin *gst.Bin, pad *gst.Pad) {
 // attach ghosts the instance's output pad and makes it the target of the
 // bin's src pad.
 func (b *reconnectBin) attach(c *childInstance, inner *gst.Pad) error {
+	if c.outputCaps != "" {
+		out, err := normalize(c.bin, inner, c.outputCaps)
+		if err != nil {
+			return err
+		}
+		inner = out
+	}
 	ghost := gst.NewGhostPad("src", inner)
 	if ghost == nil {
 		return errors.New("ghosting the source's src pad failed")
@@ -261,12 +359,21 @@ func (b *reconnectBin) childProbe(c *childInstance, info *gst.PadProbeInfo) gst.
 		if sup == nil {
 			return gst.PadProbeOK
 		}
+		// Hand over from fallback frames at the first buffer that will go
+		// out (the output drops delta frames until the first keyframe).
+		if b.fallback.active.Load() && !c.rejected.Load() {
+			if buf := info.GetBuffer(); buf != nil && (c.keyframeSeen.Load() || !buf.HasFlags(gst.BufferFlagDeltaUnit)) {
+				b.stopFallback()
+			}
+		}
 		if rec := sup.Buffer(c.gen); rec != nil {
 			cat.LogInfo(fmt.Sprintf("source instance %d recovered after %v and %d attempts", c.gen, rec.Outage, rec.Attempts))
 			b.postElementMessage("reconnectbin-recovered", map[string]any{
 				"outage":   uint64(rec.Outage),
 				"attempts": rec.Attempts,
 			})
+			st := sup.Stats()
+			b.rep().recovered(statusLine(string(st.Status), st.Restarts, rec.Outage))
 		}
 		return gst.PadProbeOK
 	}
@@ -276,9 +383,10 @@ func (b *reconnectBin) childProbe(c *childInstance, info *gst.PadProbeInfo) gst.
 	ev := info.GetEvent()
 	switch ev.Type() {
 	case gst.EventTypeSegment:
-		seg := ev.ParseSegment()
+		seg := ev.ParseSegment() // valid only while ev is: copy what matters
 		c.mu.Lock()
-		c.segment = seg
+		c.segment = timeline.Segment{Time: seg.GetFormat() == gst.FormatTime, Start: seg.GetStart(),
+			Offset: seg.GetOffset(), Base: seg.GetBase(), Rate: seg.GetRate()}
 		c.mu.Unlock()
 	case gst.EventTypeEOS:
 		if b.out.endRequested.Load() || !c.restartOnEOS {
@@ -322,5 +430,5 @@ func (b *reconnectBin) release(c *childInstance) {
 	if c.srcPad != nil && c.probe != 0 {
 		c.srcPad.RemoveProbe(c.probe)
 	}
-	c.handlers, c.srcPad, c.segment, c.bin = nil, nil, nil, nil
+	c.handlers, c.srcPad, c.bin = nil, nil, nil
 }

@@ -23,6 +23,11 @@ type settings struct {
 	maxRetryDelay time.Duration
 	maxRetries    int
 	restartOnEOS  bool
+	outputCaps    string // serialized fixed caps, "" for none
+	fallback      int
+	fallbackHold  time.Duration
+	fallbackImage string
+	onCapsChange  int
 }
 
 func defaultSettings() settings {
@@ -32,6 +37,9 @@ func defaultSettings() settings {
 		maxRetryDelay: DefaultMaxRetryDelay,
 		maxRetries:    DefaultMaxRetries,
 		restartOnEOS:  DefaultRestartOnEOS,
+		fallback:      DefaultFallback,
+		fallbackHold:  DefaultFallbackHold,
+		onCapsChange:  DefaultOnCapsChange,
 	}
 }
 
@@ -44,9 +52,14 @@ type reconnectBin struct {
 	self   *gst.Bin
 	srcPad *gst.GhostPad
 
-	// out keeps the output timeline continuous across source instances; it
-	// is touched only from the src pad's streaming thread and atomics.
-	out timeline
+	// out is what the src pad shows downstream (timeline.go).
+	out output
+
+	// fallback fills outages with frames when enabled (fallback.go).
+	fallback fallback
+
+	// reporting to systemd and metrics; nil while stopped (report.go).
+	reporting atomic.Pointer[report]
 
 	// run is what is running between READY->PAUSED and PAUSED->READY; nil
 	// otherwise. The supervisor survives a stop so that status and stats
@@ -115,6 +128,16 @@ func (b *reconnectBin) SetProperty(obj *glib.Object, id uint, value *glib.Value)
 		if v, err := value.GoValue(); err == nil {
 			s.restartOnEOS = v.(bool)
 		}
+	case propOutputCaps:
+		s.outputCaps = gstshim.CapsStringFromValue(value)
+	case propFallback:
+		s.fallback = gstshim.EnumFromValue(value)
+	case propFallbackHold:
+		s.fallbackHold = durationValue(value)
+	case propFallbackImage:
+		s.fallbackImage = stringValue(value)
+	case propOnCapsChange:
+		s.onCapsChange = gstshim.EnumFromValue(value)
 	}
 }
 
@@ -156,6 +179,26 @@ func (b *reconnectBin) GetProperty(obj *glib.Object, id uint) *glib.Value {
 			v = s.maxRetries
 		case propRestartOnEOS:
 			v = s.restartOnEOS
+		case propOutputCaps:
+			if s.outputCaps == "" {
+				return nil
+			}
+			val, err := gst.NewCapsFromString(s.outputCaps).ToGValue()
+			if err != nil {
+				return nil
+			}
+			return val
+		case propFallback:
+			return gstshim.EnumToValue(fallbackType, s.fallback)
+		case propFallbackHold:
+			v = uint64(s.fallbackHold)
+		case propFallbackImage:
+			if s.fallbackImage == "" {
+				return nil
+			}
+			v = s.fallbackImage
+		case propOnCapsChange:
+			return gstshim.EnumToValue(capsChangeType, s.onCapsChange)
 		default:
 			return nil
 		}
@@ -274,10 +317,14 @@ func (b *reconnectBin) SendEvent(el *gst.Element, event *gst.Event) bool {
 		if run := b.run.Load(); run != nil {
 			run.requestStop()
 		}
+		b.stopFallback()
 		return b.srcPad.PushEvent(event)
 	}
 	return el.ParentSendEvent(event)
 }
+
+// rep is the current report; nil (which does nothing) while stopped.
+func (b *reconnectBin) rep() *report { return b.reporting.Load() }
 
 func (b *reconnectBin) status() string {
 	sup := b.sup.Load()
@@ -308,6 +355,11 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 	_ = st.SetValue("attempts", s.Attempts)
 	_ = st.SetValue("status", b.status())
 	_ = st.SetValue("frames-out", b.out.framesOut.Load())
+	_ = st.SetValue("in-fallback", b.fallback.active.Load())
+	_ = st.SetValue("fallback-frames", b.fallback.totalFrames.Load())
+	_ = st.SetValue("fallback-time", uint64(b.fallback.totalTime.Load()))
+	_ = st.SetValue("caps-changes", b.out.capsChanges.Load())
+	_ = st.SetValue("keyframe-waits", b.out.keyframeWaits.Load())
 	return st
 }
 

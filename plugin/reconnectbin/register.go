@@ -16,6 +16,8 @@ import (
 
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
+
+	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 )
 
 // FactoryName is the name gst-launch-1.0 and gst_element_factory_make use.
@@ -49,8 +51,47 @@ const (
 	propMaxRetryDelay
 	propMaxRetries
 	propRestartOnEOS
+	propOutputCaps
+	propFallback
+	propFallbackHold
+	propFallbackImage
+	propOnCapsChange
 	propStatus
 	propStats
+)
+
+// Fallback modes (property fallback).
+const (
+	FallbackNone = iota
+	FallbackBlack
+	FallbackImage
+)
+
+// Caps-change policies (property on-caps-change).
+const (
+	CapsChangeError = iota
+	CapsChangeRetry
+	CapsChangePass
+)
+
+// Defaults of the output properties.
+const (
+	DefaultFallback     = FallbackNone
+	DefaultFallbackHold = time.Second
+	DefaultOnCapsChange = CapsChangeError
+)
+
+var (
+	fallbackType = gstshim.RegisterEnum("GstReconnectBinFallback", []gstshim.EnumValue{
+		{Value: FallbackNone, Name: "No frames while the source is down (a gap in the output)", Nick: "none"},
+		{Value: FallbackBlack, Name: "Repeat the last frame for fallback-hold, then black frames", Nick: "black"},
+		{Value: FallbackImage, Name: "Repeat the last frame for fallback-hold, then fallback-image", Nick: "image"},
+	})
+	capsChangeType = gstshim.RegisterEnum("GstReconnectBinCapsChange", []gstshim.EnumValue{
+		{Value: CapsChangeError, Name: "Post an ERROR and stop the stream, so the process restarts with a fresh sink", Nick: "error"},
+		{Value: CapsChangeRetry, Name: "Drop the new source instance and rebuild until it comes back as before", Nick: "retry"},
+		{Value: CapsChangePass, Name: "Pass the new caps downstream (only for sinks that handle caps changes)", Nick: "pass"},
+	})
 )
 
 var properties = []*glib.ParamSpec{
@@ -84,11 +125,34 @@ var properties = []*glib.ParamSpec{
 		"Rebuild the source when it ends (EOS) instead of ending the stream. When false the source's EOS "+
 			"goes downstream and ends the pipeline.",
 		DefaultRestartOnEOS, rw),
+	propOutputCaps: glib.NewBoxedParam("output-caps", "Output caps",
+		"Fixed raw video caps every source instance is converted, scaled and rate-adapted to, e.g. "+
+			"video/x-raw,format=I420,width=1280,height=720,framerate=25/1, so the encoder is configured once and its "+
+			"codec_data never changes whatever the camera comes back with. Needed by fallback. Default: none (the source's own caps).",
+		gst.TypeCaps, rw),
+	propFallback: gstshim.EnumParam("fallback", "Fallback",
+		"What the bin outputs while the source is down, on the same timeline at the output-caps frame rate "+
+			"(as broadcast encoders do on input loss): the last good frame for fallback-hold, then black or fallback-image. "+
+			"It switches back on the source's first good buffer. Needs output-caps.",
+		fallbackType, DefaultFallback, rw),
+	propFallbackHold: glib.NewUint64Param("fallback-hold", "Fallback hold (ns)",
+		"How long the last good frame is repeated before black or fallback-image.",
+		0, math.MaxUint64, uint64(DefaultFallbackHold), rw),
+	propFallbackImage: glib.NewStringParam("fallback-image", "Fallback image",
+		"PNG or JPEG file shown (scaled to output-caps) while the source is down, when fallback=image.",
+		nil, rw),
+	propOnCapsChange: gstshim.EnumParam("on-caps-change", "On caps change",
+		"What to do when a rebuilt source comes back with caps (resolution, codec_data) different from the first "+
+			"instance's. kvssink keeps the first codec_data for the life of the element and silently uploads a corrupt "+
+			"stream after a change, so the default stops with an ERROR (systemd restarts the relay with a fresh sink). "+
+			"With output-caps set, raw video never changes caps. A reconnectbin-caps-changed element message is posted in every case.",
+		capsChangeType, DefaultOnCapsChange, rw),
 	propStatus: glib.NewStringParam("status", "Status",
 		"What the bin is doing: stopped, starting, running, retrying or failed.",
 		nil, ro),
 	propStats: glib.NewBoxedParam("stats", "Statistics",
 		"GstStructure reconnectbin-stats: restarts, restarts-error, restarts-eos, restarts-stall, restarts-start-failed, "+
-			"last-error, since-last-buffer (ns), current-outage (ns), total-outage (ns), attempts, status, frames-out.",
+			"last-error, since-last-buffer (ns), current-outage (ns), total-outage (ns), attempts, status, frames-out, "+
+			"in-fallback, fallback-frames, fallback-time (ns), caps-changes, keyframe-waits (buffers dropped waiting for a keyframe after a rebuild).",
 		gst.TypeStructure, ro),
 }

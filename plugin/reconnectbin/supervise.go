@@ -66,9 +66,13 @@ func (b *reconnectBin) startRun() error {
 	if err != nil {
 		return fmt.Errorf("reconnectbin: %w", err)
 	}
+	if err := b.fallback.prepare(s); err != nil {
+		return err
+	}
 	b.stateMu.Lock()
 	defer b.stateMu.Unlock()
 	b.out.reset()
+	b.reporting.Store(newReport(b.self))
 	b.sup.Store(sup)
 	run := newRunState()
 	b.run.Store(run)
@@ -88,7 +92,11 @@ func (b *reconnectBin) stopRun() {
 	}
 	run.stopOnce.Do(func() { close(run.stop) })
 	<-run.done
+	b.stopFallback()
+	b.out.last.Release()
 	b.run.Store(nil)
+	b.rep().close()
+	b.reporting.Store(nil)
 }
 
 func (b *reconnectBin) setPlaying(playing bool) {
@@ -162,6 +170,8 @@ func (b *reconnectBin) rebuild(run *runState, sup *supervisor.Supervisor, d supe
 		"attempt": d.Attempt,
 		"delay":   uint64(d.Delay),
 	})
+	st := sup.Stats()
+	b.rep().restart(string(d.Reason), statusLine(string(st.Status), st.Restarts, st.CurrentOutage))
 	b.teardown()
 	if d.GiveUp {
 		text := fmt.Sprintf("reconnectbin: source failed %d times in a row, giving up (max-retries); last failure (%s): %s",
@@ -171,6 +181,7 @@ func (b *reconnectBin) rebuild(run *runState, sup *supervisor.Supervisor, d supe
 		return true
 	}
 	cat.LogInfo(fmt.Sprintf("rebuilding the source (attempt %d, reason %s) in %v: %s", d.Attempt, d.Reason, d.Delay, d.Error))
+	b.startFallback()
 	timer := time.NewTimer(d.Delay)
 	defer timer.Stop()
 	select {
@@ -192,7 +203,7 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 	b.settingsMu.Unlock()
 	gen := sup.Begin()
 	prop, desc := s.description()
-	c, err := b.buildChild(gen, desc, s.restartOnEOS)
+	c, err := b.buildChild(gen, desc, s)
 	if err != nil {
 		b.failStart(run, sup, gen, fmt.Sprintf("property '%s': %v", prop, err))
 		return
@@ -202,6 +213,7 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 		b.failStart(run, sup, gen, fmt.Sprintf("adding the source: %v", err))
 		return
 	}
+	b.out.timeline.StartInstance()
 	b.child.Store(c)
 	if err := b.linkOutput(c); err != nil {
 		b.failStart(run, sup, gen, err.Error())
@@ -252,5 +264,6 @@ func (b *reconnectBin) teardown() {
 		return
 	}
 	b.release(c)
+	b.rep().sourceStopped()
 	runtime.GC()
 }

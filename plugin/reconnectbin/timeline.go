@@ -1,117 +1,231 @@
 package reconnectbin
 
 import (
+	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/supervisor"
+	"github.com/kvsrelay/kvsrelay/internal/timeline"
 )
 
-// timeline keeps the bin's output one continuous stream across source
-// instances: one stream-start for the life of the bin, running time that
-// follows the pipeline clock and never goes backwards (each new instance's
-// first buffer is placed at "now", or just after the last buffer out if that
-// is later), and no DISCONT flag (kvssink drops a keyframe whose only flag is
-// DISCONT). It is touched only from the src pad's streaming thread, one
-// instance at a time, so plain fields would do; atomics keep -race quiet and
-// let properties read it.
-type timeline struct {
+// output is what the bin's src pad shows downstream: one stream-start for
+// the life of the bin, one TIME segment starting at 0 (so timestamps are
+// output running time), timestamps rewritten onto one continuous timeline
+// (internal/timeline), no DISCONT flag (kvssink drops a keyframe whose only
+// flag is DISCONT), nothing from a rebuilt source before its first keyframe,
+// and one set of caps unless on-caps-change allows otherwise.
+type output struct {
 	streamStarted atomic.Bool
 	endRequested  atomic.Bool
 	framesOut     atomic.Uint64
-	// lastEnd is the output running time (ns) just past the last buffer out.
-	lastEnd atomic.Int64
-	offset  atomic.Int64
+	keyframeWaits atomic.Uint64
+	capsChanges   atomic.Uint64
+
+	timeline timeline.Output
+
+	capsMu    sync.Mutex
+	firstCaps string // identity of the first instance's caps (see capsIdentity)
+
+	// last holds the latest frame for fallback's hold phase.
+	last gstshim.FrameHolder
 }
 
-func (t *timeline) reset() {
-	t.streamStarted.Store(false)
-	t.endRequested.Store(false)
-	t.framesOut.Store(0)
-	t.lastEnd.Store(0)
-	t.offset.Store(0)
+func (o *output) reset() {
+	o.streamStarted.Store(false)
+	o.endRequested.Store(false)
+	o.framesOut.Store(0)
+	o.keyframeWaits.Store(0)
+	o.capsChanges.Store(0)
+	o.timeline = timeline.Output{}
+	o.capsMu.Lock()
+	o.firstCaps = ""
+	o.capsMu.Unlock()
+	o.last.Release()
 }
 
-// outputProbe runs on the bin's src pad for every buffer and downstream event.
+// outputProbe runs on the bin's src pad for every buffer and downstream
+// event, from a source instance's streaming thread or the fallback
+// goroutine; the pad's stream lock serializes them.
 func (b *reconnectBin) outputProbe(pad *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
-	t := &b.out
 	if info.Type()&gst.PadProbeTypeEventDownstream != 0 {
-		if ev := info.GetEvent(); ev != nil && ev.Type() == gst.EventTypeStreamStart {
-			if t.streamStarted.Swap(true) {
-				return gst.PadProbeDrop
-			}
-		}
-		return gst.PadProbeOK
+		return b.outputEvent(info)
 	}
 	if info.Type()&gst.PadProbeTypeBuffer == 0 {
 		return gst.PadProbeOK
 	}
-	if t.endRequested.Load() {
+	o := &b.out
+	if o.endRequested.Load() {
 		return gst.PadProbeDrop
 	}
 	buf := info.GetBuffer()
 	if buf == nil {
 		return gst.PadProbeOK
 	}
+	if b.fallback.pushing.Load() {
+		// A fill frame: already stamped on the output timeline.
+		o.framesOut.Add(1)
+		return gst.PadProbeOK
+	}
 	c := b.child.Load()
 	if c == nil {
-		return gst.PadProbeOK
+		return gst.PadProbeDrop // a straggler from an instance being removed
+	}
+	if c.rejected.Load() {
+		return gst.PadProbeDrop
+	}
+	if !c.keyframeSeen.Load() {
+		if buf.HasFlags(gst.BufferFlagDeltaUnit) {
+			o.keyframeWaits.Add(1)
+			return gst.PadProbeDrop
+		}
+		c.keyframeSeen.Store(true)
 	}
 	c.mu.Lock()
 	seg := c.segment
 	c.mu.Unlock()
-	childRT, ok := bufferRunningTime(seg, buf)
-	if ok && !c.offsetSet.Swap(true) {
-		target := int64(childRT)
-		if now := gstshim.RunningTimeNow(b.self.Element); now != gst.ClockTimeNone {
-			target = int64(now)
-		}
-		if last := t.lastEnd.Load(); target < last {
-			target = last
-		}
-		off := target - int64(childRT)
-		t.offset.Store(off)
-		// Setting the offset makes the pad resend its sticky events (the
-		// segment) with the new running time before this buffer.
-		b.srcPad.SetOffset(off)
-		cat.LogDebug("source instance output offset set")
+	pts, dts := runningTime(seg, buf.PresentationTimestamp()), runningTime(seg, buf.DecodingTimestamp())
+	dur := timeline.None
+	if d := buf.Duration(); d != gst.ClockTimeNone {
+		dur = int64(d)
 	}
+	now := timeline.None
+	if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
+		now = int64(rt)
+	}
+	outPTS, outDTS, ok := o.timeline.Place(pts, dts, dur, now)
 	if ok {
-		end := int64(childRT) + t.offset.Load()
-		if d := buf.Duration(); d != gst.ClockTimeNone {
-			end += int64(d)
-		} else {
-			end++
-		}
-		if end > t.lastEnd.Load() {
-			t.lastEnd.Store(end)
-		}
+		gstshim.SetProbeBufferTimestamps(info, clockTime(outPTS), clockTime(outDTS))
 	}
-	if buf.HasFlags(gst.BufferFlagDiscont) {
-		gstshim.SetProbeBufferFlags(info, 0, gst.BufferFlagDiscont)
+	gstshim.SetProbeBufferFlags(info, 0, gst.BufferFlagDiscont)
+	if b.fallback.enabled() {
+		o.last.HoldProbeBuffer(info)
 	}
-	t.framesOut.Add(1)
+	o.framesOut.Add(1)
+	b.rep().dataOut()
 	return gst.PadProbeOK
 }
 
-// bufferRunningTime is the buffer's earliest timestamp (DTS before PTS, so
-// that decode order stays monotonic too) as running time in the instance's
-// own segment.
-func bufferRunningTime(seg *gst.Segment, buf *gst.Buffer) (gst.ClockTime, bool) {
-	if seg == nil || seg.GetFormat() != gst.FormatTime {
-		return 0, false
+func clockTime(t int64) gst.ClockTime {
+	if t < 0 {
+		return gst.ClockTimeNone
 	}
-	ts := buf.PresentationTimestamp()
-	if dts := buf.DecodingTimestamp(); dts != gst.ClockTimeNone && (ts == gst.ClockTimeNone || dts < ts) {
-		ts = dts
-	}
+	return gst.ClockTime(t)
+}
+
+// runningTime converts a buffer timestamp with the instance's segment.
+func runningTime(seg timeline.Segment, ts gst.ClockTime) int64 {
 	if ts == gst.ClockTimeNone {
-		return 0, false
+		return timeline.None
 	}
-	rt := seg.ToRunningTime(gst.FormatTime, uint64(ts))
-	if rt == uint64(gst.ClockTimeNone) {
-		return 0, false
+	rt, ok := seg.RunningTime(uint64(ts))
+	if !ok {
+		return timeline.None
 	}
-	return gst.ClockTime(rt), true
+	return rt
+}
+
+func (b *reconnectBin) outputEvent(info *gst.PadProbeInfo) gst.PadProbeReturn {
+	ev := info.GetEvent()
+	if ev == nil {
+		return gst.PadProbeOK
+	}
+	switch ev.Type() {
+	case gst.EventTypeStreamStart:
+		if b.out.streamStarted.Swap(true) {
+			return gst.PadProbeDrop
+		}
+	case gst.EventTypeSegment:
+		// Every instance's segment becomes the bin's one output segment;
+		// timestamps are mapped onto it buffer by buffer.
+		gstshim.ReplaceProbeEventWithTimeSegment(info, ev.Seqnum())
+	case gst.EventTypeCaps:
+		return b.checkCaps(ev)
+	}
+	return gst.PadProbeOK
+}
+
+// checkCaps compares a source instance's caps with the first instance's and
+// applies on-caps-change when they differ in what the sink depends on.
+func (b *reconnectBin) checkCaps(ev *gst.Event) gst.PadProbeReturn {
+	caps := ev.ParseCaps()
+	if caps == nil {
+		return gst.PadProbeOK
+	}
+	id := capsIdentity(caps)
+	o := &b.out
+	o.capsMu.Lock()
+	first := o.firstCaps
+	if first == "" {
+		o.firstCaps = id
+	}
+	o.capsMu.Unlock()
+	if first == "" || first == id {
+		return gst.PadProbeOK
+	}
+	o.capsChanges.Add(1)
+	b.settingsMu.Lock()
+	policy := b.settings.onCapsChange
+	b.settingsMu.Unlock()
+	text := fmt.Sprintf("the source came back with different caps: was %s, now %s", first, id)
+	b.postElementMessage("reconnectbin-caps-changed", map[string]any{"old": first, "new": id, "policy": policyNick(policy)})
+	gstshim.PostError(b.self.Element, true, gstshim.StreamError, gst.StreamErrorFormat,
+		"reconnectbin: "+text+" (on-caps-change="+policyNick(policy)+")", "")
+	c := b.child.Load()
+	switch policy {
+	case CapsChangePass:
+		return gst.PadProbeOK
+	case CapsChangeRetry:
+		if c != nil {
+			c.rejected.Store(true)
+			b.childFailed(c, supervisor.ReasonError, text)
+		}
+		return gst.PadProbeDrop
+	default:
+		if c != nil {
+			c.rejected.Store(true)
+		}
+		b.out.endRequested.Store(true)
+		gstshim.PostError(b.self.Element, false, gstshim.StreamError, gst.StreamErrorFormat,
+			"reconnectbin: "+text+"; kvssink keeps the first codec data, so the stream stops here "+
+				"(set output-caps to re-encode at fixed caps, or on-caps-change=retry)", "")
+		return gst.PadProbeDrop
+	}
+}
+
+func policyNick(p int) string {
+	switch p {
+	case CapsChangeRetry:
+		return "retry"
+	case CapsChangePass:
+		return "pass"
+	default:
+		return "error"
+	}
+}
+
+// capsIdentity is what must not change under a sink that keeps its first
+// configuration: for raw video the size, format and frame rate (an encoder
+// would reconfigure and emit new codec data); for encoded media the size,
+// stream format and codec data. Fields that vary harmlessly between runs of
+// the same camera (level, colorimetry, a 0/1 frame rate) are left out.
+func capsIdentity(caps *gst.Caps) string {
+	if caps.GetSize() == 0 {
+		return caps.String()
+	}
+	st := caps.GetStructureAt(0)
+	fields := []string{"width", "height", "stream-format", "codec_data", "rate", "channels"}
+	if st.Name() == "video/x-raw" {
+		fields = []string{"width", "height", "format", "framerate"}
+	}
+	id := st.Name()
+	for _, field := range fields {
+		if v := gstshim.StructureFieldString(st, field); v != "" {
+			id += "," + field + "=" + v
+		}
+	}
+	return id
 }

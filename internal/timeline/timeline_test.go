@@ -1,0 +1,119 @@
+package timeline
+
+import "testing"
+
+const ms = int64(1_000_000)
+
+func TestSegmentRunningTime(t *testing.T) {
+	cases := []struct {
+		name string
+		seg  Segment
+		pos  uint64
+		want int64
+		ok   bool
+	}{
+		{"plain", Segment{Time: true, Rate: 1}, 5, 5, true},
+		{"start and base", Segment{Time: true, Start: 100, Base: 1000, Rate: 1}, 150, 1050, true},
+		{"offset", Segment{Time: true, Start: 100, Offset: 20, Rate: 1}, 150, 30, true},
+		{"before start is negative", Segment{Time: true, Start: 100, Base: 10, Rate: 1}, 40, -50, true},
+		{"double rate", Segment{Time: true, Rate: 2}, 100, 50, true},
+		{"bytes segment", Segment{Rate: 1}, 5, 0, false},
+		{"reverse playback", Segment{Time: true, Rate: -1}, 5, 0, false},
+	}
+	for _, tc := range cases {
+		got, ok := tc.seg.RunningTime(tc.pos)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: RunningTime(%d) = %d, %v; want %d, %v", tc.name, tc.pos, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// Each step is one buffer; startInstance marks a rebuilt source.
+type step struct {
+	startInstance bool
+	pts, dts, dur int64
+	now           int64
+	wantPTS       int64
+	wantDTS       int64
+}
+
+func TestOutputPlacesInstancesOnTheClock(t *testing.T) {
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"first instance starts at now", []step{
+			{true, 300 * ms, None, 40 * ms, 50 * ms, 50 * ms, None},
+			{false, 340 * ms, None, 40 * ms, 95 * ms, 90 * ms, None},
+		}},
+		{"restart at zero after an outage keeps the gap equal to the outage", []step{
+			{true, 0, None, 40 * ms, 1000 * ms, 1000 * ms, None},
+			{false, 40 * ms, None, 40 * ms, 1040 * ms, 1040 * ms, None},
+			// source rebuilt, its timestamps start again near 0; the clock moved 2 s
+			{true, 10 * ms, None, 40 * ms, 3080 * ms, 3080 * ms, None},
+			{false, 50 * ms, None, 40 * ms, 3120 * ms, 3120 * ms, None},
+		}},
+		{"an instance running ahead of the clock never goes backwards", []step{
+			{true, 0, None, 40 * ms, 0, 0, None},
+			{false, 5000 * ms, None, 40 * ms, 100 * ms, 5000 * ms, None},
+			// rebuilt: now (200 ms) is before the last buffer's end (5040 ms)
+			{true, 0, None, 40 * ms, 200 * ms, 5040 * ms, None},
+		}},
+		{"decode order: DTS before PTS places the DTS", []step{
+			{true, 80 * ms, 0, 40 * ms, 1000 * ms, 1080 * ms, 1000 * ms},
+			{false, 40 * ms, 40 * ms, 40 * ms, 1040 * ms, 1040 * ms, 1040 * ms},
+			{true, 120 * ms, 40 * ms, 40 * ms, 1050 * ms, 1160 * ms, 1080 * ms},
+		}},
+		{"no clock: keep the instance's own timestamps, never backwards", []step{
+			{true, 500 * ms, None, 40 * ms, None, 500 * ms, None},
+			{true, 0, None, 40 * ms, None, 540 * ms, None},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var o Output
+			for i, s := range tc.steps {
+				if s.startInstance {
+					o.StartInstance()
+				}
+				pts, dts, ok := o.Place(s.pts, s.dts, s.dur, s.now)
+				if !ok || pts != s.wantPTS || dts != s.wantDTS {
+					t.Fatalf("step %d: Place = %d, %d, %v; want %d, %d", i, pts, dts, ok, s.wantPTS, s.wantDTS)
+				}
+			}
+		})
+	}
+}
+
+func TestOutputWithoutTimestampsIsUntouched(t *testing.T) {
+	var o Output
+	o.StartInstance()
+	if _, _, ok := o.Place(None, None, None, 10); ok {
+		t.Fatal("a buffer without timestamps was placed")
+	}
+	if _, any := o.LastEnd(); any {
+		t.Fatal("an untimestamped buffer counted as output")
+	}
+}
+
+// Fallback frames continue exactly where the source stopped, and the next
+// instance continues after them.
+func TestFillContinuesTheTimeline(t *testing.T) {
+	var o Output
+	o.StartInstance()
+	o.Place(0, None, 40*ms, 1000*ms) // 1000..1040
+	for i, want := range []int64{1040 * ms, 1080 * ms, 1120 * ms} {
+		if got := o.NextFill(40*ms, 1500*ms); got != want {
+			t.Fatalf("fill %d at %d, want %d", i, got, want)
+		}
+	}
+	o.StartInstance()
+	pts, _, _ := o.Place(0, None, 40*ms, 1100*ms) // clock is behind the fill
+	if pts != 1160*ms {
+		t.Fatalf("instance after fill placed at %d, want 1160 ms", pts)
+	}
+	var fresh Output
+	if got := fresh.NextFill(40*ms, 700*ms); got != 700*ms {
+		t.Fatalf("fill before any output at %d, want now (700 ms)", got)
+	}
+}

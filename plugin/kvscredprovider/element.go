@@ -1,0 +1,397 @@
+package kvscredprovider
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-gst/go-glib/glib"
+	"github.com/go-gst/go-gst/gst"
+
+	"github.com/kvsrelay/kvsrelay/internal/credsource"
+	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+)
+
+// settings is what the properties say. Guarded by credProvider.settingsMu.
+type settings struct {
+	source         credsource.Kind
+	role           string
+	profile        string
+	credentialPath string // "" means: choose one (see the property blurb)
+	refreshBefore  time.Duration
+}
+
+func defaultSettings() settings {
+	return settings{source: credsource.KindIMDS, refreshBefore: DefaultRefreshBefore}
+}
+
+// credProvider is the Go half of one kvscredprovider instance.
+type credProvider struct {
+	// self is set once in Constructed and never changes.
+	self *gst.Element
+
+	settingsMu sync.Mutex
+	settings   settings
+	// dirty: settings changed while the element was running; the refresh
+	// restarts with them when the element returns to NULL.
+	dirty bool
+
+	// stateMu serialises joining/leaving a bin and starting/stopping the
+	// refresh, which may block for up to PrimeTimeout. Never taken from
+	// GetProperty, streaming threads or while a GStreamer lock is held.
+	stateMu sync.Mutex
+	watch   *gstshim.BinWatch // deep-element-added on the top-level bin
+	top     *gst.Bin          // top-level bin while attached (nil otherwise)
+
+	// sess is the running refresh (nil when none); read lock-free by
+	// GetProperty and the kvssink callbacks.
+	sess    atomic.Pointer[session]
+	stopped atomic.Bool // a refresh ran or failed to start: status "stopped" rather than "idle"
+
+	// warnMu guards warned: warnings already posted, so each is posted once
+	// per kvssink and property (or once for the environment).
+	warnMu sync.Mutex
+	warned map[string]bool
+}
+
+// New is called by the GObject type system for every new instance.
+func (p *credProvider) New() glib.GoObjectSubclass {
+	return &credProvider{settings: defaultSettings(), warned: map[string]bool{}}
+}
+
+// ClassInit installs metadata, properties and the bin membership hooks.
+func (p *credProvider) ClassInit(klass *glib.ObjectClass) {
+	class := gst.ToElementClass(klass)
+	class.SetMetadata(
+		"KVS credential provider",
+		"Generic",
+		"Fetches AWS credentials (IMDSv2 or the AWS default chain) and keeps every kvssink in the pipeline "+
+			"supplied with fresh ones through its credential-path file",
+		"kvsrelay developers <kvsrelay@users.noreply.github.com>",
+	)
+	klass.InstallProperties(properties)
+	gstshim.InstallParentHooks(klass, gstshim.ParentHooks{
+		Attached: func(self *gst.Element) {
+			if p := instance(self); p != nil {
+				p.attached()
+			}
+		},
+		Detached: func(self *gst.Element) {
+			if p := instance(self); p != nil {
+				p.detached()
+			}
+		},
+	})
+}
+
+// instance finds the Go half of a kvscredprovider GObject.
+func instance(e *gst.Element) *credProvider {
+	p, _ := glib.FromObjectUnsafePrivate(e.Unsafe()).(*credProvider)
+	return p
+}
+
+// Constructed keeps the element for posting messages.
+func (p *credProvider) Constructed(obj *glib.Object) {
+	p.self = gst.ToElement(obj)
+}
+
+// SetProperty stores a property. While the element is in a bin and in NULL,
+// a changed setting restarts the refresh at once so that kvssink finds the
+// new file at its start; while it runs, the change waits for NULL.
+func (p *credProvider) SetProperty(obj *glib.Object, id uint, value *glib.Value) {
+	p.settingsMu.Lock()
+	s := &p.settings
+	before := *s
+	switch id {
+	case propSource:
+		if v, err := value.GoValue(); err == nil {
+			if n, ok := v.(int); ok && n == sourceDefault {
+				s.source = credsource.KindDefault
+			} else {
+				s.source = credsource.KindIMDS
+			}
+		}
+	case propRole:
+		s.role = stringValue(value)
+	case propProfile:
+		s.profile = stringValue(value)
+	case propCredentialPath:
+		s.credentialPath = stringValue(value)
+	case propRefreshBefore:
+		s.refreshBefore = durationValue(value)
+	}
+	changed := *s != before
+	p.settingsMu.Unlock()
+	if !changed || p.sess.Load() == nil {
+		return
+	}
+	if p.self.GetCurrentState() != gst.StateNull {
+		p.settingsMu.Lock()
+		p.dirty = true
+		p.settingsMu.Unlock()
+		cat.LogWarning(fmt.Sprintf("%s: property %s changed while running; it takes effect when the element returns to NULL",
+			p.self.GetName(), properties[id].Name()))
+		return
+	}
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	p.restartLocked()
+}
+
+// GetProperty reads a property.
+func (p *credProvider) GetProperty(obj *glib.Object, id uint) *glib.Value {
+	p.settingsMu.Lock()
+	s := p.settings
+	p.settingsMu.Unlock()
+	sess := p.sess.Load()
+	var v any
+	switch id {
+	case propSource:
+		val, err := glib.ValueInit(gstshim.CredProviderSourceGType())
+		if err != nil {
+			return nil
+		}
+		if s.source == credsource.KindDefault {
+			val.SetEnum(sourceDefault)
+		} else {
+			val.SetEnum(sourceIMDS)
+		}
+		return val
+	case propRole:
+		v = s.role
+	case propProfile:
+		v = s.profile
+	case propCredentialPath:
+		v = s.credentialPath
+		if sess != nil {
+			v = sess.path
+		}
+	case propRefreshBefore:
+		v = uint64(s.refreshBefore)
+	case propExpiration:
+		if sess == nil || sess.keeper == nil || sess.keeper.Expiration().IsZero() {
+			return nil
+		}
+		v = sess.keeper.Expiration().UTC().Format(time.RFC3339)
+	case propStatus:
+		v = p.status()
+	default:
+		return nil
+	}
+	if str, ok := v.(string); ok && str == "" {
+		return nil
+	}
+	val, err := glib.GValue(v)
+	if err != nil {
+		return nil
+	}
+	return val
+}
+
+func (p *credProvider) status() string {
+	if sess := p.sess.Load(); sess != nil && sess.keeper != nil {
+		return sess.keeper.Status().String()
+	}
+	if p.stopped.Load() {
+		return "stopped"
+	}
+	return "idle"
+}
+
+func stringValue(v *glib.Value) string {
+	if v == nil {
+		return ""
+	}
+	s, _ := v.GetString()
+	return s
+}
+
+func durationValue(v *glib.Value) time.Duration {
+	gv, err := v.GoValue()
+	if err != nil {
+		return 0
+	}
+	u, _ := gv.(uint64)
+	if u > uint64(math64Max) {
+		return time.Duration(math64Max)
+	}
+	return time.Duration(u)
+}
+
+const math64Max = 1<<63 - 1
+
+// attached runs when the element joined a bin, in the adding thread before
+// gst_bin_add returns: watch the top-level bin, write credentials, point
+// every kvssink at them.
+func (p *credProvider) attached() {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	top := gstshim.TopLevelBin(p.self)
+	if p.watch != nil && !p.watch.Watches(top) {
+		p.watch.Close()
+		p.watch = nil
+	}
+	if p.watch == nil && top != nil {
+		p.watch = gstshim.WatchDeepElementAdded(top, p.elementAdded)
+	}
+	p.top = top
+	if p.sess.Load() == nil {
+		p.startLocked()
+	}
+	p.configureAll(top, false)
+	p.warnEnvironment()
+}
+
+// detached runs when the element left its bin (also when the bin is
+// freed): stop refreshing and remove the file.
+func (p *credProvider) detached() {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if p.watch != nil {
+		p.watch.Close()
+		p.watch = nil
+	}
+	p.top = nil
+	p.stopLocked()
+}
+
+// startLocked starts a refresh with the current settings and posts an ERROR
+// when that fails or no credentials could be written within PrimeTimeout.
+// The caller holds stateMu.
+func (p *credProvider) startLocked() {
+	p.settingsMu.Lock()
+	s := p.settings
+	p.dirty = false
+	p.settingsMu.Unlock()
+	sess, err := startSession(p, s)
+	if sess != nil {
+		p.sess.Store(sess)
+	} else {
+		p.stopped.Store(true)
+	}
+	if err != nil {
+		p.postStartError(err)
+	}
+}
+
+// stopLocked stops the refresh, if any, and removes the file. The caller
+// holds stateMu.
+func (p *credProvider) stopLocked() {
+	if sess := p.sess.Swap(nil); sess != nil {
+		p.stopped.Store(true)
+		sess.stop()
+	}
+}
+
+// restartLocked applies changed settings: a new refresh, and every kvssink
+// pointed at its file. The caller holds stateMu.
+func (p *credProvider) restartLocked() {
+	p.stopLocked()
+	if p.top == nil {
+		return
+	}
+	p.startLocked()
+	p.configureAll(p.top, false)
+}
+
+func (p *credProvider) postStartError(err error) {
+	var pe *propertyError
+	if errors.As(err, &pe) {
+		gstshim.PostError(p.self, false, gstshim.ResourceError, gst.ResourceErrorSettings, err.Error(), "")
+		return
+	}
+	gstshim.PostError(p.self, false, gstshim.ResourceError, gst.ResourceErrorNotAuthorized, err.Error(), "")
+}
+
+// ChangeState makes sure credentials exist at NULL->READY (posting an
+// ERROR and failing otherwise) and applies settings changed while running
+// at READY->NULL.
+func (p *credProvider) ChangeState(el *gst.Element, transition gst.StateChange) gst.StateChangeReturn {
+	switch transition {
+	case gst.StateChangeNullToReady:
+		if err := p.ensureCredentials(); err != nil {
+			return gst.StateChangeFailure
+		}
+	case gst.StateChangeReadyToNull:
+		p.settingsMu.Lock()
+		dirty := p.dirty
+		p.settingsMu.Unlock()
+		if dirty {
+			p.stateMu.Lock()
+			p.restartLocked()
+			p.stateMu.Unlock()
+		}
+	}
+	return el.ParentChangeState(transition)
+}
+
+// ensureCredentials is the NULL->READY check. It posts the ERROR itself.
+func (p *credProvider) ensureCredentials() error {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	sess := p.sess.Load()
+	if sess == nil {
+		// Never in a bin, or the start failed on bad settings: try (again)
+		// now, which posts the ERROR if it fails.
+		p.startLocked()
+		if sess = p.sess.Load(); sess == nil {
+			return errors.New("not started")
+		}
+		p.configureAll(p.top, false)
+	} else {
+		// kvssinks in a bin that joined the pipeline after this element
+		// are only found now: they have started already.
+		p.configureAll(p.top, true)
+	}
+	if sess.keeper.Expiration().IsZero() {
+		why := "no attempt finished yet"
+		if err := sess.keeper.LastError(); err != nil {
+			why = err.Error()
+		}
+		gstshim.PostError(p.self, false, gstshim.ResourceError, gst.ResourceErrorNotAuthorized,
+			fmt.Sprintf("No AWS credentials for kvssink yet (%s): %s", sess.describe, why),
+			"kvssink cannot start without them; check the instance role / credential source")
+		return errors.New("no credentials")
+	}
+	return nil
+}
+
+// warnEnvironment warns once when AWS keys in the environment would make
+// kvssink ignore the credential file.
+func (p *credProvider) warnEnvironment() {
+	var set []string
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		if _, ok := os.LookupEnv(k); ok {
+			set = append(set, k)
+		}
+	}
+	if len(set) == 0 || !p.firstWarning("env") {
+		return
+	}
+	text := fmt.Sprintf("%v set in the environment: kvssink uses the environment's keys (when both are set, even empty) "+
+		"instead of the credential file written by %s, and never refreshes them; unset them", set, p.self.GetName())
+	cat.LogWarning(text)
+	gstshim.PostError(p.self, true, gstshim.ResourceError, gst.ResourceErrorSettings, text, "")
+}
+
+func (p *credProvider) firstWarning(key string) bool {
+	p.warnMu.Lock()
+	defer p.warnMu.Unlock()
+	if p.warned[key] {
+		return false
+	}
+	p.warned[key] = true
+	return true
+}
+
+// postElementMessage posts an application-visible element message on the bus.
+func (p *credProvider) postElementMessage(name string, fields map[string]any) {
+	st := gst.NewStructure(name)
+	for k, v := range fields {
+		_ = st.SetValue(k, v)
+	}
+	p.self.PostMessage(gst.NewElementMessage(p.self, st))
+}
