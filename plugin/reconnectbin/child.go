@@ -170,10 +170,10 @@ type childInstance struct {
 	rejected atomic.Bool
 
 	mu       sync.Mutex
-	handlers []signalHandler // pad-added watches, disconnected at release
-	probe    uint64          // the srcPad probe, removed at release
-	srcPad   *gst.GhostPad   // the chosen inner pad, ghosted on bin
-	added    bool            // the instance is inside the bin; srcPad may be linked
+	handlers []signalHandler  // pad-added watches, disconnected at release
+	probe    uint64           // the srcPad probe, removed at release
+	srcPad   *gst.GhostPad    // the chosen inner pad, ghosted on bin
+	added    bool             // the instance is inside the bin; srcPad may be linked
 	segment  timeline.Segment // last segment the instance sent
 
 	// offsetSet is false until the instance's first buffer left the bin with
