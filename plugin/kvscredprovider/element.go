@@ -230,6 +230,9 @@ func (p *credProvider) attached() {
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
 	top := gstshim.TopLevelBin(p.self)
+	if top != nil {
+		cat.LogDebug(fmt.Sprintf("%s: in bin, top-level bin %s", p.self.GetName(), top.GetName()))
+	}
 	if p.watch != nil && !p.watch.Watches(top) {
 		p.watch.Close()
 		p.watch = nil

@@ -89,6 +89,16 @@ func parseOutputCaps(s string) (outputFormat, error) {
 	if !caps.IsFixed() {
 		return outputFormat{}, fmt.Errorf("%q is not fixed: give one format, width, height and framerate", s)
 	}
+	// Whatever output-caps leaves open would follow the camera and change
+	// the encoder's configuration (its codec data) on a rebuild: pin the
+	// aspect ratio, interlacing and colour description too.
+	for field, value := range map[string]string{"pixel-aspect-ratio": "1/1", "interlace-mode": "progressive",
+		"colorimetry": "bt709", "chroma-site": "mpeg2"} {
+		if gstshim.StructureFieldString(st, field) == "" {
+			caps = gst.NewCapsFromString(caps.String() + "," + field + "=" + value)
+			st = caps.GetStructureAt(0)
+		}
+	}
 	f := outputFormat{caps: caps.String()}
 	w, errW := st.GetValue("width")
 	h, errH := st.GetValue("height")
@@ -266,7 +276,9 @@ func isVideoPad(pad *gst.Pad) bool {
 // the new output pad.
 func normalize(bin *gst.Bin, pad *gst.Pad, caps string) (*gst.Pad, error) {
 	convert, err1 := gst.NewElement("videoconvert")
-	scale, err2 := gst.NewElement("videoscale")
+	// add-borders keeps the picture's shape when a camera comes back with
+	// another aspect ratio: letterboxed, never stretched.
+	scale, err2 := gst.NewElementWithProperties("videoscale", map[string]interface{}{"add-borders": true})
 	rate, err3 := gst.NewElement("videorate")
 	filter, err4 := gst.NewElementWithProperties("capsfilter", map[string]interface{}{"caps": gst.NewCapsFromString(caps)})
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
@@ -305,7 +317,11 @@ func absorb(bin *gst.Bin, pad *gst.Pad) {
 // bin's src pad.
 func (b *reconnectBin) attach(c *childInstance, inner *gst.Pad) error {
 	if c.outputCaps != "" {
-		out, err := normalize(c.bin, inner, c.outputCaps)
+		format, err := parseOutputCaps(c.outputCaps)
+		if err != nil {
+			return err
+		}
+		out, err := normalize(c.bin, inner, format.caps)
 		if err != nil {
 			return err
 		}

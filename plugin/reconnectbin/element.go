@@ -98,7 +98,7 @@ func (b *reconnectBin) ClassInit(klass *glib.ObjectClass) {
 func (b *reconnectBin) Constructed(obj *glib.Object) {
 	b.self = gst.ToGstBin(obj)
 	b.srcPad = gst.NewGhostPadNoTargetFromTemplate("src", b.self.GetPadTemplates()[0])
-	b.srcPad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream, b.outputProbe)
+	b.srcPad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush, b.outputProbe)
 	b.self.AddPad(b.srcPad.Pad)
 	b.self.SetSuppressedFlags(gst.ElementFlagSource | gst.ElementFlagSink)
 	gstshim.SetObjectFlag(b.self.Object, gst.ElementFlagSource)

@@ -51,7 +51,7 @@ func (o *output) reset() {
 // event, from a source instance's streaming thread or the fallback
 // goroutine; the pad's stream lock serializes them.
 func (b *reconnectBin) outputProbe(pad *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
-	if info.Type()&gst.PadProbeTypeEventDownstream != 0 {
+	if info.Type()&(gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush) != 0 {
 		return b.outputEvent(info)
 	}
 	if info.Type()&gst.PadProbeTypeBuffer == 0 {
@@ -97,6 +97,13 @@ func (b *reconnectBin) outputProbe(pad *gst.Pad, info *gst.PadProbeInfo) gst.Pad
 		now = int64(rt)
 	}
 	outPTS, outDTS, ok := o.timeline.Place(pts, dts, dur, now)
+	if ok && outDTS == timeline.None && buf.HasFlags(gst.BufferFlagHeader) {
+		// kvssink drops a HEADER buffer without a DTS, and RTP depayloaders
+		// give none: the keyframe carrying SPS/PPS would be lost, and every
+		// frame after it until the next keyframe. A keyframe decodes first,
+		// so its DTS is its PTS.
+		outDTS = outPTS
+	}
 	if ok {
 		gstshim.SetProbeBufferTimestamps(info, clockTime(outPTS), clockTime(outDTS))
 	}
@@ -134,6 +141,10 @@ func (b *reconnectBin) outputEvent(info *gst.PadProbeInfo) gst.PadProbeReturn {
 		return gst.PadProbeOK
 	}
 	switch ev.Type() {
+	case gst.EventTypeFlushStart, gst.EventTypeFlushStop:
+		// A source instance flushing itself (rtspsrc does on PLAY) is its own
+		// business; downstream would reset and drop frames until a keyframe.
+		return gst.PadProbeDrop
 	case gst.EventTypeStreamStart:
 		if b.out.streamStarted.Swap(true) {
 			return gst.PadProbeDrop
@@ -219,7 +230,7 @@ func capsIdentity(caps *gst.Caps) string {
 	st := caps.GetStructureAt(0)
 	fields := []string{"width", "height", "stream-format", "codec_data", "rate", "channels"}
 	if st.Name() == "video/x-raw" {
-		fields = []string{"width", "height", "format", "framerate"}
+		fields = []string{"width", "height", "format", "framerate", "pixel-aspect-ratio", "interlace-mode", "colorimetry", "chroma-site"}
 	}
 	id := st.Name()
 	for _, field := range fields {
