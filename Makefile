@@ -5,6 +5,7 @@
 #   make test      build and run every test (unit and integration)
 #   make demo      live recovery demo: a flaky local source relayed through reconnectbin
 #   make install   put the plugin where GStreamer finds it (user folder; PREFIX/DESTDIR for a system folder)
+#   make install-systemd  relay recipes and the kvs-relay@ / kvscredfile@ units (see pipelines/README.md)
 #   make docs      regenerate docs/elements.md from the elements' registration
 #   make bench     side-by-side benchmark of recovery, stall detection, overhead and memory
 
@@ -22,8 +23,10 @@ PREFIX     ?=
 MULTIARCH  := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null)
 ifeq ($(PREFIX),)
 PLUGINDIR  ?= $(HOME)/.local/share/gstreamer-1.0/plugins
+BINDIR     ?= $(HOME)/.local/bin
 else
 PLUGINDIR  ?= $(PREFIX)/lib/$(MULTIARCH)/gstreamer-1.0
+BINDIR     ?= $(PREFIX)/bin
 endif
 
 TEST_TIMEOUT ?= 30m
@@ -69,13 +72,17 @@ test-kvssink: build
 demo: deps $(PLUGIN)
 	$(GO) run ./cmd/kvsrelay-demo -plugin-dir $(CURDIR)/$(BUILD) $(DEMO_ARGS)
 
-install: $(PLUGIN)
-	install -d $(DESTDIR)$(PLUGINDIR)
+$(BUILD)/kvscredfile: $(SOURCES) $(shell find cmd/kvscredfile -name '*.go')
+	$(GO) build -trimpath -o $@ ./cmd/kvscredfile
+
+install: $(PLUGIN) $(BUILD)/kvscredfile
+	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR)
 	install -m 0644 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so
-	@echo "installed $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so"
+	install -m 0755 $(BUILD)/kvscredfile $(DESTDIR)$(BINDIR)/kvscredfile
+	@echo "installed $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so and $(DESTDIR)$(BINDIR)/kvscredfile"
 
 uninstall:
-	rm -f $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so
+	rm -f $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so $(DESTDIR)$(BINDIR)/kvscredfile
 
 docs:
 	$(GO) run ./cmd/gst-inspect-helper docs -o docs/elements.md
@@ -88,3 +95,5 @@ bench: deps build
 
 clean:
 	rm -rf $(BUILD)
+
+include pipelines/install.mk

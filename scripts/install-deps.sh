@@ -14,6 +14,8 @@ packages=(
   # tests: RTSP camera (gst-rtsp-server through Debian's python3), output checks, systemd unit checks
   gstreamer1.0-rtsp libgstrtspserver-1.0-dev python3 python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0
   ffmpeg systemd ca-certificates
+  # make demo: timeoverlay burns the clock into the picture
+  gstreamer1.0-x
 )
 
 # Go itself: Debian 12's golang-go (1.19) is too old to build go-gst v1.4.0's
