@@ -6,12 +6,18 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 )
 
 // EnvOutput names the environment variable that chooses where metric lines
 // go: "stdout", "stderr", a file path (appended to, created 0640), or empty
 // for no metrics at all.
 const EnvOutput = "KVSRELAY_METRICS"
+
+// EnvInterval names the environment variable that sets how often metric
+// lines are written (a Go duration such as "60s"; default 60 s, CloudWatch's
+// standard resolution).
+const EnvInterval = "KVSRELAY_METRICS_INTERVAL"
 
 // OpenOutput resolves an output spec as described for EnvOutput. It returns
 // a nil writer for "" (metrics off). close releases a file; it is a no-op
@@ -58,7 +64,17 @@ func StartDefaultFromEnv() (bool, error) {
 			startErr = err
 			return
 		}
-		w, err := NewWriter(Default(), WriterOptions{Out: out})
+		var interval time.Duration
+		if v := os.Getenv(EnvInterval); v != "" {
+			d, perr := time.ParseDuration(v)
+			if perr != nil || d <= 0 {
+				_ = closeOut()
+				startErr = fmt.Errorf("%s=%q: want a positive duration such as 60s", EnvInterval, v)
+				return
+			}
+			interval = d
+		}
+		w, err := NewWriter(Default(), WriterOptions{Out: out, Interval: interval})
 		if err != nil {
 			_ = closeOut()
 			startErr = err

@@ -1,0 +1,231 @@
+// Package ops_test checks what an operator relies on when a relay runs under
+// systemd and ships metrics: the sd_notify protocol spoken by the plugin
+// (against a real unix datagram socket standing in for systemd) and the
+// CloudWatch Embedded Metric Format lines it writes.
+package ops_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kvsrelay/kvsrelay/test/harness"
+	"github.com/kvsrelay/kvsrelay/test/servers"
+)
+
+// notifySocket is a unix datagram socket playing systemd's side.
+type notifySocket struct {
+	conn *net.UnixConn
+	path string
+}
+
+func newNotifySocket(t *testing.T) *notifySocket {
+	t.Helper()
+	// Unix socket paths are limited to ~108 bytes: keep it short.
+	dir, err := os.MkdirTemp("", "kvsn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &notifySocket{conn: conn, path: path}
+}
+
+// next returns the next datagram, or an error at the deadline.
+func (s *notifySocket) next(deadline time.Time) (string, error) {
+	buf := make([]byte, 4096)
+	if err := s.conn.SetReadDeadline(deadline); err != nil {
+		return "", err
+	}
+	n, err := s.conn.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// waitFor reads datagrams until one contains want.
+func (s *notifySocket) waitFor(t *testing.T, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msg, err := s.next(deadline)
+		if err != nil {
+			t.Fatalf("waiting for %s from the relay: %v", want, err)
+		}
+		if strings.Contains(msg, want) {
+			return
+		}
+	}
+}
+
+// countWithin counts datagrams containing want that arrive before the deadline.
+func (s *notifySocket) countWithin(want string, d time.Duration) int {
+	deadline := time.Now().Add(d)
+	n := 0
+	for {
+		msg, err := s.next(deadline)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return n
+		}
+		if err != nil {
+			return n
+		}
+		if strings.Contains(msg, want) {
+			n++
+		}
+	}
+}
+
+// Under systemd: READY=1 once data leaves reconnectbin, STATUS lines, and
+// WATCHDOG=1 while data flows. When the sink wedges (a FIFO nobody reads:
+// the push blocks forever) the pings stop, so systemd would restart the
+// process; when the sink drains again they resume.
+func TestWatchdogStopsWhileTheSinkIsWedged(t *testing.T) {
+	sock := newNotifySocket(t)
+	fifo := filepath.Join(t.TempDir(), "sink.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Open the read end first (non-blocking) so filesink's open succeeds.
+	reader, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	drain := make(chan bool, 1)
+	drain <- true
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		buf := make([]byte, 64<<10)
+		reading := true
+		for {
+			select {
+			case <-stopped:
+				return
+			case reading = <-drain:
+			default:
+			}
+			if reading {
+				// EOF only means no writer yet (or between writers).
+				if _, err := reader.Read(buf); err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, io.EOF) {
+					return
+				}
+			}
+			// A non-blocking FIFO read returns EAGAIN at once when empty:
+			// wait for either more data or a change of mode.
+			select {
+			case <-stopped:
+				return
+			case reading = <-drain:
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+
+	env := harness.Env(t, "NOTIFY_SOCKET="+sock.path, "WATCHDOG_USEC=2000000")
+	l := harness.StartLaunch(t, env, "reconnectbin", "source=videotestsrc is-live=true",
+		"!", "x264enc", "tune=zerolatency", "speed-preset=ultrafast", "!", "filesink", "location="+fifo)
+	sock.waitFor(t, "READY=1", 30*time.Second)
+	sock.waitFor(t, "WATCHDOG=1", 10*time.Second)
+	sock.waitFor(t, "WATCHDOG=1", 10*time.Second)
+
+	drain <- false // nobody reads: the FIFO fills and filesink blocks
+	// Give the pipe (64 KiB) time to fill and the block limit (1 s) to pass,
+	// then expect silence: no ping over several watchdog intervals.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if sock.countWithin("WATCHDOG=1", 3*time.Second) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the relay kept pinging the watchdog while its sink was wedged")
+		}
+	}
+	drain <- true
+	sock.waitFor(t, "WATCHDOG=1", 30*time.Second)
+	if l.Exited() {
+		t.Fatalf("gst-launch-1.0 exited (%d)", l.ExitCode())
+	}
+}
+
+// emfLine is the part of an EMF line the tests read.
+type emfLine struct {
+	AWS struct {
+		Timestamp         int64 `json:"Timestamp"`
+		CloudWatchMetrics []struct {
+			Namespace  string     `json:"Namespace"`
+			Dimensions [][]string `json:"Dimensions"`
+			Metrics    []struct {
+				Name string `json:"Name"`
+				Unit string `json:"Unit"`
+			} `json:"Metrics"`
+		} `json:"CloudWatchMetrics"`
+	} `json:"_aws"`
+}
+
+// A relay writing EMF lines every second: restarts and outage seconds show up
+// under the kvssink stream's name, in spec-valid lines.
+func TestMetricsLinesCountRestarts(t *testing.T) {
+	metrics := filepath.Join(t.TempDir(), "metrics.log")
+	srv := servers.NewTSServer(t, servers.TSOptions{})
+	env := harness.Env(t, "KVSRELAY_METRICS="+metrics, "KVSRELAY_METRICS_INTERVAL=1s")
+	l := harness.StartLaunch(t, env, "reconnectbin", "name=cam",
+		"source=tcpclientsrc host=127.0.0.1 port="+itoa(srv.Port())+" ! tsdemux ! h264parse ! avdec_h264",
+		"stall-timeout=2000000000", "!", "fakesink")
+	l.WaitFor(30*time.Second, 1, "stream-start", harness.OfType("stream-start"))
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	l.WaitFor(30*time.Second, 1, "a restart", harness.Element("reconnectbin-restart"))
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	l.WaitFor(30*time.Second, 1, "recovery", harness.Element("reconnectbin-recovered"))
+
+	var restarts, outage, frames float64
+	harness.WaitUntil(t, 20*time.Second, "metric lines with the restart", func() bool {
+		restarts, outage, frames = 0, 0, 0
+		data, _ := os.ReadFile(metrics)
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			if line == "" {
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("metric line is not JSON: %v: %q", err, line)
+			}
+			var parsed emfLine
+			if err := json.Unmarshal([]byte(line), &parsed); err != nil || len(parsed.AWS.CloudWatchMetrics) != 1 || parsed.AWS.Timestamp <= 0 {
+				t.Fatalf("metric line has no valid _aws block: %q", line)
+			}
+			if m["StreamName"] != "cam" {
+				t.Fatalf("metric line for stream %v, want the bin's name (no kvssink in this pipeline): %q", m["StreamName"], line)
+			}
+			restarts += m["Restarts"].(float64)
+			outage += m["OutageSeconds"].(float64)
+			frames += m["FramesOut"].(float64)
+		}
+		return restarts >= 1 && outage > 0 && frames > 0
+	})
+	t.Logf("metrics: restarts %v, outage %.2fs, frames %v", restarts, outage, frames)
+	l.Interrupt()
+	l.Wait(30 * time.Second)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
