@@ -35,21 +35,23 @@ type credProvider struct {
 
 	settingsMu sync.Mutex
 	settings   settings
-	// dirty: settings changed while the element was running; the refresh
-	// restarts with them when the element returns to NULL.
-	dirty bool
 
 	// stateMu serialises joining/leaving a bin and starting/stopping the
 	// refresh, which may block for up to PrimeTimeout. Never taken from
 	// GetProperty, streaming threads or while a GStreamer lock is held.
 	stateMu sync.Mutex
-	watch   *gstshim.BinWatch // deep-element-added on the top-level bin
-	top     *gst.Bin          // top-level bin while attached (nil otherwise)
+	watch   *gstshim.BinWatch // deep-element-added on the top-level bin (weak)
+	inBin   bool
 
 	// sess is the running refresh (nil when none); read lock-free by
 	// GetProperty and the kvssink callbacks.
 	sess    atomic.Pointer[session]
 	stopped atomic.Bool // a refresh ran or failed to start: status "stopped" rather than "idle"
+
+	// heldMu guards held: kvssinks kept in NULL (locked state) because no
+	// credentials existed when they were configured; see holdSink.
+	heldMu sync.Mutex
+	held   []*gst.Element
 
 	// warnMu guards warned: warnings already posted, so each is posted once
 	// per kvssink and property (or once for the environment).
@@ -98,9 +100,10 @@ func (p *credProvider) Constructed(obj *glib.Object) {
 	p.self = gst.ToElement(obj)
 }
 
-// SetProperty stores a property. While the element is in a bin and in NULL,
-// a changed setting restarts the refresh at once so that kvssink finds the
-// new file at its start; while it runs, the change waits for NULL.
+// SetProperty stores a property. While the element is in a bin and in NULL
+// with credentials already written, a changed setting restarts the refresh
+// at once so that kvssink finds the new file at its start; while it runs,
+// the change applies at the next start.
 func (p *credProvider) SetProperty(obj *glib.Object, id uint, value *glib.Value) {
 	p.settingsMu.Lock()
 	s := &p.settings
@@ -129,10 +132,7 @@ func (p *credProvider) SetProperty(obj *glib.Object, id uint, value *glib.Value)
 		return
 	}
 	if p.self.GetCurrentState() != gst.StateNull {
-		p.settingsMu.Lock()
-		p.dirty = true
-		p.settingsMu.Unlock()
-		cat.LogWarning(fmt.Sprintf("%s: property %s changed while running; it takes effect when the element returns to NULL",
+		cat.LogWarning(fmt.Sprintf("%s: property %s changed while running; it takes effect at the next start",
 			p.self.GetName(), properties[id].Name()))
 		return
 	}
@@ -240,9 +240,13 @@ func (p *credProvider) attached() {
 	if p.watch == nil && top != nil {
 		p.watch = gstshim.WatchDeepElementAdded(top, p.elementAdded)
 	}
-	p.top = top
+	p.inBin = top != nil
 	if p.sess.Load() == nil {
-		p.startLocked()
+		// A WARNING only: the refresh keeps trying, and if there are still
+		// no credentials at NULL->READY, that fails with an ERROR.
+		if err := p.startLocked(); err != nil {
+			p.postStartError(err, true)
+		}
 	}
 	p.configureAll(top, false)
 	p.warnEnvironment()
@@ -257,17 +261,18 @@ func (p *credProvider) detached() {
 		p.watch.Close()
 		p.watch = nil
 	}
-	p.top = nil
+	p.inBin = false
 	p.stopLocked()
+	p.releaseSinks(false)
 }
 
-// startLocked starts a refresh with the current settings and posts an ERROR
-// when that fails or no credentials could be written within PrimeTimeout.
-// The caller holds stateMu.
-func (p *credProvider) startLocked() {
+// startLocked starts a refresh with the current settings. It returns why
+// the refresh could not start (no session) or why no credentials could be
+// written within PrimeTimeout (session running, still trying); the caller
+// posts it. The caller holds stateMu.
+func (p *credProvider) startLocked() error {
 	p.settingsMu.Lock()
 	s := p.settings
-	p.dirty = false
 	p.settingsMu.Unlock()
 	sess, err := startSession(p, s)
 	if sess != nil {
@@ -275,9 +280,7 @@ func (p *credProvider) startLocked() {
 	} else {
 		p.stopped.Store(true)
 	}
-	if err != nil {
-		p.postStartError(err)
-	}
+	return err
 }
 
 // stopLocked stops the refresh, if any, and removes the file. The caller
@@ -293,42 +296,51 @@ func (p *credProvider) stopLocked() {
 // pointed at its file. The caller holds stateMu.
 func (p *credProvider) restartLocked() {
 	p.stopLocked()
-	if p.top == nil {
+	if !p.inBin {
 		return
 	}
-	p.startLocked()
-	p.configureAll(p.top, false)
+	if err := p.startLocked(); err != nil {
+		p.postStartError(err, true)
+	}
+	p.configureAll(gstshim.TopLevelBin(p.self), false)
 }
 
-func (p *credProvider) postStartError(err error) {
+func (p *credProvider) postStartError(err error, warning bool) {
+	cat.LogWarning(err.Error())
 	var pe *propertyError
 	if errors.As(err, &pe) {
-		gstshim.PostError(p.self, false, gstshim.ResourceError, gst.ResourceErrorSettings, err.Error(), "")
+		gstshim.PostError(p.self, warning, gstshim.ResourceError, gst.ResourceErrorSettings, err.Error(), "")
 		return
 	}
-	gstshim.PostError(p.self, false, gstshim.ResourceError, gst.ResourceErrorNotAuthorized, err.Error(), "")
+	gstshim.PostError(p.self, warning, gstshim.ResourceError, gst.ResourceErrorNotAuthorized, err.Error(), "")
 }
 
 // ChangeState makes sure credentials exist at NULL->READY (posting an
-// ERROR and failing otherwise) and applies settings changed while running
-// at READY->NULL.
+// ERROR and failing otherwise) and stops the refresh at READY->NULL.
 func (p *credProvider) ChangeState(el *gst.Element, transition gst.StateChange) gst.StateChangeReturn {
-	switch transition {
-	case gst.StateChangeNullToReady:
+	if transition == gst.StateChangeNullToReady {
 		if err := p.ensureCredentials(); err != nil {
 			return gst.StateChangeFailure
 		}
-	case gst.StateChangeReadyToNull:
-		p.settingsMu.Lock()
-		dirty := p.dirty
-		p.settingsMu.Unlock()
-		if dirty {
-			p.stateMu.Lock()
-			p.restartLocked()
-			p.stateMu.Unlock()
-		}
 	}
-	return el.ParentChangeState(transition)
+	ret := el.ParentChangeState(transition)
+	if transition == gst.StateChangeReadyToNull {
+		p.stop()
+	}
+	return ret
+}
+
+// stop ends the refresh and removes the file when the element returns to
+// NULL. The kvssinks (already in NULL: a bin stops its sinks first) are held
+// there, so that a restart of the pipeline brings them up only after this
+// element's NULL->READY has written fresh credentials.
+func (p *credProvider) stop() {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	p.stopLocked()
+	if p.inBin {
+		p.holdAll(gstshim.TopLevelBin(p.self))
+	}
 }
 
 // ensureCredentials is the NULL->READY check. It posts the ERROR itself.
@@ -337,17 +349,18 @@ func (p *credProvider) ensureCredentials() error {
 	defer p.stateMu.Unlock()
 	sess := p.sess.Load()
 	if sess == nil {
-		// Never in a bin, or the start failed on bad settings: try (again)
+		// Stopped at READY->NULL, never in a bin, or the start failed on bad settings: try (again)
 		// now, which posts the ERROR if it fails.
-		p.startLocked()
+		err := p.startLocked()
 		if sess = p.sess.Load(); sess == nil {
-			return errors.New("not started")
+			p.postStartError(err, false)
+			return err
 		}
-		p.configureAll(p.top, false)
+		p.configureAll(gstshim.TopLevelBin(p.self), false)
 	} else {
 		// kvssinks in a bin that joined the pipeline after this element
 		// are only found now: they have started already.
-		p.configureAll(p.top, true)
+		p.configureAll(gstshim.TopLevelBin(p.self), true)
 	}
 	if sess.keeper.Expiration().IsZero() {
 		why := "no attempt finished yet"
@@ -359,6 +372,9 @@ func (p *credProvider) ensureCredentials() error {
 			"kvssink cannot start without them; check the instance role / credential source")
 		return errors.New("no credentials")
 	}
+	// Credentials exist: kvssinks held in NULL join the state change; the
+	// pipeline has passed them already in this NULL->READY step.
+	p.releaseSinks(true)
 	return nil
 }
 

@@ -335,3 +335,41 @@ func TestWarnsAboutCredentialsThatWinOverTheFile(t *testing.T) {
 		}
 	}
 }
+
+// Stopping the pipeline removes the file; starting it again brings kvssink
+// up only after fresh credentials were written, so it starts from the file.
+func TestRestartedPipelineGetsFreshCredentials(t *testing.T) {
+	srv := fakeIMDS(t, imdsfake.Options{})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "credential")
+	report := filepath.Join(dir, "report.json")
+	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+encoded+" ! kvssink name=sink report="+report)
+	cp := element(t, p, "cp")
+	for run := 1; run <= 2; run++ {
+		p.Start()
+		harness.WaitUntil(t, 30*time.Second, fmt.Sprintf("run %d: kvssink to accept frames", run), func() bool {
+			r, err := kvssinkstandin.ReadReport(report)
+			return err == nil && r.Started && r.TotalAccepted() > 5
+		})
+		r, _ := kvssinkstandin.ReadReport(report)
+		if r.CredentialSource != kvssinkstandin.SourceFile || !r.CredentialReads[0].OK {
+			t.Fatalf("run %d: kvssink started with %q, reads %+v", run, r.CredentialSource, r.CredentialReads)
+		}
+		assertIssued(t, srv, path)
+		if err := p.SetState(gst.StateNull); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Fatalf("run %d: credential file still there in NULL: %v", run, err)
+		}
+		if s := stringProp(t, cp, "status"); s != "stopped" {
+			t.Fatalf("run %d: status %q in NULL, want stopped", run, s)
+		}
+		if err := os.Remove(report); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if errs := errorsFrom(p, "", gst.MessageError); len(errs) > 0 {
+		t.Fatalf("ERRORs: %v", errs)
+	}
+}

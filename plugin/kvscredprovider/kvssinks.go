@@ -60,6 +60,9 @@ func isKvssink(el *gst.Element) bool {
 // logged: they may be secrets.
 func (p *credProvider) configureSink(el *gst.Element, late bool) {
 	sess := p.sess.Load()
+	if sess == nil || sess.keeper.Expiration().IsZero() {
+		p.holdSink(el)
+	}
 	if sess == nil {
 		return
 	}
@@ -95,5 +98,65 @@ func (p *credProvider) configureSink(el *gst.Element, late bool) {
 			"credential file written by %s, and never refreshes them; leave %s unset", name, c.prop, p.self.GetName(), c.prop)
 		cat.LogWarning(text)
 		gstshim.PostError(p.self, true, gstshim.ResourceError, gst.ResourceErrorSettings, text, "")
+	}
+}
+
+// holdAll holds every kvssink inside top that is in NULL.
+func (p *credProvider) holdAll(top *gst.Bin) {
+	if top == nil {
+		return
+	}
+	elements, err := top.GetElementsRecursive()
+	if err != nil {
+		return
+	}
+	for _, el := range elements {
+		if isKvssink(el) {
+			p.holdSink(el)
+		}
+	}
+}
+
+// holdSink keeps a kvssink out of the pipeline's state changes (locked
+// state) while there are no credentials. A bin starts its sinks before this
+// element, so without it kvssink's own error ("Could not find any AWS
+// credentials!") would come first and gst-launch-1.0 would print only that;
+// held, kvssink stays in NULL and this element's NULL->READY reports the real
+// cause. Happens only when the first fetch failed: with credentials nothing
+// is held. Held again after a stop (READY->NULL) until the next start.
+func (p *credProvider) holdSink(el *gst.Element) {
+	if el.GetCurrentState() != gst.StateNull {
+		return
+	}
+	p.heldMu.Lock()
+	defer p.heldMu.Unlock()
+	for _, h := range p.held {
+		if h.Unsafe() == el.Unsafe() {
+			return
+		}
+	}
+	if err := el.SetLockedState(true); err != nil {
+		return
+	}
+	p.held = append(p.held, el)
+	cat.LogInfo(fmt.Sprintf("%s: held in NULL until credentials exist", el.GetName()))
+}
+
+// releaseSinks gives held kvssinks back to their pipeline. toReady: the
+// pipeline is in its NULL->READY step and has passed them, so they are
+// brought to READY here (they read the fresh file now).
+func (p *credProvider) releaseSinks(toReady bool) {
+	p.heldMu.Lock()
+	held := p.held
+	p.held = nil
+	p.heldMu.Unlock()
+	for _, el := range held {
+		_ = el.SetLockedState(false)
+		if toReady {
+			if err := el.SetState(gst.StateReady); err != nil {
+				cat.LogWarning(fmt.Sprintf("starting %s: %v", el.GetName(), err))
+			}
+		}
+		cat.LogInfo(fmt.Sprintf("%s: released", el.GetName()))
 	}
 }

@@ -21,23 +21,28 @@
 //     synchronously (credrefresh.Keeper.Prime, bounded by PrimeTimeout), so
 //     the file exists before the pipeline's first state change, then starts
 //     the refresh goroutine.
-//  3. If no credentials could be had by then, it posts an ERROR at once, so
-//     that the first thing an operator sees is the provider's reason and not
-//     kvssink's "Could not find any AWS credentials!". It keeps retrying in
-//     the background; its own NULL->READY fails (ERROR again) only if there
-//     are still no credentials by then.
+//  3. If no credentials could be had by then, it posts a WARNING with the
+//     reason, keeps retrying in the background, and holds the kvssinks in
+//     NULL (gst_element_set_locked_state), so that the pipeline's start
+//     reaches the provider's own NULL->READY, which then fails with an ERROR
+//     naming the cause. Without the hold, kvssink's "Could not find any AWS
+//     credentials!" would come first, and gst-launch-1.0 prints only the
+//     errors posted after the pipeline was parsed. If credentials arrive in
+//     time, the kvssinks are released and start normally. With credentials
+//     in place nothing is ever held.
 //
-// The refresh keeps running while the element is in a bin, also in NULL,
-// because a restarted pipeline's kvssink re-reads the file at its next
-// NULL->READY, before the provider's. It stops, and the file is removed, when
-// the element leaves its bin (gst_bin_remove, or the pipeline being freed as
-// gst-launch-1.0 does at exit).
+// At READY->NULL the provider stops refreshing and removes the file; the
+// kvssinks (already in NULL: a bin stops its sinks first) are held there, so
+// that a restart of the pipeline brings them up only after the provider's
+// NULL->READY has fetched and written fresh credentials. Leaving the bin
+// (gst_bin_remove, or the pipeline being freed) also stops the refresh,
+// removes the file and releases held kvssinks.
 //
 // Settings (source, role, profile, credential-path, refresh-before) are read
-// when the element joins a bin; gst-launch-1.0 sets them before that. A
-// change made later while the element is in NULL restarts the refresh at
-// once (synchronously); made while it runs, it applies when the element next
-// returns to NULL.
+// when the element joins a bin (gst-launch-1.0 sets them before that) and at
+// each NULL->READY after a stop. A change made while the element is in a
+// bin and in NULL with credentials written restarts the refresh at once
+// (synchronously).
 //
 // This file holds the registration and the property table (each property is
 // documented once, here); element.go is the GObject glue, session.go runs one
@@ -112,7 +117,7 @@ var properties = []*glib.ParamSpec{
 		"Where credentials come from: imds (the EC2 instance role through IMDSv2 only; "+
 			"AWS_EC2_METADATA_SERVICE_ENDPOINT overrides the endpoint) or default (the AWS SDK default chain: "+
 			"environment, shared config and credentials files with profile, SSO, web identity, ECS, IMDS). "+
-			"Read when the element joins a bin.",
+			"Read when the element joins a bin and at each start.",
 		sourceIMDS),
 	propRole: glib.NewStringParam("role", "IAM role",
 		"IAM role name whose credentials IMDS serves, for source=imds. Unset: the first role IMDS lists "+
@@ -126,7 +131,7 @@ var properties = []*glib.ParamSpec{
 		"File the credentials are written to (mode 0600, atomically replaced) and that every kvssink in the "+
 			"pipeline gets as its credential-path. Unset: credential-<pid>-<element name> in $RUNTIME_DIRECTORY, "+
 			"else $XDG_RUNTIME_DIR/kvsrelay, else a new private temporary folder; reading the property then "+
-			"gives the chosen file once the element is in a bin. The file is removed when the element leaves its bin.",
+			"gives the chosen file once the element is in a bin. The file is removed at READY->NULL and when the element leaves its bin.",
 		nil, rw),
 	propRefreshBefore: glib.NewUint64Param("refresh-before", "Refresh before expiry (ns)",
 		"Fetch new credentials this long before the current ones expire; failed attempts are retried with "+
@@ -139,6 +144,7 @@ var properties = []*glib.ParamSpec{
 		nil, ro),
 	propStatus: glib.NewStringParam("status", "Status",
 		"idle (not in a bin yet), fetching (no credentials yet, trying), valid, degraded (refresh failing, "+
-			"the file still valid), expired (the file's credentials expired, still trying) or stopped.",
+			"the file still valid), expired (the file's credentials expired, still trying) or stopped "+
+			"(after READY->NULL, leaving the bin, or bad settings).",
 		nil, ro),
 }

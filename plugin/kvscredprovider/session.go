@@ -160,6 +160,9 @@ func (p *credProvider) onEvent(sess *session, e credrefresh.Event) {
 			"access-key-id": e.KeyID,
 			"expiration":    e.Expires.UTC().Format(time.RFC3339),
 		})
+		// kvssinks held because the first fetch had failed may start now;
+		// the next state change includes them again.
+		p.releaseSinks(false)
 	case credrefresh.EventUnchanged:
 		cat.LogDebug(fmt.Sprintf("%s: %s", name, e))
 	case credrefresh.EventRefreshFailed:

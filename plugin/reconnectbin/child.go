@@ -166,6 +166,24 @@ func unlinkedSrcPad(bin *gst.Bin) *gst.Pad {
 	return nil
 }
 
+// stream is one of the bin's outputs: the src pad (video, or the only
+// stream) and the audio pad, which appears when a source instance first
+// exposes audio and stays for the life of the bin.
+type stream int
+
+const (
+	streamMain stream = iota
+	streamAudio
+	streamCount
+)
+
+func (s stream) String() string {
+	if s == streamAudio {
+		return "audio"
+	}
+	return "src"
+}
+
 // childInstance is one source instance inside the bin.
 type childInstance struct {
 	gen          uint64
@@ -173,22 +191,18 @@ type childInstance struct {
 	restartOnEOS bool
 	outputCaps   string
 
-	// keyframeSeen is false until the instance's first keyframe left the
-	// bin: nothing before it does (a decoder or kvssink needs one to start).
-	keyframeSeen atomic.Bool
+	// keyframeSeen is false until the stream's first keyframe left the bin:
+	// nothing before it does (a decoder or kvssink needs one to start).
+	keyframeSeen [streamCount]atomic.Bool
 	// rejected marks an instance whose caps on-caps-change refused.
 	rejected atomic.Bool
 
 	mu       sync.Mutex
-	handlers []signalHandler  // pad-added watches, disconnected at release
-	probe    uint64           // the srcPad probe, removed at release
-	srcPad   *gst.GhostPad    // the chosen inner pad, ghosted on bin
-	added    bool             // the instance is inside the bin; srcPad may be linked
-	segment  timeline.Segment // last segment the instance sent
-
-	// offsetSet is false until the instance's first buffer left the bin with
-	// the output timeline's offset applied.
-	offsetSet atomic.Bool
+	handlers []signalHandler               // pad-added watches, disconnected at release
+	outs     [streamCount]*gst.GhostPad    // the chosen inner pads, ghosted on bin
+	probes   [streamCount]uint64           // their probes, removed at release
+	segments [streamCount]timeline.Segment // last segment on each
+	added    bool                          // the instance is inside the bin; outs may be linked
 
 	// starting is true while the supervise loop brings the instance up;
 	// errors seen meanwhile are kept in startErr and judged after.
@@ -211,7 +225,7 @@ func (b *reconnectBin) buildChild(gen uint64, desc string, s settings) (*childIn
 	_ = bin.SetProperty("name", fmt.Sprintf("source%d", gen))
 	c := &childInstance{gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps}
 	if pad := unlinkedSrcPad(bin); pad != nil {
-		if err := b.attach(c, pad); err != nil {
+		if err := b.attach(c, pad, streamMain); err != nil {
 			return nil, err
 		}
 		return c, nil
@@ -231,17 +245,23 @@ func (b *reconnectBin) buildChild(gen uint64, desc string, s settings) (*childIn
 }
 
 // padAdded runs on a streaming thread when an element inside the instance
-// adds a pad. The first unlinked video pad (or first unlinked pad) becomes the
-// output; other unlinked pads are absorbed so they never return NOT_LINKED.
+// adds a pad. The first video pad (or the first pad that is neither audio
+// nor text) becomes the src pad's stream, the first audio pad the audio
+// pad's; other unlinked pads are absorbed so they never return NOT_LINKED.
 func (b *reconnectBin) padAdded(c *childInstance, pad *gst.Pad) {
 	if pad.GetDirection() != gst.PadDirectionSource || pad.IsLinked() {
 		return
 	}
+	kind := padKind(pad)
+	s := streamMain
+	if kind == "audio" {
+		s = streamAudio
+	}
 	c.mu.Lock()
-	taken := c.srcPad != nil
+	taken := c.outs[s] != nil
 	c.mu.Unlock()
-	if !taken && isVideoPad(pad) || !taken && !b.childHasVideoLater(pad) {
-		if err := b.attach(c, pad); err == nil {
+	if !taken && kind != "text" {
+		if err := b.attach(c, pad, s); err == nil {
 			return
 		} else {
 			cat.LogWarning(fmt.Sprintf("source instance %d: %v", c.gen, err))
@@ -250,25 +270,32 @@ func (b *reconnectBin) padAdded(c *childInstance, pad *gst.Pad) {
 	absorb(c.bin, pad)
 }
 
-// childHasVideoLater is a conservative guess for uridecodebin3/decodebin3,
-// whose pads are named by stream type: an audio pad is not taken as the
-// output when a video pad may still follow.
-func (b *reconnectBin) childHasVideoLater(pad *gst.Pad) bool {
-	return strings.HasPrefix(pad.GetName(), "audio") || strings.HasPrefix(pad.GetName(), "text")
-}
-
-func isVideoPad(pad *gst.Pad) bool {
-	if strings.HasPrefix(pad.GetName(), "video") {
-		return true
+// padKind is "video", "audio", "text" or "" (unknown) from the pad's name
+// (uridecodebin3 and decodebin3 name pads by stream type) or its caps.
+func padKind(pad *gst.Pad) string {
+	name := pad.GetName()
+	for _, kind := range []string{"video", "audio", "text"} {
+		if strings.HasPrefix(name, kind) {
+			return kind
+		}
 	}
 	caps := pad.GetCurrentCaps()
 	if caps == nil {
 		caps = pad.QueryCaps(nil)
 	}
 	if caps == nil || caps.IsAny() || caps.GetSize() == 0 {
-		return false
+		return ""
 	}
-	return strings.HasPrefix(caps.GetStructureAt(0).Name(), "video/")
+	media := caps.GetStructureAt(0).Name()
+	switch {
+	case strings.HasPrefix(media, "video/"), strings.HasPrefix(media, "image/"):
+		return "video"
+	case strings.HasPrefix(media, "audio/"):
+		return "audio"
+	case strings.HasPrefix(media, "text/"), strings.HasPrefix(media, "subpicture/"), strings.HasPrefix(media, "application/x-subtitle"):
+		return "text"
+	}
+	return ""
 }
 
 // normalize converts, scales and rate-adapts pad to caps inside bin, so
@@ -313,10 +340,10 @@ func absorb(bin *gst.Bin, pad *gst.Pad) {
 	pad.Link(sink.GetStaticPad("sink"))
 }
 
-// attach ghosts the instance's output pad and makes it the target of the
-// bin's src pad.
-func (b *reconnectBin) attach(c *childInstance, inner *gst.Pad) error {
-	if c.outputCaps != "" {
+// attach ghosts one of the instance's output pads and, once the instance is
+// inside the bin, makes it the target of the bin's pad for that stream.
+func (b *reconnectBin) attach(c *childInstance, inner *gst.Pad, s stream) error {
+	if c.outputCaps != "" && s == streamMain {
 		format, err := parseOutputCaps(c.outputCaps)
 		if err != nil {
 			return err
@@ -327,41 +354,53 @@ func (b *reconnectBin) attach(c *childInstance, inner *gst.Pad) error {
 		}
 		inner = out
 	}
-	ghost := gst.NewGhostPad("src", inner)
+	ghost := gst.NewGhostPad(s.String(), inner)
 	if ghost == nil {
-		return errors.New("ghosting the source's src pad failed")
+		return fmt.Errorf("ghosting the source's %s pad failed", s)
 	}
 	probe := ghost.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
-		return b.childProbe(c, info)
+		return b.childProbe(c, s, info)
 	})
 	ghost.SetActive(true)
 	if !c.bin.AddPad(ghost.Pad) {
-		return errors.New("adding the source's src pad failed")
+		return fmt.Errorf("adding the source's %s pad failed", s)
 	}
 	c.mu.Lock()
-	c.srcPad = ghost
-	c.probe = probe
+	c.outs[s] = ghost
+	c.probes[s] = probe
 	added := c.added
 	c.mu.Unlock()
 	if added {
-		return b.linkOutput(c)
+		return b.linkStream(c, s)
 	}
 	return nil
 }
 
-// linkOutput makes the instance's output the target of the bin's src pad. It
-// must run once the instance is inside the bin: a ghost pad's target set
-// across unrelated hierarchies does not carry data.
+// linkOutput marks the instance as inside the bin and links the outputs it
+// has so far. A ghost pad's target set before the instance is in the bin
+// does not carry data.
 func (b *reconnectBin) linkOutput(c *childInstance) error {
 	c.mu.Lock()
-	ghost := c.srcPad
 	c.added = true
+	c.mu.Unlock()
+	for s := stream(0); s < streamCount; s++ {
+		if err := b.linkStream(c, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *reconnectBin) linkStream(c *childInstance, s stream) error {
+	c.mu.Lock()
+	ghost := c.outs[s]
 	c.mu.Unlock()
 	if ghost == nil {
 		return nil // a demuxer or decodebin adds it later
 	}
-	if !b.srcPad.SetTarget(ghost.Pad) {
-		return errors.New("linking the source to the bin's src pad failed")
+	out := b.outputPad(s)
+	if out == nil || !out.SetTarget(ghost.Pad) {
+		return fmt.Errorf("linking the source to the bin's %s pad failed", s)
 	}
 	return nil
 }
@@ -369,16 +408,16 @@ func (b *reconnectBin) linkOutput(c *childInstance) error {
 // childProbe watches one instance's output: buffers prove it is alive, its
 // segment is kept for the output timeline, and its EOS becomes a rebuild
 // instead of ending the stream.
-func (b *reconnectBin) childProbe(c *childInstance, info *gst.PadProbeInfo) gst.PadProbeReturn {
+func (b *reconnectBin) childProbe(c *childInstance, s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
 	if info.Type()&gst.PadProbeTypeBuffer != 0 {
 		sup := b.sup.Load()
 		if sup == nil {
 			return gst.PadProbeOK
 		}
-		// Hand over from fallback frames at the first buffer that will go
-		// out (the output drops delta frames until the first keyframe).
-		if b.fallback.active.Load() && !c.rejected.Load() {
-			if buf := info.GetBuffer(); buf != nil && (c.keyframeSeen.Load() || !buf.HasFlags(gst.BufferFlagDeltaUnit)) {
+		// Hand over from fallback frames at the first video buffer that will
+		// go out (the output drops delta frames until the first keyframe).
+		if s == streamMain && b.fallback.active.Load() && !c.rejected.Load() {
+			if buf := info.GetBuffer(); buf != nil && (c.keyframeSeen[s].Load() || !buf.HasFlags(gst.BufferFlagDeltaUnit)) {
 				b.stopFallback()
 			}
 		}
@@ -401,7 +440,7 @@ func (b *reconnectBin) childProbe(c *childInstance, info *gst.PadProbeInfo) gst.
 	case gst.EventTypeSegment:
 		seg := ev.ParseSegment() // valid only while ev is: copy what matters
 		c.mu.Lock()
-		c.segment = timeline.Segment{Time: seg.GetFormat() == gst.FormatTime, Start: seg.GetStart(),
+		c.segments[s] = timeline.Segment{Time: seg.GetFormat() == gst.FormatTime, Start: seg.GetStart(),
 			Offset: seg.GetOffset(), Base: seg.GetBase(), Rate: seg.GetRate()}
 		c.mu.Unlock()
 	case gst.EventTypeEOS:
@@ -436,15 +475,21 @@ func (b *reconnectBin) childFailed(c *childInstance, reason supervisor.Reason, t
 // reference cycle keeps a removed instance alive.
 func (b *reconnectBin) release(c *childInstance) {
 	_ = c.bin.SetState(gst.StateNull)
-	gstshim.ClearGhostTarget(b.srcPad)
+	for s := stream(0); s < streamCount; s++ {
+		if out := b.existingOutputPad(s); out != nil {
+			gstshim.ClearGhostTarget(out)
+		}
+	}
 	_ = b.self.Remove(c.bin.Element)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, h := range c.handlers {
 		h.element.HandlerDisconnect(h.handle)
 	}
-	if c.srcPad != nil && c.probe != 0 {
-		c.srcPad.RemoveProbe(c.probe)
+	for s, out := range c.outs {
+		if out != nil && c.probes[s] != 0 {
+			out.RemoveProbe(c.probes[s])
+		}
 	}
-	c.handlers, c.srcPad, c.bin = nil, nil, nil
+	c.handlers, c.outs, c.bin = nil, [streamCount]*gst.GhostPad{}, nil
 }

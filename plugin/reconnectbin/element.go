@@ -52,6 +52,11 @@ type reconnectBin struct {
 	self   *gst.Bin
 	srcPad *gst.GhostPad
 
+	// audioPad is added when a source instance first exposes audio and
+	// stays for the life of the bin.
+	padsMu   sync.Mutex
+	audioPad *gst.GhostPad
+
 	// out is what the src pad shows downstream (timeline.go).
 	out output
 
@@ -89,6 +94,7 @@ func (b *reconnectBin) ClassInit(klass *glib.ObjectClass) {
 		"kvsrelay developers <kvsrelay@users.noreply.github.com>",
 	)
 	class.AddPadTemplate(gst.NewPadTemplate("src", gst.PadDirectionSource, gst.PadPresenceAlways, gst.NewAnyCaps()))
+	class.AddPadTemplate(gst.NewPadTemplate("audio", gst.PadDirectionSource, gst.PadPresenceSometimes, gst.NewAnyCaps()))
 	klass.InstallProperties(properties)
 }
 
@@ -97,8 +103,7 @@ func (b *reconnectBin) ClassInit(klass *glib.ObjectClass) {
 // while it carries the SOURCE flag, and during an outage it has no child.
 func (b *reconnectBin) Constructed(obj *glib.Object) {
 	b.self = gst.ToGstBin(obj)
-	b.srcPad = gst.NewGhostPadNoTargetFromTemplate("src", b.self.GetPadTemplates()[0])
-	b.srcPad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush, b.outputProbe)
+	b.srcPad = b.newOutputPad(streamMain)
 	b.self.AddPad(b.srcPad.Pad)
 	b.self.SetSuppressedFlags(gst.ElementFlagSource | gst.ElementFlagSink)
 	gstshim.SetObjectFlag(b.self.Object, gst.ElementFlagSource)
@@ -318,9 +323,56 @@ func (b *reconnectBin) SendEvent(el *gst.Element, event *gst.Event) bool {
 			run.requestStop()
 		}
 		b.stopFallback()
+		if audio := b.existingOutputPad(streamAudio); audio != nil {
+			audio.PushEvent(gst.NewEOSEvent())
+		}
 		return b.srcPad.PushEvent(event)
 	}
 	return el.ParentSendEvent(event)
+}
+
+// newOutputPad makes the bin's pad for stream s, with its output probe.
+func (b *reconnectBin) newOutputPad(s stream) *gst.GhostPad {
+	var tmpl *gst.PadTemplate
+	for _, t := range b.self.GetPadTemplates() {
+		if t.Name() == s.String() {
+			tmpl = t
+		}
+	}
+	pad := gst.NewGhostPadNoTargetFromTemplate(s.String(), tmpl)
+	pad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush,
+		func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn { return b.outputProbe(s, info) })
+	return pad
+}
+
+// outputPad returns the bin's pad for stream s, adding the audio pad the
+// first time a source instance exposes audio (gst-launch-1.0 links
+// "name.audio" then).
+func (b *reconnectBin) outputPad(s stream) *gst.GhostPad {
+	if s == streamMain {
+		return b.srcPad
+	}
+	b.padsMu.Lock()
+	defer b.padsMu.Unlock()
+	if b.audioPad == nil {
+		pad := b.newOutputPad(s)
+		// Added to a running element, the pad is activated on the way in.
+		if !b.self.AddPad(pad.Pad) {
+			return nil
+		}
+		b.audioPad = pad
+	}
+	return b.audioPad
+}
+
+// existingOutputPad is outputPad without creating anything.
+func (b *reconnectBin) existingOutputPad(s stream) *gst.GhostPad {
+	if s == streamMain {
+		return b.srcPad
+	}
+	b.padsMu.Lock()
+	defer b.padsMu.Unlock()
+	return b.audioPad
 }
 
 // rep is the current report; nil (which does nothing) while stopped.

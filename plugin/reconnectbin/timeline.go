@@ -19,7 +19,7 @@ import (
 // flag is DISCONT), nothing from a rebuilt source before its first keyframe,
 // and one set of caps unless on-caps-change allows otherwise.
 type output struct {
-	streamStarted atomic.Bool
+	streamStarted [streamCount]atomic.Bool
 	endRequested  atomic.Bool
 	framesOut     atomic.Uint64
 	keyframeWaits atomic.Uint64
@@ -28,21 +28,23 @@ type output struct {
 	timeline timeline.Output
 
 	capsMu    sync.Mutex
-	firstCaps string // identity of the first instance's caps (see capsIdentity)
+	firstCaps [streamCount]string // identity of the first caps per stream (see capsIdentity)
 
 	// last holds the latest frame for fallback's hold phase.
 	last gstshim.FrameHolder
 }
 
 func (o *output) reset() {
-	o.streamStarted.Store(false)
+	for i := range o.streamStarted {
+		o.streamStarted[i].Store(false)
+	}
 	o.endRequested.Store(false)
 	o.framesOut.Store(0)
 	o.keyframeWaits.Store(0)
 	o.capsChanges.Store(0)
 	o.timeline = timeline.Output{}
 	o.capsMu.Lock()
-	o.firstCaps = ""
+	o.firstCaps = [streamCount]string{}
 	o.capsMu.Unlock()
 	o.last.Release()
 }
@@ -50,9 +52,11 @@ func (o *output) reset() {
 // outputProbe runs on the bin's src pad for every buffer and downstream
 // event, from a source instance's streaming thread or the fallback
 // goroutine; the pad's stream lock serializes them.
-func (b *reconnectBin) outputProbe(pad *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+// All streams of an instance share one offset (the first buffer of either
+// places the instance), so audio and video stay in sync across rebuilds.
+func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
 	if info.Type()&(gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush) != 0 {
-		return b.outputEvent(info)
+		return b.outputEvent(s, info)
 	}
 	if info.Type()&gst.PadProbeTypeBuffer == 0 {
 		return gst.PadProbeOK
@@ -65,7 +69,7 @@ func (b *reconnectBin) outputProbe(pad *gst.Pad, info *gst.PadProbeInfo) gst.Pad
 	if buf == nil {
 		return gst.PadProbeOK
 	}
-	if b.fallback.pushing.Load() {
+	if s == streamMain && b.fallback.pushing.Load() {
 		// A fill frame: already stamped on the output timeline.
 		o.framesOut.Add(1)
 		return gst.PadProbeOK
@@ -77,15 +81,15 @@ func (b *reconnectBin) outputProbe(pad *gst.Pad, info *gst.PadProbeInfo) gst.Pad
 	if c.rejected.Load() {
 		return gst.PadProbeDrop
 	}
-	if !c.keyframeSeen.Load() {
+	if !c.keyframeSeen[s].Load() {
 		if buf.HasFlags(gst.BufferFlagDeltaUnit) {
 			o.keyframeWaits.Add(1)
 			return gst.PadProbeDrop
 		}
-		c.keyframeSeen.Store(true)
+		c.keyframeSeen[s].Store(true)
 	}
 	c.mu.Lock()
-	seg := c.segment
+	seg := c.segments[s]
 	c.mu.Unlock()
 	pts, dts := runningTime(seg, buf.PresentationTimestamp()), runningTime(seg, buf.DecodingTimestamp())
 	dur := timeline.None
@@ -108,7 +112,7 @@ func (b *reconnectBin) outputProbe(pad *gst.Pad, info *gst.PadProbeInfo) gst.Pad
 		gstshim.SetProbeBufferTimestamps(info, clockTime(outPTS), clockTime(outDTS))
 	}
 	gstshim.SetProbeBufferFlags(info, 0, gst.BufferFlagDiscont)
-	if b.fallback.enabled() {
+	if s == streamMain && b.fallback.enabled() {
 		o.last.HoldProbeBuffer(info)
 	}
 	o.framesOut.Add(1)
@@ -135,7 +139,7 @@ func runningTime(seg timeline.Segment, ts gst.ClockTime) int64 {
 	return rt
 }
 
-func (b *reconnectBin) outputEvent(info *gst.PadProbeInfo) gst.PadProbeReturn {
+func (b *reconnectBin) outputEvent(s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
 	ev := info.GetEvent()
 	if ev == nil {
 		return gst.PadProbeOK
@@ -146,7 +150,7 @@ func (b *reconnectBin) outputEvent(info *gst.PadProbeInfo) gst.PadProbeReturn {
 		// business; downstream would reset and drop frames until a keyframe.
 		return gst.PadProbeDrop
 	case gst.EventTypeStreamStart:
-		if b.out.streamStarted.Swap(true) {
+		if b.out.streamStarted[s].Swap(true) {
 			return gst.PadProbeDrop
 		}
 	case gst.EventTypeSegment:
@@ -154,14 +158,14 @@ func (b *reconnectBin) outputEvent(info *gst.PadProbeInfo) gst.PadProbeReturn {
 		// timestamps are mapped onto it buffer by buffer.
 		gstshim.ReplaceProbeEventWithTimeSegment(info, ev.Seqnum())
 	case gst.EventTypeCaps:
-		return b.checkCaps(ev)
+		return b.checkCaps(s, ev)
 	}
 	return gst.PadProbeOK
 }
 
 // checkCaps compares a source instance's caps with the first instance's and
 // applies on-caps-change when they differ in what the sink depends on.
-func (b *reconnectBin) checkCaps(ev *gst.Event) gst.PadProbeReturn {
+func (b *reconnectBin) checkCaps(s stream, ev *gst.Event) gst.PadProbeReturn {
 	caps := ev.ParseCaps()
 	if caps == nil {
 		return gst.PadProbeOK
@@ -169,9 +173,9 @@ func (b *reconnectBin) checkCaps(ev *gst.Event) gst.PadProbeReturn {
 	id := capsIdentity(caps)
 	o := &b.out
 	o.capsMu.Lock()
-	first := o.firstCaps
+	first := o.firstCaps[s]
 	if first == "" {
-		o.firstCaps = id
+		o.firstCaps[s] = id
 	}
 	o.capsMu.Unlock()
 	if first == "" || first == id {
@@ -182,7 +186,7 @@ func (b *reconnectBin) checkCaps(ev *gst.Event) gst.PadProbeReturn {
 	policy := b.settings.onCapsChange
 	b.settingsMu.Unlock()
 	text := fmt.Sprintf("the source came back with different caps: was %s, now %s", first, id)
-	b.postElementMessage("reconnectbin-caps-changed", map[string]any{"old": first, "new": id, "policy": policyNick(policy)})
+	b.postElementMessage("reconnectbin-caps-changed", map[string]any{"pad": s.String(), "old": first, "new": id, "policy": policyNick(policy)})
 	gstshim.PostError(b.self.Element, true, gstshim.StreamError, gst.StreamErrorFormat,
 		"reconnectbin: "+text+" (on-caps-change="+policyNick(policy)+")", "")
 	c := b.child.Load()
