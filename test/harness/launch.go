@@ -92,7 +92,14 @@ func StartLaunch(tb testing.TB, env []string, args ...string) *Launch {
 	tb.Cleanup(func() {
 		l.Kill()
 		if tb.Failed() {
-			tb.Logf("gst-launch-1.0 %s\nstderr tail:\n%s", strings.Join(args, " "), l.stderr.String())
+			var events []string
+			for _, m := range l.Messages() {
+				if m.Type == "element" || m.Type == "error" || m.Type == "warning" || m.Type == "eos" {
+					events = append(events, m.At.Format("15:04:05.000")+" "+m.Source+" "+m.Type+": "+m.Text)
+				}
+			}
+			tb.Logf("gst-launch-1.0 %s\nmessages:\n%s\nstderr tail:\n%s", strings.Join(args, " "),
+				strings.Join(events, "\n"), l.stderr.String())
 		}
 	})
 	return l

@@ -41,8 +41,8 @@ func startRelay(t *testing.T, props ...string) *relay {
 // waitStreaming waits until data reached the sinks and the file grows.
 func (r *relay) waitStreaming(t *testing.T) {
 	t.Helper()
-	r.WaitFor(30*time.Second, 1, "stream-start at the sink", harness.OfType("stream-start"))
-	r.waitGrowth(t, 30*time.Second)
+	r.WaitFor(60*time.Second, 1, "stream-start at the sink", harness.OfType("stream-start"))
+	r.waitGrowth(t, 60*time.Second)
 }
 
 // waitGrowth waits until the recording grows.
