@@ -94,7 +94,8 @@ func StartLaunch(tb testing.TB, env []string, args ...string) *Launch {
 		if tb.Failed() {
 			var events []string
 			for _, m := range l.Messages() {
-				if m.Type == "element" || m.Type == "error" || m.Type == "warning" || m.Type == "eos" {
+				ours := strings.HasPrefix(m.Name, "reconnectbin") || strings.HasPrefix(m.Name, "kvscredprovider")
+				if ours || m.Type == "error" || m.Type == "warning" || m.Type == "eos" {
 					events = append(events, m.At.Format("15:04:05.000")+" "+m.Source+" "+m.Type+": "+m.Text)
 				}
 			}
