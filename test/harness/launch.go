@@ -67,7 +67,14 @@ var (
 // Interrupt into an application EOS, as an operator's Ctrl-C does.
 func StartLaunch(tb testing.TB, env []string, args ...string) *Launch {
 	tb.Helper()
-	cmd := exec.Command("gst-launch-1.0", append([]string{"-m", "-e"}, args...)...)
+	return StartCommand(tb, env, "gst-launch-1.0", append([]string{"-m", "-e"}, args...)...)
+}
+
+// StartCommand runs a command that ends up as gst-launch-1.0 -m (a relay
+// recipe that execs it, say) and collects its messages like StartLaunch.
+func StartCommand(tb testing.TB, env []string, name string, args ...string) *Launch {
+	tb.Helper()
+	cmd := exec.Command(name, args...)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
