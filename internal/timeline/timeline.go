@@ -50,14 +50,19 @@ func (s Segment) RunningTime(pos uint64) (rt int64, ok bool) {
 	return int64(s.Base) - int64(d), true
 }
 
-// Output is the continuous output timeline. It is safe for concurrent use,
-// though the bin serializes its calls through the src pad's stream lock.
+// MaxStreams is how many streams (pads) one Output keeps apart.
+const MaxStreams = 4
+
+// Output is the continuous output timeline of a bin's streams (video,
+// audio): one offset per source instance shared by all its streams, so they
+// stay in sync, and an end per stream, so none goes backwards. It is safe for
+// concurrent use.
 type Output struct {
-	mu        sync.Mutex
-	offset    int64
-	placed    bool  // the current instance's offset is known
-	lastEnd   int64 // output running time just past the last buffer out
-	anyOutput bool
+	mu      sync.Mutex
+	offset  int64
+	placed  bool              // the current instance's offset is known
+	lastEnd [MaxStreams]int64 // output running time just past each stream's last buffer
+	any     [MaxStreams]bool  // the stream has output anything
 }
 
 // StartInstance makes the next Place compute a fresh offset for a new
@@ -68,19 +73,33 @@ func (o *Output) StartInstance() {
 	o.mu.Unlock()
 }
 
-// Place maps one buffer of the current instance. pts and dts are the
-// buffer's running times in its instance's segment (None when absent),
-// duration its duration (None when unknown), now the pipeline clock's
-// running time (None without a clock). It returns the output PTS and DTS
-// (None where the input had none); ok is false when the buffer has no
-// timestamp at all and is passed on untouched.
-func (o *Output) Place(pts, dts, duration, now int64) (outPTS, outDTS int64, ok bool) {
+func (o *Output) endAll() (int64, bool) {
+	var end int64
+	found := false
+	for i := range o.lastEnd {
+		if o.any[i] && (!found || o.lastEnd[i] > end) {
+			end, found = o.lastEnd[i], true
+		}
+	}
+	return end, found
+}
+
+// Place maps one buffer of the current instance on stream (0..MaxStreams-1).
+// pts and dts are the buffer's running times in its instance's segment
+// (None when absent), duration its duration (None when unknown), now the
+// pipeline clock's running time (None without a clock). The instance's first
+// buffer, on any stream, fixes its offset: at now, or right after that
+// stream's last buffer if that is later. It returns the output PTS and DTS (None
+// where the input had none); ok is false when the buffer has no timestamp
+// at all (pass it on untouched), late is true when the buffer would go
+// backwards in its own stream (drop it: it overlaps what went out already).
+func (o *Output) Place(stream int, pts, dts, duration, now int64) (outPTS, outDTS int64, ok, late bool) {
 	ref := pts
 	if dts != None && (ref == None || dts < ref) {
 		ref = dts // decode order must stay monotonic too
 	}
 	if ref == None {
-		return None, None, false
+		return None, None, false, false
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -89,8 +108,15 @@ func (o *Output) Place(pts, dts, duration, now int64) (outPTS, outDTS int64, ok 
 		if now != None {
 			target = now
 		}
-		if o.anyOutput && target < o.lastEnd {
-			target = o.lastEnd
+		// After the stream's own end (another stream that ran ahead would
+		// leave a hole here; its overlapping buffers are dropped as late
+		// instead), or after everything when the stream is new.
+		end, any := o.lastEnd[stream], o.any[stream]
+		if !any {
+			end, any = o.endAll()
+		}
+		if any && target < end {
+			target = end
 		}
 		o.offset = target - ref
 		o.placed = true
@@ -102,41 +128,53 @@ func (o *Output) Place(pts, dts, duration, now int64) (outPTS, outDTS int64, ok 
 	if dts != None {
 		outDTS = dts + o.offset
 	}
-	end := ref + o.offset
+	start := ref + o.offset
+	if o.any[stream] && start < o.lastEnd[stream]-maxOverlap {
+		return outPTS, outDTS, true, true
+	}
+	end := start
 	if duration > 0 {
 		end += duration
 	} else {
 		end++
 	}
-	if !o.anyOutput || end > o.lastEnd {
-		o.lastEnd = end
+	if !o.any[stream] || end > o.lastEnd[stream] {
+		o.lastEnd[stream] = end
 	}
-	o.anyOutput = true
-	return outPTS, outDTS, true
+	o.any[stream] = true
+	return outPTS, outDTS, true, false
 }
 
-// NextFill returns the output timestamp for a fill frame (fallback) of the
-// given duration, continuing right after the last buffer out (or at now when
-// nothing went out yet), and records it as output.
-func (o *Output) NextFill(duration, now int64) int64 {
+// maxOverlap tolerates buffers that start a little before the previous one
+// ended (durations are often rounded): only a real step back is late.
+const maxOverlap = 1_000_000 // 1 ms
+
+// NextFill returns the output timestamp for a fill buffer (fallback frame or
+// silence) of the given duration on stream, continuing right after that
+// stream's last buffer (or after the latest of all streams when the stream
+// has none, or at now when nothing went out yet), and records it as output.
+func (o *Output) NextFill(stream int, duration, now int64) int64 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	pts := o.lastEnd
-	if !o.anyOutput {
-		pts = now
-		if pts == None {
-			pts = 0
+	pts := o.lastEnd[stream]
+	if !o.any[stream] {
+		var any bool
+		if pts, any = o.endAll(); !any {
+			pts = now
+			if pts == None {
+				pts = 0
+			}
 		}
 	}
-	o.lastEnd = pts + duration
-	o.anyOutput = true
+	o.lastEnd[stream] = pts + duration
+	o.any[stream] = true
 	return pts
 }
 
-// LastEnd is the output running time just past the last buffer out, and
-// whether anything went out yet.
+// LastEnd is the output running time just past the latest buffer out on any
+// stream, and whether anything went out yet.
 func (o *Output) LastEnd() (int64, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.lastEnd, o.anyOutput
+	return o.endAll()
 }

@@ -206,3 +206,72 @@ func checkAVAcrossRestart(t *testing.T, source string, kill, restart func() erro
 	}
 	t.Log(strings.Join(report, "; "))
 }
+
+// With fallback on and raw audio, an outage is filled on both pads: frames on
+// src and silence on audio, on one timeline with no hole and nothing going
+// backwards, until the source is back.
+func TestFallbackFillsAudioWithSilence(t *testing.T) {
+	srv := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Audio: true}})
+	p := harness.NewPipeline(t, fmt.Sprintf(`reconnectbin name=rb stall-timeout=2000000000 fallback=black
+		output-caps="video/x-raw,format=I420,width=160,height=120,framerate=25/1"
+		source="tcpclientsrc host=127.0.0.1 port=%d ! decodebin"
+		! fakesink name=video sync=false  rb.audio ! fakesink name=audio sync=false`, srv.Port()))
+	o := newOffsets()
+	for _, name := range []string{"video", "audio"} {
+		sink, err := p.GetElementByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pad := "src"
+		if name == "audio" {
+			pad = "audio"
+		}
+		o.watchOutput(pad, sink.GetStaticPad("sink"))
+	}
+	p.Start()
+	count := func(pad string) int {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return len(o.outPTS[pad])
+	}
+	harness.WaitUntil(t, 30*time.Second, "audio and video at the sinks", func() bool { return count("src") > 25 && count("audio") > 25 })
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(30*time.Second, 1, "fallback", harness.ElementMessage("reconnectbin-fallback-started"))
+	v, a := count("src"), count("audio")
+	harness.WaitUntil(t, 30*time.Second, "fill frames and silence", func() bool { return count("src") > v+50 && count("audio") > a+50 })
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(30*time.Second, 1, "fallback to end", harness.ElementMessage("reconnectbin-fallback-ended"))
+	v, a = count("src"), count("audio")
+	harness.WaitUntil(t, 30*time.Second, "the live source again", func() bool { return count("src") > v+25 && count("audio") > a+25 })
+	_ = p.SetState(gst.StateNull)
+
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, pad := range []string{"src", "audio"} {
+		pts := o.outPTS[pad]
+		var backwards int
+		var gap int64
+		at := 0
+		for i := 1; i < len(pts); i++ {
+			if pts[i] < pts[i-1] {
+				backwards++
+			}
+			if d := pts[i] - pts[i-1]; d > gap {
+				gap, at = d, i
+			}
+		}
+		t.Logf("%s: largest step at buffer %d of %d (%v into the output)", pad, at, len(pts), time.Duration(pts[at]-pts[0]))
+		if backwards != 0 {
+			t.Errorf("%s: running time went backwards %d times", pad, backwards)
+		}
+		// A buffer every 40 ms (a frame) or less; the switches may add one.
+		if time.Duration(gap) > 120*time.Millisecond {
+			t.Errorf("%s: a %v hole in the output despite fallback", pad, time.Duration(gap))
+		}
+		t.Logf("%s: %d buffers, largest step %v", pad, len(pts), time.Duration(gap))
+	}
+}

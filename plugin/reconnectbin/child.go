@@ -414,11 +414,18 @@ func (b *reconnectBin) childProbe(c *childInstance, s stream, info *gst.PadProbe
 		if sup == nil {
 			return gst.PadProbeOK
 		}
-		// Hand over from fallback frames at the first video buffer that will
-		// go out (the output drops delta frames until the first keyframe).
-		if s == streamMain && b.fallback.active.Load() && !c.rejected.Load() {
+		// Hand over from fallback at the first video buffer that will go out
+		// (the output drops delta frames until the first keyframe).
+		// Fallback silence covers audio until then: both pushing at once
+		// would interleave their timestamps. Audio usually decodes ahead of
+		// video, so it is held briefly rather than dropped.
+		if s != streamMain && b.fallback.enabled() {
+			if !b.fallback.awaitHandover(time.Second) {
+				return gst.PadProbeDrop
+			}
+		} else if s == streamMain && b.fallback.active.Load() && !c.rejected.Load() {
 			if buf := info.GetBuffer(); buf != nil && (c.keyframeSeen[s].Load() || !buf.HasFlags(gst.BufferFlagDeltaUnit)) {
-				b.stopFallback()
+				b.stopFallback(true) // audio waits until this buffer is placed
 			}
 		}
 		if rec := sup.Buffer(c.gen); rec != nil {

@@ -13,7 +13,8 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/timeline"
 )
 
-// fallback keeps frames flowing while the source is down, the way broadcast
+// fallback keeps frames (and, with raw audio, silence) flowing while the
+// source is down, the way broadcast
 // encoders handle input loss: the last good frame for fallback-hold, then
 // black or a slate image, at the output-caps frame rate on the same timeline,
 // until the rebuilt source's first buffer. It pushes on the bin's src pad from
@@ -34,6 +35,10 @@ type fallback struct {
 	mu      sync.Mutex
 	stop    chan struct{}
 	done    chan struct{}
+	// handedOver is closed when fallback ends: a rebuilt instance's audio
+	// waits for it (briefly) so that the video decides where the instance
+	// goes on the timeline and audio follows in sync.
+	handedOver chan struct{}
 	started time.Time
 	frames  uint64
 
@@ -116,7 +121,7 @@ func (b *reconnectBin) startFallback() {
 	if f.stop != nil {
 		return
 	}
-	f.stop, f.done = make(chan struct{}), make(chan struct{})
+	f.stop, f.done, f.handedOver = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	f.started, f.frames = time.Now(), 0
 	f.active.Store(true)
 	b.rep().fallback(true)
@@ -124,12 +129,17 @@ func (b *reconnectBin) startFallback() {
 	go b.runFallback(f.stop, f.done)
 }
 
-// stopFallback ends fallback output and waits for its last push.
-func (b *reconnectBin) stopFallback() {
+// stopFallback ends fallback output and waits for its last push. Held audio
+// is released too, unless holdAudio: then releaseAudio does it, once the
+// video buffer that took over has been placed on the timeline.
+func (b *reconnectBin) stopFallback(holdAudio ...bool) {
 	f := &b.fallback
 	f.mu.Lock()
-	stop, done := f.stop, f.done
+	stop, done, handedOver := f.stop, f.done, f.handedOver
 	f.stop, f.done = nil, nil
+	if len(holdAudio) == 0 || !holdAudio[0] {
+		f.handedOver = nil
+	}
 	started, frames := f.started, f.frames
 	f.mu.Unlock()
 	if stop == nil {
@@ -138,10 +148,46 @@ func (b *reconnectBin) stopFallback() {
 	close(stop)
 	<-done
 	f.active.Store(false)
+	if len(holdAudio) == 0 || !holdAudio[0] {
+		close(handedOver)
+	}
 	d := time.Since(started)
 	f.totalTime.Add(int64(d))
 	b.rep().fallback(false)
 	b.postElementMessage("reconnectbin-fallback-ended", map[string]any{"duration": uint64(d), "frames": frames})
+}
+
+// releaseAudio lets held audio go once the video has been placed.
+func (f *fallback) releaseAudio() {
+	f.mu.Lock()
+	ch := f.handedOver
+	if f.stop == nil {
+		f.handedOver = nil
+	} else {
+		ch = nil // still in fallback
+	}
+	f.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
+}
+
+// awaitHandover blocks a rebuilt instance's audio thread until the video
+// has taken over from fallback, at most maxWait; it reports whether the
+// audio may go out (false: still in fallback, drop it).
+func (f *fallback) awaitHandover(maxWait time.Duration) bool {
+	f.mu.Lock()
+	ch := f.handedOver
+	f.mu.Unlock()
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	case <-time.After(maxWait):
+		return !f.active.Load()
+	}
 }
 
 func fallbackNick(mode int) string {
@@ -174,7 +220,7 @@ func (b *reconnectBin) runFallback(stop, done chan struct{}) {
 			now = int64(rt)
 		}
 		f.pushing.Store(true)
-		pts := b.out.timeline.NextFill(int64(f.frameDur), now)
+		pts := b.out.timeline.NextFill(int(streamMain), int64(f.frameDur), now)
 		if holdUntil == timeline.None {
 			holdUntil = pts + int64(f.hold)
 		}
@@ -185,6 +231,16 @@ func (b *reconnectBin) runFallback(stop, done chan struct{}) {
 			frame = f.fill.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
 		}
 		ret := b.srcPad.Push(frame)
+		// Raw audio alongside: silence for the same stretch, on the same
+		// timeline (fill frames start after the later of both streams' ends).
+		if audio := b.existingOutputPad(streamAudio); audio != nil {
+			if caps := audio.GetCurrentCaps(); caps != nil {
+				apts := b.out.timeline.NextFill(int(streamAudio), int64(f.frameDur), now)
+				if silence := gstshim.Silence(caps, gst.ClockTime(apts), gst.ClockTime(f.frameDur)); silence != nil {
+					audio.Push(silence)
+				}
+			}
+		}
 		f.pushing.Store(false)
 		f.mu.Lock()
 		f.frames++

@@ -69,8 +69,8 @@ func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProb
 	if buf == nil {
 		return gst.PadProbeOK
 	}
-	if s == streamMain && b.fallback.pushing.Load() {
-		// A fill frame: already stamped on the output timeline.
+	if b.fallback.pushing.Load() {
+		// A fill frame or its silence: already stamped on the output timeline.
 		o.framesOut.Add(1)
 		return gst.PadProbeOK
 	}
@@ -100,7 +100,15 @@ func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProb
 	if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
 		now = int64(rt)
 	}
-	outPTS, outDTS, ok := o.timeline.Place(pts, dts, dur, now)
+	outPTS, outDTS, ok, late := o.timeline.Place(int(s), pts, dts, dur, now)
+	if s == streamMain {
+		b.fallback.releaseAudio() // the instance is placed: held audio may follow
+	}
+	if late {
+		// It would overlap what already went out on this stream (audio that
+		// arrived ahead of the video a rebuilt instance was placed by).
+		return gst.PadProbeDrop
+	}
 	if ok && outDTS == timeline.None && buf.HasFlags(gst.BufferFlagHeader) {
 		// kvssink drops a HEADER buffer without a DTS, and RTP depayloaders
 		// give none: the keyframe carrying SPS/PPS would be lost, and every
