@@ -32,15 +32,15 @@ type fallback struct {
 	// then knows the buffer is already stamped.
 	pushing atomic.Bool
 
-	mu      sync.Mutex
-	stop    chan struct{}
-	done    chan struct{}
+	mu   sync.Mutex
+	stop chan struct{}
+	done chan struct{}
 	// handedOver is closed when fallback ends: a rebuilt instance's audio
 	// waits for it (briefly) so that the video decides where the instance
 	// goes on the timeline and audio follows in sync.
 	handedOver chan struct{}
-	started time.Time
-	frames  uint64
+	started    time.Time
+	frames     uint64
 
 	totalFrames atomic.Uint64
 	totalTime   atomic.Int64
