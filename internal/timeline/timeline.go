@@ -171,6 +171,13 @@ func (o *Output) NextFill(stream int, duration, now int64) int64 {
 	return pts
 }
 
+// LastEndOf is LastEnd for one stream.
+func (o *Output) LastEndOf(stream int) (int64, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.lastEnd[stream], o.any[stream]
+}
+
 // LastEnd is the output running time just past the latest buffer out on any
 // stream, and whether anything went out yet.
 func (o *Output) LastEnd() (int64, bool) {

@@ -426,6 +426,9 @@ func (b *reconnectBin) childProbe(c *childInstance, s stream, info *gst.PadProbe
 		} else if s == streamMain && b.fallback.active.Load() && !c.rejected.Load() {
 			if buf := info.GetBuffer(); buf != nil && (c.keyframeSeen[s].Load() || !buf.HasFlags(gst.BufferFlagDeltaUnit)) {
 				b.stopFallback(true) // audio waits until this buffer is placed
+				// Place the instance anew after the fill: one that kept running
+				// through a short gap would otherwise land behind it.
+				b.out.timeline.StartInstance()
 			}
 		}
 		if rec := sup.Buffer(c.gen); rec != nil {

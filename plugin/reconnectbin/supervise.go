@@ -114,7 +114,11 @@ func (b *reconnectBin) supervise(run *runState, sup *supervisor.Supervisor) {
 	defer close(run.done)
 	defer b.teardown()
 
-	tick := time.NewTicker(stallTick(sup))
+	period := stallTick(sup)
+	if b.fallback.enabled() && period > gapCheck {
+		period = gapCheck
+	}
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	playing, started := false, false
 	for {
@@ -136,6 +140,7 @@ func (b *reconnectBin) supervise(run *runState, sup *supervisor.Supervisor) {
 			if !playing {
 				continue
 			}
+			b.fillGap()
 			if gen, stalled := sup.CheckStall(); stalled {
 				text := fmt.Sprintf("no data from the source for %v", sup.Stats().SinceLastBuffer.Round(time.Millisecond))
 				if d, ok := sup.Fail(gen, supervisor.ReasonStall, text); ok {
@@ -145,6 +150,35 @@ func (b *reconnectBin) supervise(run *runState, sup *supervisor.Supervisor) {
 				}
 			}
 		}
+	}
+}
+
+// gapCheck is how often a bin with fallback checks that its output keeps up
+// with the clock.
+const gapCheck = 50 * time.Millisecond
+
+// fillGap starts fallback frames when the output timeline has fallen behind
+// the pipeline clock, before (or without) any failure being declared: a
+// source that pauses for less than stall-timeout (an HLS server briefly
+// down, a network hiccup) leaves no hole downstream. The source keeps
+// running; its next buffer takes over again.
+func (b *reconnectBin) fillGap() {
+	f := &b.fallback
+	if !f.enabled() || f.active.Load() || b.child.Load() == nil {
+		return
+	}
+	end, any := b.out.timeline.LastEndOf(int(streamMain))
+	now := gstshim.RunningTimeNow(b.self.Element)
+	if !any || now == gst.ClockTimeNone {
+		return
+	}
+	threshold := 2 * int64(f.frameDur)
+	if threshold < int64(250*time.Millisecond) {
+		threshold = int64(250 * time.Millisecond)
+	}
+	if int64(now)-end > threshold {
+		cat.LogDebug("output fell behind the clock: filling the gap")
+		b.startFallback()
 	}
 }
 

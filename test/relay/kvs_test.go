@@ -251,3 +251,31 @@ func TestCapsChangeStopsByDefault(t *testing.T) {
 		t.Errorf("kvssink was handed the changed caps anyway: %+v", rep.Caps)
 	}
 }
+
+// A source that pauses for less than stall-timeout is not rebuilt, but with
+// fallback on its pause leaves no hole either: the output timeline falling
+// behind the clock starts fill frames, and the source's next buffer takes
+// over again.
+func TestFallbackFillsAShortPauseWithoutRestart(t *testing.T) {
+	srv := servers.NewTSServer(t, servers.TSOptions{})
+	r := startKVSRelay(t, []string{tsSource(srv.Port()), "stall-timeout=" + sec(10*time.Second), "fallback=black",
+		"output-caps=video/x-raw,format=I420,width=320,height=240,framerate=25/1"}, encode)
+	r.waitAccepted(t, 25, 30*time.Second)
+	if err := srv.Process().Pause(); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitFor(20*time.Second, 1, "gap filling to start", harness.Element("reconnectbin-fallback-started"))
+	r.waitAccepted(t, 25, 20*time.Second) // a second of fill frames
+	if err := srv.Process().Resume(); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitFor(20*time.Second, 1, "the source to take over again", harness.Element("reconnectbin-fallback-ended"))
+	r.waitAccepted(t, 25, 20*time.Second)
+	rep := r.finish(t)
+	if n := r.Count(harness.Element("reconnectbin-restart")); n != 0 {
+		t.Errorf("%d restarts for a pause shorter than stall-timeout", n)
+	}
+	if gap := time.Duration(rep.MaxGapNs); gap > 80*time.Millisecond {
+		t.Errorf("largest gap between frames at kvssink is %v despite fallback", gap)
+	}
+}
