@@ -260,6 +260,9 @@ func (b *reconnectBin) padAdded(c *childInstance, pad *gst.Pad) {
 	c.mu.Lock()
 	taken := c.outs[s] != nil
 	c.mu.Unlock()
+	if s == streamAudio && b.existingOutputPad(streamAudio) == nil {
+		taken = true // nobody asked for audio: absorb it
+	}
 	if !taken && kind != "text" {
 		if err := b.attach(c, pad, s); err == nil {
 			return

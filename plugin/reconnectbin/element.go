@@ -52,8 +52,8 @@ type reconnectBin struct {
 	self   *gst.Bin
 	srcPad *gst.GhostPad
 
-	// audioPad is added when a source instance first exposes audio and
-	// stays for the life of the bin.
+	// audioPad exists once the application requested it ("name.audio" in
+	// gst-launch-1.0); the sources' audio goes there, or nowhere without it.
 	padsMu   sync.Mutex
 	audioPad *gst.GhostPad
 
@@ -94,7 +94,7 @@ func (b *reconnectBin) ClassInit(klass *glib.ObjectClass) {
 		"kvsrelay developers <kvsrelay@users.noreply.github.com>",
 	)
 	class.AddPadTemplate(gst.NewPadTemplate("src", gst.PadDirectionSource, gst.PadPresenceAlways, gst.NewAnyCaps()))
-	class.AddPadTemplate(gst.NewPadTemplate("audio", gst.PadDirectionSource, gst.PadPresenceSometimes, gst.NewAnyCaps()))
+	class.AddPadTemplate(gst.NewPadTemplate("audio", gst.PadDirectionSource, gst.PadPresenceRequest, gst.NewAnyCaps()))
 	klass.InstallProperties(properties)
 }
 
@@ -345,24 +345,47 @@ func (b *reconnectBin) newOutputPad(s stream) *gst.GhostPad {
 	return pad
 }
 
-// outputPad returns the bin's pad for stream s, adding the audio pad the
-// first time a source instance exposes audio (gst-launch-1.0 links
-// "name.audio" then).
-func (b *reconnectBin) outputPad(s stream) *gst.GhostPad {
-	if s == streamMain {
-		return b.srcPad
+// outputPad returns the bin's pad for stream s; nil for audio when the
+// application did not request the audio pad.
+func (b *reconnectBin) outputPad(s stream) *gst.GhostPad { return b.existingOutputPad(s) }
+
+// RequestNewPad adds the audio pad. Requested at link time (gst-launch-1.0
+// "name.audio ! ..."), it exists before any data flows, so a muxer or
+// kvssink downstream waits for audio and video alike from the start.
+func (b *reconnectBin) RequestNewPad(el *gst.Element, templ *gst.PadTemplate, name string, caps *gst.Caps) *gst.Pad {
+	if templ == nil || templ.Name() != streamAudio.String() {
+		return nil
 	}
 	b.padsMu.Lock()
 	defer b.padsMu.Unlock()
-	if b.audioPad == nil {
-		pad := b.newOutputPad(s)
-		// Added to a running element, the pad is activated on the way in.
-		if !b.self.AddPad(pad.Pad) {
-			return nil
-		}
-		b.audioPad = pad
+	if b.audioPad != nil {
+		cat.LogWarning("the audio pad was requested twice; reconnectbin has one")
+		return nil
 	}
-	return b.audioPad
+	pad := b.newOutputPad(streamAudio)
+	pad.SetActive(true)
+	if !el.AddPad(pad.Pad) {
+		return nil
+	}
+	b.audioPad = pad
+	if c := b.child.Load(); c != nil {
+		_ = b.linkStream(c, streamAudio)
+	}
+	return pad.Pad
+}
+
+// ReleasePad removes the audio pad.
+func (b *reconnectBin) ReleasePad(el *gst.Element, pad *gst.Pad) {
+	b.padsMu.Lock()
+	audio := b.audioPad
+	if audio != nil && audio.Pad.Unsafe() == pad.Unsafe() {
+		b.audioPad = nil
+	}
+	b.padsMu.Unlock()
+	if audio != nil && audio.Pad.Unsafe() == pad.Unsafe() {
+		gstshim.ClearGhostTarget(audio)
+		el.RemovePad(pad)
+	}
 }
 
 // existingOutputPad is outputPad without creating anything.

@@ -28,9 +28,9 @@ type fallback struct {
 	caps     string
 	fill     gstshim.FrameHolder // black or the image, at output-caps
 
-	// pushing is true while the goroutine pushes a frame: the output probe
-	// then knows the buffer is already stamped.
-	pushing atomic.Bool
+	// pushing counts fill buffers being pushed: the output probe then knows
+	// the buffer is already stamped.
+	pushing atomic.Int32
 
 	mu   sync.Mutex
 	stop chan struct{}
@@ -203,12 +203,47 @@ func fallbackNick(mode int) string {
 
 // runFallback pushes fill frames paced by the pipeline clock. Frames
 // continue the output timeline right after the last buffer out, so a stall
-// noticed late is filled back to where the source went silent.
+// noticed late is filled back to where the source went silent. Silence for a
+// raw audio pad is pushed from a goroutine of its own: a muxer or kvssink
+// (collectpads) blocks a video push until audio arrives, so one goroutine
+// pushing both would deadlock.
 func (b *reconnectBin) runFallback(stop, done chan struct{}) {
 	defer close(done)
 	f := &b.fallback
 	b.ensureFallbackEvents()
+	var audio sync.WaitGroup
+	if pad := b.existingOutputPad(streamAudio); pad != nil {
+		if caps := pad.GetCurrentCaps(); caps != nil && gstshim.Silence(caps, 0, gst.ClockTime(f.frameDur)) != nil {
+			audio.Add(1)
+			go func() {
+				defer audio.Done()
+				b.fillLoop(stop, streamAudio, func(pts int64) *gst.Buffer {
+					return gstshim.Silence(caps, gst.ClockTime(pts), gst.ClockTime(f.frameDur))
+				}, pad)
+			}()
+		}
+	}
 	holdUntil := timeline.None
+	b.fillLoop(stop, streamMain, func(pts int64) *gst.Buffer {
+		if holdUntil == timeline.None {
+			holdUntil = pts + int64(f.hold)
+		}
+		f.mu.Lock()
+		f.frames++
+		f.mu.Unlock()
+		f.totalFrames.Add(1)
+		if pts < holdUntil && !b.out.last.Empty() {
+			return b.out.last.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
+		}
+		return f.fill.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
+	}, b.srcPad)
+	audio.Wait()
+}
+
+// fillLoop pushes next(pts) on pad once per frame duration, on the stream's
+// own continuation of the output timeline, until stop.
+func (b *reconnectBin) fillLoop(stop chan struct{}, s stream, next func(pts int64) *gst.Buffer, pad *gst.GhostPad) {
+	f := &b.fallback
 	for {
 		select {
 		case <-stop:
@@ -219,39 +254,21 @@ func (b *reconnectBin) runFallback(stop, done chan struct{}) {
 		if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
 			now = int64(rt)
 		}
-		f.pushing.Store(true)
-		pts := b.out.timeline.NextFill(int(streamMain), int64(f.frameDur), now)
-		if holdUntil == timeline.None {
-			holdUntil = pts + int64(f.hold)
+		f.pushing.Add(1)
+		pts := b.out.timeline.NextFill(int(s), int64(f.frameDur), now)
+		ret := gst.FlowOK
+		if buf := next(pts); buf != nil {
+			ret = pad.Push(buf)
 		}
-		var frame *gst.Buffer
-		if pts < holdUntil && !b.out.last.Empty() {
-			frame = b.out.last.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
-		} else {
-			frame = f.fill.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
+		f.pushing.Add(-1)
+		if s == streamMain {
+			b.rep().dataOut()
 		}
-		ret := b.srcPad.Push(frame)
-		// Raw audio alongside: silence for the same stretch, on the same
-		// timeline (fill frames start after the later of both streams' ends).
-		if audio := b.existingOutputPad(streamAudio); audio != nil {
-			if caps := audio.GetCurrentCaps(); caps != nil {
-				apts := b.out.timeline.NextFill(int(streamAudio), int64(f.frameDur), now)
-				if silence := gstshim.Silence(caps, gst.ClockTime(apts), gst.ClockTime(f.frameDur)); silence != nil {
-					audio.Push(silence)
-				}
-			}
-		}
-		f.pushing.Store(false)
-		f.mu.Lock()
-		f.frames++
-		f.mu.Unlock()
-		f.totalFrames.Add(1)
-		b.rep().dataOut()
 		if ret != gst.FlowOK && ret != gst.FlowNotLinked {
-			cat.LogInfo(fmt.Sprintf("fallback push returned %s; stopping fallback", ret))
+			cat.LogInfo(fmt.Sprintf("fallback push on %s returned %s; stopping", s, ret))
 			return
 		}
-		// Pace to the clock: the next frame is due at its running time.
+		// Pace to the clock: the next buffer is due at its running time.
 		if now != timeline.None {
 			if wait := time.Duration(pts + int64(f.frameDur) - now); wait > 0 {
 				select {
@@ -270,8 +287,8 @@ func (b *reconnectBin) ensureFallbackEvents() {
 	if b.srcPad.GetCurrentCaps() != nil {
 		return
 	}
-	b.fallback.pushing.Store(true)
-	defer b.fallback.pushing.Store(false)
+	b.fallback.pushing.Add(1)
+	defer b.fallback.pushing.Add(-1)
 	b.srcPad.PushEvent(gst.NewStreamStartEvent(fmt.Sprintf("%s/fallback", b.self.GetName())))
 	b.srcPad.PushEvent(gst.NewCapsEvent(gst.NewCapsFromString(b.fallback.caps)))
 	b.srcPad.PushEvent(gstshim.NewTimeSegmentEvent())

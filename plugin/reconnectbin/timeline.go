@@ -69,7 +69,7 @@ func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProb
 	if buf == nil {
 		return gst.PadProbeOK
 	}
-	if b.fallback.pushing.Load() {
+	if b.fallback.pushing.Load() > 0 {
 		// A fill frame or its silence: already stamped on the output timeline.
 		o.framesOut.Add(1)
 		return gst.PadProbeOK
