@@ -132,8 +132,9 @@ var properties = []*glib.ParamSpec{
 		gst.TypeCaps, rw),
 	propFallback: gstshim.EnumParam("fallback", "Fallback",
 		"What the bin outputs while the source is down, on the same timeline at the output-caps frame rate "+
-			"(as broadcast encoders do on input loss): the last good frame for fallback-hold, then black or fallback-image. "+
-			"It switches back on the source's first good buffer. Needs output-caps.",
+			"(as broadcast encoders do on input loss): the last good frame for fallback-hold, then black or fallback-image, "+
+			"and silence on a raw audio pad. It also fills a source that merely pauses (the output falling behind the "+
+			"clock) without rebuilding it, and switches back on the source's first good buffer. Needs output-caps.",
 		fallbackType, DefaultFallback, rw),
 	propFallbackHold: glib.NewUint64Param("fallback-hold", "Fallback hold (ns)",
 		"How long the last good frame is repeated before black or fallback-image.",
