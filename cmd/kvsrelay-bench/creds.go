@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kvsrelay/kvsrelay/internal/manualclock"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -21,88 +21,6 @@ import (
 // the cached expiry and rejects credentials with under 30 s left, so a file
 // with less than this left is as bad as an expired one.
 const kvssinkMargin = 40 * time.Second
-
-// manualClock is a credrefresh.Clock whose time only moves when the bench
-// advances it; the bench advances it only while the Keeper is idle,
-// waiting on the clock, so a simulated day takes seconds.
-type manualClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []clockWaiter
-	added   chan struct{}
-}
-
-type clockWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newManualClock(now time.Time) *manualClock {
-	return &manualClock{now: now, added: make(chan struct{})}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, clockWaiter{at: c.now.Add(d), ch: ch})
-	close(c.added)
-	c.added = make(chan struct{})
-	return ch
-}
-
-// nextWake waits (in real time, up to timeout) until someone waits on the
-// clock and returns the earliest wake-up time.
-func (c *manualClock) nextWake(ctx context.Context, timeout time.Duration) (time.Time, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		c.mu.Lock()
-		if len(c.waiters) > 0 {
-			sort.Slice(c.waiters, func(i, j int) bool { return c.waiters[i].at.Before(c.waiters[j].at) })
-			at := c.waiters[0].at
-			c.mu.Unlock()
-			return at, nil
-		}
-		added := c.added
-		c.mu.Unlock()
-		select {
-		case <-added:
-		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		case <-deadline.C:
-			return time.Time{}, fmt.Errorf("credential keeper did not go back to waiting within %v", timeout)
-		}
-	}
-}
-
-// advanceTo moves the clock to at and fires the waiters due.
-func (c *manualClock) advanceTo(at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if at.After(c.now) {
-		c.now = at
-	}
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if !w.at.After(c.now) {
-			w.ch <- c.now
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	c.waiters = kept
-}
 
 // credConfig is one simulated day.
 type credConfig struct {
@@ -150,7 +68,7 @@ func overlapFrom(from, to, t time.Time) time.Duration {
 // IMDS for a simulated span, on a manual clock.
 func simulateCredentials(ctx context.Context, cfg credConfig, span time.Duration, seed uint64, dir string) (credResult, error) {
 	startWall := time.Now()
-	clock := newManualClock(time.Date(2025, 10, 17, 0, 0, 0, 0, time.UTC))
+	clock := manualclock.New(time.Date(2025, 10, 17, 0, 0, 0, 0, time.UTC))
 	begin := clock.Now()
 	srv, err := imdsfake.New(imdsfake.Options{Lifetime: cfg.lifetime, Now: clock.Now})
 	if err != nil {
@@ -195,7 +113,7 @@ func simulateCredentials(ctx context.Context, cfg credConfig, span time.Duration
 
 	end := begin.Add(span)
 	for now := begin; now.Before(end); now = clock.Now() {
-		wake, err := clock.nextWake(ctx, 30*time.Second)
+		wake, err := clock.NextWake(ctx, 30*time.Second)
 		if err != nil {
 			return credResult{}, err
 		}
@@ -220,7 +138,7 @@ func simulateCredentials(ctx context.Context, cfg credConfig, span time.Duration
 			fault = imdsfake.FaultServerError
 		}
 		srv.SetFault(fault)
-		clock.advanceTo(next)
+		clock.AdvanceTo(next)
 	}
 	cancel()
 	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kvsrelay/kvsrelay/internal/credsource"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/gvalue"
 )
 
 // settings is what the properties say. Guarded by credProvider.settingsMu.
@@ -118,13 +119,13 @@ func (p *credProvider) SetProperty(obj *glib.Object, id uint, value *glib.Value)
 			}
 		}
 	case propRole:
-		s.role = stringValue(value)
+		s.role = gvalue.String(value)
 	case propProfile:
-		s.profile = stringValue(value)
+		s.profile = gvalue.String(value)
 	case propCredentialPath:
-		s.credentialPath = stringValue(value)
+		s.credentialPath = gvalue.String(value)
 	case propRefreshBefore:
-		s.refreshBefore = durationValue(value)
+		s.refreshBefore = gvalue.Duration(value)
 	}
 	changed := *s != before
 	p.settingsMu.Unlock()
@@ -200,28 +201,6 @@ func (p *credProvider) status() string {
 	}
 	return "idle"
 }
-
-func stringValue(v *glib.Value) string {
-	if v == nil {
-		return ""
-	}
-	s, _ := v.GetString()
-	return s
-}
-
-func durationValue(v *glib.Value) time.Duration {
-	gv, err := v.GoValue()
-	if err != nil {
-		return 0
-	}
-	u, _ := gv.(uint64)
-	if u > uint64(math64Max) {
-		return time.Duration(math64Max)
-	}
-	return time.Duration(u)
-}
-
-const math64Max = 1<<63 - 1
 
 // attached runs when the element joined a bin, in the adding thread before
 // gst_bin_add returns: watch the top-level bin, write credentials, point

@@ -11,6 +11,7 @@ import (
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/gvalue"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
 
@@ -116,15 +117,15 @@ func (b *reconnectBin) SetProperty(obj *glib.Object, id uint, value *glib.Value)
 	s := &b.settings
 	switch id {
 	case propSource:
-		s.source = stringValue(value)
+		s.source = gvalue.String(value)
 	case propURI:
-		s.uri = stringValue(value)
+		s.uri = gvalue.String(value)
 	case propStallTimeout:
-		s.stallTimeout = durationValue(value)
+		s.stallTimeout = gvalue.Duration(value)
 	case propRetryDelay:
-		s.retryDelay = durationValue(value)
+		s.retryDelay = gvalue.Duration(value)
 	case propMaxRetryDelay:
-		s.maxRetryDelay = durationValue(value)
+		s.maxRetryDelay = gvalue.Duration(value)
 	case propMaxRetries:
 		if v, err := value.GoValue(); err == nil {
 			s.maxRetries = v.(int)
@@ -138,9 +139,9 @@ func (b *reconnectBin) SetProperty(obj *glib.Object, id uint, value *glib.Value)
 	case propFallback:
 		s.fallback = gstshim.EnumFromValue(value)
 	case propFallbackHold:
-		s.fallbackHold = durationValue(value)
+		s.fallbackHold = gvalue.Duration(value)
 	case propFallbackImage:
-		s.fallbackImage = stringValue(value)
+		s.fallbackImage = gvalue.String(value)
 	case propOnCapsChange:
 		s.onCapsChange = gstshim.EnumFromValue(value)
 	}
@@ -213,26 +214,6 @@ func (b *reconnectBin) GetProperty(obj *glib.Object, id uint) *glib.Value {
 		return nil
 	}
 	return val
-}
-
-func stringValue(v *glib.Value) string {
-	if v == nil {
-		return ""
-	}
-	s, _ := v.GetString()
-	return s
-}
-
-func durationValue(v *glib.Value) time.Duration {
-	gv, err := v.GoValue()
-	if err != nil {
-		return 0
-	}
-	u, _ := gv.(uint64)
-	if u > uint64(1<<63-1) {
-		return time.Duration(1<<63 - 1)
-	}
-	return time.Duration(u)
 }
 
 // ChangeState starts the supervise loop at READY->PAUSED, lets it start the

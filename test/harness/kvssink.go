@@ -1,0 +1,90 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+)
+
+// EnvKVSSinkPluginDir names the folder holding a real kvssink
+// (libgstkvssink.so from the KVS producer SDK C++, plus the SDK's shared
+// libraries next to it). Set it (make test-kvssink) to run the real-kvssink
+// tests; without it they skip and the stand-in is used everywhere.
+const EnvKVSSinkPluginDir = "KVSSINK_PLUGIN_DIR"
+
+// kvssinkLibrary is the real element's plugin file.
+const kvssinkLibrary = "libgstkvssink.so"
+
+// RealKVSSink reports whether the tests run against a real kvssink, and
+// the folder holding it: KVSSINK_PLUGIN_DIR is set. A folder without
+// libgstkvssink.so is not treated as "no real kvssink": KVSSinkEnv then
+// fails the test, so a wrong path does not turn into silent skips.
+func RealKVSSink() (dir string, ok bool) {
+	dir = os.Getenv(EnvKVSSinkPluginDir)
+	return dir, dir != ""
+}
+
+// KVSSinkEnv is Env for a C host running the REAL kvssink against a local
+// KVS endpoint (test/kvsendpoint) at controlPlaneURL: the kvsrelay build
+// from TestPluginDir (which must be the shipped build without the stand-in,
+// as make test-kvssink passes it) and the kvssink folder on
+// GST_PLUGIN_PATH, the kvssink folder on LD_LIBRARY_PATH for the producer
+// SDK's libraries, CONTROL_PLANE_URI pointing kvssink at the endpoint and
+// AWS_DEFAULT_REGION (which kvssink prefers over aws-region). AWS
+// credential variables are left out as by Env, so kvssink reads its
+// credential-path file. extra ("KEY=VALUE") goes on top.
+//
+// It fails tb when not in real mode, when the folder has no
+// libgstkvssink.so, or when gst-inspect-1.0 resolves kvssink to any other
+// file (the stand-in of a test build).
+func KVSSinkEnv(tb testing.TB, controlPlaneURL, region string, extra ...string) []string {
+	tb.Helper()
+	dir, ok := RealKVSSink()
+	if !ok {
+		tb.Fatalf("KVSSinkEnv needs %s (the real-kvssink mode)", EnvKVSSinkPluginDir)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		tb.Fatalf("%s=%s: %v", EnvKVSSinkPluginDir, os.Getenv(EnvKVSSinkPluginDir), err)
+	}
+	lib := filepath.Join(dir, kvssinkLibrary)
+	if _, err := os.Stat(lib); err != nil {
+		tb.Fatalf("%s=%s holds no %s: %v", EnvKVSSinkPluginDir, dir, kvssinkLibrary, err)
+	}
+	ldPath := dir
+	if cur := os.Getenv("LD_LIBRARY_PATH"); cur != "" {
+		ldPath += string(os.PathListSeparator) + cur
+	}
+	realEnv := []string{
+		// Later entries win in os/exec, so these replace Env's values.
+		"GST_PLUGIN_PATH=" + TestPluginDir(tb) + string(os.PathListSeparator) + dir,
+		"LD_LIBRARY_PATH=" + ldPath,
+		"CONTROL_PLANE_URI=" + controlPlaneURL,
+		"AWS_DEFAULT_REGION=" + region,
+	}
+	env := Env(tb, append(realEnv, extra...)...)
+
+	out, code := Run(tb, env, 60*time.Second, "gst-inspect-1.0", "kvssink")
+	if code != 0 {
+		tb.Fatalf("gst-inspect-1.0 kvssink with %s=%s: exit %d\n%s", EnvKVSSinkPluginDir, dir, code, out)
+	}
+	if got := inspectedFilename(out); got != lib {
+		tb.Fatalf("kvssink resolves to %q, not %s (is KVSRELAY_TEST_PLUGIN_DIR the test build with the stand-in? "+
+			"make test-kvssink passes the shipped build):\n%s", got, lib, out)
+	}
+	return env
+}
+
+// inspectedFilename is the "Filename" of gst-inspect-1.0's plugin details
+// (warnings about other files are printed too, so only that line counts).
+func inspectedFilename(out string) string {
+	m := inspectFilename.FindStringSubmatch(out)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+var inspectFilename = regexp.MustCompile(`(?m)^\s*Filename\s+(\S+)\s*$`)
