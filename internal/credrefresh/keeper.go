@@ -30,6 +30,12 @@ const (
 	// leaves 10 min for retries before IMDS must have rotated, and the old
 	// file stays usable throughout.
 	DefaultRefreshBefore = 15 * time.Minute
+
+	// imdsPublishLead is how long before expiry IMDS promises new
+	// credentials ("at least five minutes before the expiration of the old
+	// credentials", EC2 user guide); publishSettle is a margin after it.
+	imdsPublishLead = 5 * time.Minute
+	publishSettle   = 5 * time.Second
 	DefaultRetryInitial  = time.Second
 	DefaultRetryMax      = time.Minute
 	// MinRefreshBefore: below this the old credentials would fall under
@@ -358,7 +364,16 @@ func (k *Keeper) attempt(ctx context.Context) (attemptResult, error) {
 	}
 	now := k.opts.Clock.Now()
 	if err == nil && !prev.Expires.IsZero() && c.SameAs(prev) {
-		next := now.Add(k.backoff(k.bumpFailures(nil)))
+		// IMDS makes new credentials available at least five minutes before
+		// the old ones expire: until then asking again is pointless, so the
+		// next call waits for that moment (one call, not a poll). Past it, a
+		// source that still has not rotated is retried with backoff.
+		var next time.Time
+		if published := prev.Expires.Add(-imdsPublishLead + publishSettle); now.Before(published) {
+			next = published
+		} else {
+			next = now.Add(k.backoff(k.bumpFailures(nil)))
+		}
 		if lim := prev.Expires.Add(-credfile.MinRemaining); next.After(lim) && lim.After(now) {
 			next = lim
 		}

@@ -298,7 +298,7 @@ func TestFailuresUntilExpiry(t *testing.T) {
 
 func TestUnchangedCredentials(t *testing.T) {
 	// The source keeps serving the first key until 50 min (IMDS rotates
-	// late), then a new one.
+	// late, but within its promise of 5 min before expiry), then a new one.
 	exp1 := t0.Add(time.Hour)
 	h := newHarness(t, Options{}, func(n int, now time.Time) (credfile.Credentials, error) {
 		if now.Before(t0.Add(50 * time.Minute)) {
@@ -306,7 +306,7 @@ func TestUnchangedCredentials(t *testing.T) {
 		}
 		return creds("ASIAKEY0002", now.Add(time.Hour)), nil
 	})
-	h.runUntil(t0.Add(55 * time.Minute))
+	h.runUntil(t0.Add(57 * time.Minute))
 
 	unchanged := h.eventsOf(EventUnchanged)
 	if len(unchanged) == 0 {
@@ -316,20 +316,37 @@ func TestUnchangedCredentials(t *testing.T) {
 		t.Fatalf("%d refresh-failed events for an unchanged answer, want 0", n)
 	}
 	offs := h.fetchOffsets()
-	// Asked at 45 min, then again within seconds (not at the next
-	// 15-min-before-expiry point, which would be in the past).
-	if offs[1] != 45*time.Minute || offs[2]-offs[1] > 2*time.Second {
-		t.Fatalf("fetches at %v: want 45m then a quick retry", offs)
+	// Asked at 45 min, then once more when IMDS must have rotated (5 min
+	// before expiry, plus a few seconds): no polling in between.
+	if len(offs) != 3 || offs[1] != 45*time.Minute || offs[2] != 55*time.Minute+5*time.Second {
+		t.Fatalf("fetches at %v: want start, 45m, then 55m05s only", offs)
 	}
-	// Backoff capped at RetryMax (jitter 0 -> 30 s), so the new key was
-	// picked up within 30 s of appearing.
 	refreshed := h.eventsOf(EventRefreshed)
 	last := refreshed[len(refreshed)-1]
-	if last.KeyID != "****0002" || last.At.Sub(t0.Add(50*time.Minute)) > 30*time.Second {
+	if last.KeyID != "****0002" || last.At != t0.Add(55*time.Minute+5*time.Second) {
 		t.Fatalf("new key picked up by %+v", last)
 	}
 	if got := h.fileHolds().AccessKeyID; got != "ASIAKEY0002" {
 		t.Fatalf("file holds %s", credfile.MaskKeyID(got))
+	}
+}
+
+func TestUnchangedPastThePublishDeadlineRetries(t *testing.T) {
+	// A source that rotates later than IMDS promises (at 57 min for a key
+	// expiring at 60) is retried with backoff after 55 min, not given up on.
+	exp1 := t0.Add(time.Hour)
+	h := newHarness(t, Options{}, func(n int, now time.Time) (credfile.Credentials, error) {
+		if now.Before(t0.Add(57 * time.Minute)) {
+			return creds("ASIAKEY0001", exp1), nil
+		}
+		return creds("ASIAKEY0002", now.Add(time.Hour)), nil
+	})
+	h.runUntil(t0.Add(58 * time.Minute))
+	if got := h.fileHolds().AccessKeyID; got != "ASIAKEY0002" {
+		t.Fatalf("file holds %s by 58 min", credfile.MaskKeyID(got))
+	}
+	if n := len(h.eventsOf(EventRefreshFailed)); n != 0 {
+		t.Fatalf("%d refresh-failed events for unchanged answers", n)
 	}
 }
 
