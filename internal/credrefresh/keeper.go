@@ -34,10 +34,10 @@ const (
 	// imdsPublishLead is how long before expiry IMDS promises new
 	// credentials ("at least five minutes before the expiration of the old
 	// credentials", EC2 user guide); publishSettle is a margin after it.
-	imdsPublishLead = 5 * time.Minute
-	publishSettle   = 5 * time.Second
-	DefaultRetryInitial  = time.Second
-	DefaultRetryMax      = time.Minute
+	imdsPublishLead     = 5 * time.Minute
+	publishSettle       = 5 * time.Second
+	DefaultRetryInitial = time.Second
+	DefaultRetryMax     = time.Minute
 	// MinRefreshBefore: below this the old credentials would fall under
 	// credfile.MinRemaining almost as soon as the refresh starts, leaving no
 	// time to retry.
