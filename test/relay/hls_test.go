@@ -96,3 +96,19 @@ func TestHLSEncoderRestartNumberingFromZero(t *testing.T) {
 	t.Logf("outage %v, restart reasons %v", nsField(t, rec, "outage"), reasons)
 	r.finish(t)
 }
+
+// The uri property: uridecodebin3 inside, its video pad as the output. The
+// relay survives the HLS server going away and coming back.
+func TestURIPropertyRelaysAndRecovers(t *testing.T) {
+	srv := newHLS(t)
+	r := startRelay(t, "uri="+srv.PlaylistURL(), "stall-timeout="+sec(3*time.Second))
+	r.waitStreaming(t)
+	srv.StopHTTP()
+	r.WaitFor(40*time.Second, 1, "a restart while the server is down", restartWithReason("error", "eos", "stall", "start-failed"))
+	if err := srv.StartHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitFor(40*time.Second, 1, "recovery once the server is back", recovered)
+	r.waitGrowth(t, 20*time.Second)
+	r.finish(t)
+}
