@@ -63,6 +63,31 @@ type Output struct {
 	placed  bool              // the current instance's offset is known
 	lastEnd [MaxStreams]int64 // output running time just past each stream's last buffer
 	any     [MaxStreams]bool  // the stream has output anything
+	filling [MaxStreams]bool  // fill buffers may be made for the stream
+}
+
+// OpenFill lets NextFill make fill buffers for stream, until a source
+// buffer is placed on it (Place) or CloseFill.
+func (o *Output) OpenFill(stream int) {
+	o.mu.Lock()
+	o.filling[stream] = true
+	o.mu.Unlock()
+}
+
+// CloseFill stops fill buffers for stream; it reports whether they were on.
+func (o *Output) CloseFill(stream int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	was := o.filling[stream]
+	o.filling[stream] = false
+	return was
+}
+
+// Filling reports whether fill buffers are on for stream.
+func (o *Output) Filling(stream int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.filling[stream]
 }
 
 // StartInstance makes the next Place compute a fresh offset for a new
@@ -84,22 +109,38 @@ func (o *Output) endAll() (int64, bool) {
 	return end, found
 }
 
+// Placement is where Place put a buffer.
+type Placement struct {
+	PTS, DTS int64 // output timestamps (None where the input had none)
+	// OK is false when the buffer has no timestamp at all: pass it on untouched.
+	OK bool
+	// Late: the buffer would go backwards in its own stream; drop it, it
+	// overlaps what went out already.
+	Late bool
+	// TookOver: fill buffers were on for the stream and now end; wait for
+	// the last one to go out before this buffer.
+	TookOver bool
+	// PrevEnd is the stream's end before this buffer (HadPrev: it had one),
+	// so a caller can pad a hole between fill and source.
+	PrevEnd int64
+	HadPrev bool
+}
+
 // Place maps one buffer of the current instance on stream (0..MaxStreams-1).
 // pts and dts are the buffer's running times in its instance's segment
 // (None when absent), duration its duration (None when unknown), now the
 // pipeline clock's running time (None without a clock). The instance's first
 // buffer, on any stream, fixes its offset: at now, or right after that
-// stream's last buffer if that is later. It returns the output PTS and DTS (None
-// where the input had none); ok is false when the buffer has no timestamp
-// at all (pass it on untouched), late is true when the buffer would go
-// backwards in its own stream (drop it: it overlaps what went out already).
-func (o *Output) Place(stream int, pts, dts, duration, now int64) (outPTS, outDTS int64, ok, late bool) {
+// stream's last buffer if that is later. Placing a buffer that is not late
+// ends fill buffers on its stream: from here the source has the stream, and
+// no fill buffer can be stamped after it.
+func (o *Output) Place(stream int, pts, dts, duration, now int64) Placement {
 	ref := pts
 	if dts != None && (ref == None || dts < ref) {
 		ref = dts // decode order must stay monotonic too
 	}
 	if ref == None {
-		return None, None, false, false
+		return Placement{PTS: None, DTS: None}
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -121,17 +162,20 @@ func (o *Output) Place(stream int, pts, dts, duration, now int64) (outPTS, outDT
 		o.offset = target - ref
 		o.placed = true
 	}
-	outPTS, outDTS = None, None
+	p := Placement{PTS: None, DTS: None, OK: true, PrevEnd: o.lastEnd[stream], HadPrev: o.any[stream]}
 	if pts != None {
-		outPTS = pts + o.offset
+		p.PTS = pts + o.offset
 	}
 	if dts != None {
-		outDTS = dts + o.offset
+		p.DTS = dts + o.offset
 	}
 	start := ref + o.offset
 	if o.any[stream] && start < o.lastEnd[stream]-maxOverlap {
-		return outPTS, outDTS, true, true
+		p.Late = true
+		return p
 	}
+	p.TookOver = o.filling[stream]
+	o.filling[stream] = false
 	end := start
 	if duration > 0 {
 		end += duration
@@ -142,7 +186,7 @@ func (o *Output) Place(stream int, pts, dts, duration, now int64) (outPTS, outDT
 		o.lastEnd[stream] = end
 	}
 	o.any[stream] = true
-	return outPTS, outDTS, true, false
+	return p
 }
 
 // maxOverlap tolerates buffers that start a little before the previous one
@@ -153,10 +197,14 @@ const maxOverlap = 1_000_000 // 1 ms
 // silence) of the given duration on stream, continuing right after that
 // stream's last buffer (or after the latest of all streams when the stream
 // has none, or at now when nothing went out yet), and records it as output.
-func (o *Output) NextFill(stream int, duration, now int64) int64 {
+// ok is false once fill is closed on the stream.
+func (o *Output) NextFill(stream int, duration, now int64) (pts int64, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	pts := o.lastEnd[stream]
+	if !o.filling[stream] {
+		return None, false
+	}
+	pts = o.lastEnd[stream]
 	if !o.any[stream] {
 		var any bool
 		if pts, any = o.endAll(); !any {
@@ -168,7 +216,7 @@ func (o *Output) NextFill(stream int, duration, now int64) int64 {
 	}
 	o.lastEnd[stream] = pts + duration
 	o.any[stream] = true
-	return pts
+	return pts, true
 }
 
 // LastEndOf is LastEnd for one stream.

@@ -76,9 +76,9 @@ func TestOutputPlacesInstancesOnTheClock(t *testing.T) {
 				if s.startInstance {
 					o.StartInstance()
 				}
-				pts, dts, ok, late := o.Place(0, s.pts, s.dts, s.dur, s.now)
-				if !ok || late || pts != s.wantPTS || dts != s.wantDTS {
-					t.Fatalf("step %d: Place = %d, %d, %v; want %d, %d", i, pts, dts, ok, s.wantPTS, s.wantDTS)
+				p := o.Place(0, s.pts, s.dts, s.dur, s.now)
+				if !p.OK || p.Late || p.PTS != s.wantPTS || p.DTS != s.wantDTS {
+					t.Fatalf("step %d: Place = %+v; want %d, %d", i, p, s.wantPTS, s.wantDTS)
 				}
 			}
 		})
@@ -88,7 +88,7 @@ func TestOutputPlacesInstancesOnTheClock(t *testing.T) {
 func TestOutputWithoutTimestampsIsUntouched(t *testing.T) {
 	var o Output
 	o.StartInstance()
-	if _, _, ok, _ := o.Place(0, None, None, None, 10); ok {
+	if p := o.Place(0, None, None, None, 10); p.OK {
 		t.Fatal("a buffer without timestamps was placed")
 	}
 	if _, any := o.LastEnd(); any {
@@ -102,18 +102,26 @@ func TestFillContinuesTheTimeline(t *testing.T) {
 	var o Output
 	o.StartInstance()
 	o.Place(0, 0, None, 40*ms, 1000*ms) // 1000..1040
+	if _, ok := o.NextFill(0, 40*ms, 1500*ms); ok {
+		t.Fatal("a fill buffer was made before fill was opened")
+	}
+	o.OpenFill(0)
 	for i, want := range []int64{1040 * ms, 1080 * ms, 1120 * ms} {
-		if got := o.NextFill(0, 40*ms, 1500*ms); got != want {
-			t.Fatalf("fill %d at %d, want %d", i, got, want)
+		if got, ok := o.NextFill(0, 40*ms, 1500*ms); !ok || got != want {
+			t.Fatalf("fill %d at %d (%v), want %d", i, got, ok, want)
 		}
 	}
 	o.StartInstance()
-	pts, _, _, _ := o.Place(0, 0, None, 40*ms, 1100*ms) // clock is behind the fill
-	if pts != 1160*ms {
-		t.Fatalf("instance after fill placed at %d, want 1160 ms", pts)
+	p := o.Place(0, 0, None, 40*ms, 1100*ms) // clock is behind the fill
+	if p.PTS != 1160*ms || !p.TookOver || p.PrevEnd != 1160*ms {
+		t.Fatalf("instance after fill placed at %+v, want 1160 ms, taking over", p)
+	}
+	if _, ok := o.NextFill(0, 40*ms, 1500*ms); ok || o.Filling(0) {
+		t.Fatal("fill went on after the source took the stream over")
 	}
 	var fresh Output
-	if got := fresh.NextFill(0, 40*ms, 700*ms); got != 700*ms {
+	fresh.OpenFill(0)
+	if got, _ := fresh.NextFill(0, 40*ms, 700*ms); got != 700*ms {
 		t.Fatalf("fill before any output at %d, want now (700 ms)", got)
 	}
 }
@@ -127,22 +135,24 @@ func TestStreamsShareTheOffsetAndKeepTheirOwnEnds(t *testing.T) {
 	o.StartInstance()
 	o.Place(video, 0, None, 40*ms, 1000*ms)      // video 1000..1040
 	o.Place(audio, 20*ms, None, 100*ms, 1001*ms) // audio 1020..1120: same offset
-	if got := o.NextFill(video, 40*ms, 1200*ms); got != 1040*ms {
+	o.OpenFill(video)
+	o.OpenFill(audio)
+	if got, _ := o.NextFill(video, 40*ms, 1200*ms); got != 1040*ms {
 		t.Fatalf("video fill at %d, want right after video (1040 ms)", got)
 	}
-	if got := o.NextFill(audio, 40*ms, 1200*ms); got != 1120*ms {
+	if got, _ := o.NextFill(audio, 40*ms, 1200*ms); got != 1120*ms {
 		t.Fatalf("audio fill at %d, want right after audio (1120 ms)", got)
 	}
 	o.StartInstance()
-	pts, _, _, late := o.Place(audio, 500*ms, None, 20*ms, 1100*ms) // first of the new instance: after every stream
-	if late || pts != 1160*ms {
-		t.Fatalf("new instance's audio at %d (late %v), want 1160 ms", pts, late)
+	p := o.Place(audio, 500*ms, None, 20*ms, 1100*ms) // first of the new instance: after audio's end
+	if p.Late || p.PTS != 1160*ms {
+		t.Fatalf("new instance's audio at %+v, want 1160 ms", p)
 	}
-	pts, _, _, late = o.Place(video, 480*ms, None, 40*ms, 1101*ms) // same offset: 1140, before video's end? no: video ended 1080
-	if late || pts != 1140*ms {
-		t.Fatalf("new instance's video at %d (late %v), want 1140 ms", pts, late)
+	p = o.Place(video, 480*ms, None, 40*ms, 1101*ms) // same offset: 1140, after video's end (1080)
+	if p.Late || p.PTS != 1140*ms || p.PrevEnd != 1080*ms {
+		t.Fatalf("new instance's video at %+v, want 1140 ms after 1080 ms", p)
 	}
-	if _, _, _, late = o.Place(audio, 400*ms, None, 20*ms, 1102*ms); !late {
+	if p = o.Place(audio, 400*ms, None, 20*ms, 1102*ms); !p.Late {
 		t.Fatal("audio stepping back 100 ms in its own stream was not reported late")
 	}
 	if end, _ := o.LastEnd(); end != 1180*ms {

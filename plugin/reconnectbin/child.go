@@ -413,37 +413,7 @@ func (b *reconnectBin) linkStream(c *childInstance, s stream) error {
 // instead of ending the stream.
 func (b *reconnectBin) childProbe(c *childInstance, s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
 	if info.Type()&gst.PadProbeTypeBuffer != 0 {
-		sup := b.sup.Load()
-		if sup == nil {
-			return gst.PadProbeOK
-		}
-		// Hand over from fallback at the first video buffer that will go out
-		// (the output drops delta frames until the first keyframe).
-		// Fallback silence covers audio until then: both pushing at once
-		// would interleave their timestamps. Audio usually decodes ahead of
-		// video, so it is held briefly rather than dropped.
-		if s != streamMain && b.fallback.enabled() {
-			if !b.fallback.awaitHandover(time.Second) {
-				return gst.PadProbeDrop
-			}
-		} else if s == streamMain && b.fallback.active.Load() && !c.rejected.Load() {
-			if buf := info.GetBuffer(); buf != nil && (c.keyframeSeen[s].Load() || !buf.HasFlags(gst.BufferFlagDeltaUnit)) {
-				b.stopFallback(true) // audio waits until this buffer is placed
-				// Place the instance anew after the fill: one that kept running
-				// through a short gap would otherwise land behind it.
-				b.out.timeline.StartInstance()
-			}
-		}
-		if rec := sup.Buffer(c.gen); rec != nil {
-			cat.LogInfo(fmt.Sprintf("source instance %d recovered after %v and %d attempts", c.gen, rec.Outage, rec.Attempts))
-			b.postElementMessage("reconnectbin-recovered", map[string]any{
-				"outage":   uint64(rec.Outage),
-				"attempts": rec.Attempts,
-			})
-			st := sup.Stats()
-			b.rep().recovered(statusLine(string(st.Status), st.Restarts, rec.Outage))
-		}
-		return gst.PadProbeOK
+		return b.childBuffer(c, s, info)
 	}
 	if info.Type()&gst.PadProbeTypeEventDownstream == 0 {
 		return gst.PadProbeOK
@@ -464,6 +434,103 @@ func (b *reconnectBin) childProbe(c *childInstance, s stream, info *gst.PadProbe
 		return gst.PadProbeDrop
 	}
 	return gst.PadProbeOK
+}
+
+// childBuffer handles one buffer of a source instance on its way out of the
+// bin, on that instance's streaming thread: keyframe gate, placement on the
+// output timeline (taking the stream over from fallback fill), timestamps
+// and flags rewritten. Fill buffers never pass here, only source buffers.
+func (b *reconnectBin) childBuffer(c *childInstance, s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
+	sup := b.sup.Load()
+	buf := info.GetBuffer()
+	if sup == nil || buf == nil {
+		return gst.PadProbeOK
+	}
+	o := &b.out
+	if o.endRequested.Load() || c.rejected.Load() {
+		return gst.PadProbeDrop
+	}
+	if s != streamMain && o.timeline.Filling(int(streamMain)) {
+		// While the video is being filled the instance has not been placed
+		// (or is being placed anew): its audio waits for the video to decide
+		// where the instance goes, so both stay in sync. Fill silence covers
+		// the audio meanwhile; the streaming thread is never held.
+		return gst.PadProbeDrop
+	}
+	if !c.keyframeSeen[s].Load() && buf.HasFlags(gst.BufferFlagDeltaUnit) {
+		o.keyframeWaits.Add(1)
+		return gst.PadProbeDrop
+	}
+	if s == streamMain && o.timeline.Filling(int(streamMain)) {
+		// Coming back from fallback fill (a rebuilt instance, or one that
+		// kept running through a short gap): place the instance anew, after
+		// the fill.
+		o.timeline.StartInstance()
+	}
+	c.mu.Lock()
+	seg := c.segments[s]
+	c.mu.Unlock()
+	pts, dts := runningTime(seg, buf.PresentationTimestamp()), runningTime(seg, buf.DecodingTimestamp())
+	dur := timeline.None
+	if d := buf.Duration(); d != gst.ClockTimeNone {
+		dur = int64(d)
+	}
+	now := timeline.None
+	if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
+		now = int64(rt)
+	}
+	place := o.timeline.Place(int(s), pts, dts, dur, now)
+	outPTS, outDTS, ok := place.PTS, place.DTS, place.OK
+	if place.Late {
+		// It would overlap what already went out on this stream (audio that
+		// arrived ahead of the video an instance was placed by).
+		return gst.PadProbeDrop
+	}
+	c.keyframeSeen[s].Store(true)
+	if place.TookOver {
+		b.tookOver(s)
+		if s == streamAudio && place.HadPrev && ok && outPTS-place.PrevEnd > int64(5*time.Millisecond) {
+			// The audio that would have joined the fill silence seamlessly
+			// was dropped while the video was being placed: pad the hole.
+			b.padAudio(place.PrevEnd, outPTS)
+		}
+	}
+	if ok && outDTS == timeline.None && buf.HasFlags(gst.BufferFlagHeader) {
+		// kvssink drops a HEADER buffer without a DTS, and RTP depayloaders
+		// give none: the keyframe carrying SPS/PPS would be lost, and every
+		// frame after it until the next keyframe. A keyframe decodes first,
+		// so its DTS is its PTS.
+		outDTS = outPTS
+	}
+	if ok {
+		gstshim.SetProbeBufferTimestamps(info, clockTime(outPTS), clockTime(outDTS))
+	}
+	gstshim.SetProbeBufferFlags(info, 0, gst.BufferFlagDiscont)
+	if s == streamMain && b.fallback.enabled() {
+		o.last.HoldProbeBuffer(info)
+	}
+	if rec := sup.Buffer(c.gen); rec != nil {
+		cat.LogInfo(fmt.Sprintf("source instance %d recovered after %v and %d attempts", c.gen, rec.Outage, rec.Attempts))
+		b.postElementMessage("reconnectbin-recovered", map[string]any{
+			"outage":   uint64(rec.Outage),
+			"attempts": rec.Attempts,
+		})
+		st := sup.Stats()
+		b.rep().recovered(statusLine(string(st.Status), st.Restarts, rec.Outage))
+	}
+	return gst.PadProbeOK
+}
+
+// padAudio pushes silence over [from, to) on the audio pad, from the audio
+// streaming thread, just before that thread's own buffer.
+func (b *reconnectBin) padAudio(from, to int64) {
+	pad := b.existingOutputPad(streamAudio)
+	if pad == nil {
+		return
+	}
+	if silence := gstshim.Silence(pad.GetCurrentCaps(), gst.ClockTime(from), gst.ClockTime(to-from)); silence != nil {
+		pad.Push(silence)
+	}
 }
 
 // childFailed turns a failure of instance c into at most one rebuild.
@@ -504,5 +571,7 @@ func (b *reconnectBin) release(c *childInstance) {
 			out.RemoveProbe(c.probes[s])
 		}
 	}
-	c.handlers, c.outs, c.bin = nil, [streamCount]*gst.GhostPad{}, nil
+	// c.bin stays set: a late message from one of the instance's helper
+	// threads may still look at it; the instance is unreachable anyway.
+	c.handlers, c.outs = nil, [streamCount]*gst.GhostPad{}
 }

@@ -303,11 +303,16 @@ func (b *reconnectBin) SendEvent(el *gst.Element, event *gst.Event) bool {
 		if run := b.run.Load(); run != nil {
 			run.requestStop()
 		}
-		b.stopFallback()
+		// No more fill buffers; audio ends first, so that a muxer holding
+		// a video fill push for audio lets it go, then video; only then wait
+		// for the fillers.
+		b.closeFills(false)
 		if audio := b.existingOutputPad(streamAudio); audio != nil {
 			audio.PushEvent(gst.NewEOSEvent())
 		}
-		return b.srcPad.PushEvent(event)
+		ok := b.srcPad.PushEvent(event)
+		b.closeFills(true)
+		return ok
 	}
 	return el.ParentSendEvent(event)
 }
@@ -338,17 +343,19 @@ func (b *reconnectBin) RequestNewPad(el *gst.Element, templ *gst.PadTemplate, na
 		return nil
 	}
 	b.padsMu.Lock()
-	defer b.padsMu.Unlock()
 	if b.audioPad != nil {
+		b.padsMu.Unlock()
 		cat.LogWarning("the audio pad was requested twice; reconnectbin has one")
 		return nil
 	}
 	pad := b.newOutputPad(streamAudio)
 	pad.SetActive(true)
 	if !el.AddPad(pad.Pad) {
+		b.padsMu.Unlock()
 		return nil
 	}
 	b.audioPad = pad
+	b.padsMu.Unlock()
 	if c := b.child.Load(); c != nil {
 		_ = b.linkStream(c, streamAudio)
 	}

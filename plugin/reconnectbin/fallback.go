@@ -14,13 +14,15 @@ import (
 )
 
 // fallback keeps frames (and, with raw audio, silence) flowing while the
-// source is down, the way broadcast
-// encoders handle input loss: the last good frame for fallback-hold, then
-// black or a slate image, at the output-caps frame rate on the same timeline,
-// until the rebuilt source's first buffer. It pushes on the bin's src pad from
-// its own goroutine, only while no source instance is pushing: it starts
-// after the failed instance is torn down and stops (waiting for its last
-// push) before a new instance's first buffer goes out.
+// source is down, the way broadcast encoders handle input loss: the last good
+// frame for fallback-hold, then black or a slate image, at the output-caps
+// frame rate on the same timeline, until the source's buffers take each
+// stream over again. One filler goroutine per stream pushes on the bin's pad:
+// a muxer or kvssink (collectpads) holds a video push until audio arrives, so
+// one goroutine pushing both would deadlock, and each filler lives until the
+// source takes its own stream over (internal/timeline closes the stream's
+// fill in the same step that places the source's buffer, so no fill buffer
+// is ever stamped after it).
 type fallback struct {
 	mode     int
 	hold     time.Duration
@@ -28,23 +30,23 @@ type fallback struct {
 	caps     string
 	fill     gstshim.FrameHolder // black or the image, at output-caps
 
-	// pushing counts fill buffers being pushed: the output probe then knows
-	// the buffer is already stamped.
-	pushing atomic.Int32
-
-	mu   sync.Mutex
-	stop chan struct{}
-	done chan struct{}
-	// handedOver is closed when fallback ends: a rebuilt instance's audio
-	// waits for it (briefly) so that the video decides where the instance
-	// goes on the timeline and audio follows in sync.
-	handedOver chan struct{}
-	started    time.Time
-	frames     uint64
+	mu      sync.Mutex
+	fillers [streamCount]*filler
+	started time.Time // the current episode (video filling)
+	frames  uint64
 
 	totalFrames atomic.Uint64
 	totalTime   atomic.Int64
-	active      atomic.Bool
+	active      atomic.Bool // video is being filled
+}
+
+// filler is one stream's fill goroutine. inflight is held around each push,
+// so whoever takes the stream over can wait for the last fill push to finish
+// before its own buffer goes out.
+type filler struct {
+	stop     chan struct{}
+	done     chan struct{}
+	inflight sync.Mutex
 }
 
 func (f *fallback) enabled() bool { return f.mode != FallbackNone }
@@ -110,7 +112,8 @@ func renderFrame(desc string) (*gst.Buffer, error) {
 	return buf.Copy(), nil
 }
 
-// start begins fallback output unless it is running already.
+// startFallback begins filling the video stream, and a raw audio pad's
+// stream, unless they are being filled already.
 func (b *reconnectBin) startFallback() {
 	f := &b.fallback
 	if !f.enabled() || b.out.endRequested.Load() {
@@ -118,75 +121,150 @@ func (b *reconnectBin) startFallback() {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.stop != nil {
-		return
+	if f.fillers[streamMain] == nil {
+		b.ensureFallbackEvents()
+		f.started, f.frames = time.Now(), 0
+		f.active.Store(true)
+		b.rep().fallback(true)
+		b.postElementMessage("reconnectbin-fallback-started", map[string]any{"mode": fallbackNick(f.mode)})
+		holdUntil := timeline.None
+		b.startFillerLocked(streamMain, b.srcPad, func(pts int64) *gst.Buffer {
+			if holdUntil == timeline.None {
+				holdUntil = pts + int64(f.hold)
+			}
+			f.totalFrames.Add(1)
+			if pts < holdUntil && !b.out.last.Empty() {
+				return b.out.last.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
+			}
+			return f.fill.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
+		})
 	}
-	f.stop, f.done, f.handedOver = make(chan struct{}), make(chan struct{}), make(chan struct{})
-	f.started, f.frames = time.Now(), 0
-	f.active.Store(true)
-	b.rep().fallback(true)
-	b.postElementMessage("reconnectbin-fallback-started", map[string]any{"mode": fallbackNick(f.mode)})
-	go b.runFallback(f.stop, f.done)
+	if pad := b.existingOutputPad(streamAudio); pad != nil && f.fillers[streamAudio] == nil {
+		if caps := pad.GetCurrentCaps(); caps != nil && gstshim.Silence(caps, 0, gst.ClockTime(f.frameDur)) != nil {
+			b.startFillerLocked(streamAudio, pad, func(pts int64) *gst.Buffer {
+				return gstshim.Silence(caps, gst.ClockTime(pts), gst.ClockTime(f.frameDur))
+			})
+		}
+	}
 }
 
-// stopFallback ends fallback output and waits for its last push. Held audio
-// is released too, unless holdAudio: then releaseAudio does it, once the
-// video buffer that took over has been placed on the timeline.
-func (b *reconnectBin) stopFallback(holdAudio ...bool) {
+// startFillerLocked opens fill on stream s and starts its goroutine; f.mu held.
+func (b *reconnectBin) startFillerLocked(s stream, pad *gst.GhostPad, next func(pts int64) *gst.Buffer) {
+	fl := &filler{stop: make(chan struct{}), done: make(chan struct{})}
+	b.fallback.fillers[s] = fl
+	b.out.timeline.OpenFill(int(s))
+	go b.fillLoop(fl, s, pad, next)
+}
+
+// fillLoop pushes next(pts) on pad once per frame duration, paced by the
+// pipeline clock, continuing the stream's output timeline right after its
+// last buffer (so a stall noticed late is filled back to where the source went
+// silent), until the stream's fill is closed or stop.
+func (b *reconnectBin) fillLoop(fl *filler, s stream, pad *gst.GhostPad, next func(pts int64) *gst.Buffer) {
+	f := &b.fallback
+	defer b.fillerDone(fl, s)
+	for {
+		select {
+		case <-fl.stop:
+			return
+		default:
+		}
+		now := int64(timeline.None)
+		if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
+			now = int64(rt)
+		}
+		fl.inflight.Lock()
+		pts, ok := b.out.timeline.NextFill(int(s), int64(f.frameDur), now)
+		if !ok {
+			fl.inflight.Unlock()
+			return // the source took the stream over
+		}
+		ret := gst.FlowOK
+		if buf := next(pts); buf != nil {
+			ret = pad.Push(buf)
+		}
+		fl.inflight.Unlock()
+		if s == streamMain {
+			f.mu.Lock()
+			f.frames++
+			f.mu.Unlock()
+		}
+		if ret != gst.FlowOK && ret != gst.FlowNotLinked {
+			cat.LogInfo(fmt.Sprintf("fallback push on %s returned %s; stopping", s, ret))
+			b.out.timeline.CloseFill(int(s))
+			return
+		}
+		if now != timeline.None {
+			if wait := time.Duration(pts + int64(f.frameDur) - now); wait > 0 {
+				select {
+				case <-fl.stop:
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+	}
+}
+
+// fillerDone ends a filler's bookkeeping; for video, the episode.
+func (b *reconnectBin) fillerDone(fl *filler, s stream) {
 	f := &b.fallback
 	f.mu.Lock()
-	stop, done, handedOver := f.stop, f.done, f.handedOver
-	f.stop, f.done = nil, nil
-	if len(holdAudio) == 0 || !holdAudio[0] {
-		f.handedOver = nil
+	if f.fillers[s] == fl {
+		f.fillers[s] = nil
 	}
 	started, frames := f.started, f.frames
 	f.mu.Unlock()
-	if stop == nil {
+	close(fl.done)
+	if s != streamMain {
 		return
 	}
-	close(stop)
-	<-done
 	f.active.Store(false)
-	if len(holdAudio) == 0 || !holdAudio[0] {
-		close(handedOver)
-	}
 	d := time.Since(started)
 	f.totalTime.Add(int64(d))
 	b.rep().fallback(false)
 	b.postElementMessage("reconnectbin-fallback-ended", map[string]any{"duration": uint64(d), "frames": frames})
 }
 
-// releaseAudio lets held audio go once the video has been placed.
-func (f *fallback) releaseAudio() {
+// tookOver is called on a streaming thread right after the source's buffer
+// on stream s was placed and closed that stream's fill: it waits for the
+// last fill push, so the source's buffer goes out after it.
+func (b *reconnectBin) tookOver(s stream) {
+	f := &b.fallback
 	f.mu.Lock()
-	ch := f.handedOver
-	if f.stop == nil {
-		f.handedOver = nil
-	} else {
-		ch = nil // still in fallback
-	}
+	fl := f.fillers[s]
 	f.mu.Unlock()
-	if ch != nil {
-		close(ch)
+	if fl != nil {
+		fl.inflight.Lock()
+		fl.inflight.Unlock() //nolint:staticcheck // an empty critical section: wait for the push in flight
 	}
 }
 
-// awaitHandover blocks a rebuilt instance's audio thread until the video
-// has taken over from fallback, at most maxWait; it reports whether the
-// audio may go out (false: still in fallback, drop it).
-func (f *fallback) awaitHandover(maxWait time.Duration) bool {
+// closeFills stops making fill buffers on every stream; with wait, it also
+// waits for the fillers to return (never from a streaming thread: a filler's
+// push may need that thread's data downstream).
+func (b *reconnectBin) closeFills(wait bool) {
+	f := &b.fallback
 	f.mu.Lock()
-	ch := f.handedOver
+	fillers := f.fillers
 	f.mu.Unlock()
-	if ch == nil {
-		return true
+	for s, fl := range fillers {
+		b.out.timeline.CloseFill(s)
+		if fl != nil {
+			select {
+			case <-fl.stop:
+			default:
+				close(fl.stop)
+			}
+		}
 	}
-	select {
-	case <-ch:
-		return true
-	case <-time.After(maxWait):
-		return !f.active.Load()
+	if !wait {
+		return
+	}
+	for _, fl := range fillers {
+		if fl != nil {
+			<-fl.done
+		}
 	}
 }
 
@@ -201,94 +279,12 @@ func fallbackNick(mode int) string {
 	}
 }
 
-// runFallback pushes fill frames paced by the pipeline clock. Frames
-// continue the output timeline right after the last buffer out, so a stall
-// noticed late is filled back to where the source went silent. Silence for a
-// raw audio pad is pushed from a goroutine of its own: a muxer or kvssink
-// (collectpads) blocks a video push until audio arrives, so one goroutine
-// pushing both would deadlock.
-func (b *reconnectBin) runFallback(stop, done chan struct{}) {
-	defer close(done)
-	f := &b.fallback
-	b.ensureFallbackEvents()
-	var audio sync.WaitGroup
-	if pad := b.existingOutputPad(streamAudio); pad != nil {
-		if caps := pad.GetCurrentCaps(); caps != nil && gstshim.Silence(caps, 0, gst.ClockTime(f.frameDur)) != nil {
-			audio.Add(1)
-			go func() {
-				defer audio.Done()
-				b.fillLoop(stop, streamAudio, func(pts int64) *gst.Buffer {
-					return gstshim.Silence(caps, gst.ClockTime(pts), gst.ClockTime(f.frameDur))
-				}, pad)
-			}()
-		}
-	}
-	holdUntil := timeline.None
-	b.fillLoop(stop, streamMain, func(pts int64) *gst.Buffer {
-		if holdUntil == timeline.None {
-			holdUntil = pts + int64(f.hold)
-		}
-		f.mu.Lock()
-		f.frames++
-		f.mu.Unlock()
-		f.totalFrames.Add(1)
-		if pts < holdUntil && !b.out.last.Empty() {
-			return b.out.last.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
-		}
-		return f.fill.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
-	}, b.srcPad)
-	audio.Wait()
-}
-
-// fillLoop pushes next(pts) on pad once per frame duration, on the stream's
-// own continuation of the output timeline, until stop.
-func (b *reconnectBin) fillLoop(stop chan struct{}, s stream, next func(pts int64) *gst.Buffer, pad *gst.GhostPad) {
-	f := &b.fallback
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		now := int64(timeline.None)
-		if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
-			now = int64(rt)
-		}
-		f.pushing.Add(1)
-		pts := b.out.timeline.NextFill(int(s), int64(f.frameDur), now)
-		ret := gst.FlowOK
-		if buf := next(pts); buf != nil {
-			ret = pad.Push(buf)
-		}
-		f.pushing.Add(-1)
-		if s == streamMain {
-			b.rep().dataOut()
-		}
-		if ret != gst.FlowOK && ret != gst.FlowNotLinked {
-			cat.LogInfo(fmt.Sprintf("fallback push on %s returned %s; stopping", s, ret))
-			return
-		}
-		// Pace to the clock: the next buffer is due at its running time.
-		if now != timeline.None {
-			if wait := time.Duration(pts + int64(f.frameDur) - now); wait > 0 {
-				select {
-				case <-stop:
-					return
-				case <-time.After(wait):
-				}
-			}
-		}
-	}
-}
-
 // ensureFallbackEvents sends what downstream needs before a first buffer when
 // the source never came up: stream-start, output-caps and the segment.
 func (b *reconnectBin) ensureFallbackEvents() {
 	if b.srcPad.GetCurrentCaps() != nil {
 		return
 	}
-	b.fallback.pushing.Add(1)
-	defer b.fallback.pushing.Add(-1)
 	b.srcPad.PushEvent(gst.NewStreamStartEvent(fmt.Sprintf("%s/fallback", b.self.GetName())))
 	b.srcPad.PushEvent(gst.NewCapsEvent(gst.NewCapsFromString(b.fallback.caps)))
 	b.srcPad.PushEvent(gstshim.NewTimeSegmentEvent())

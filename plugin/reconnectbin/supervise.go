@@ -92,7 +92,9 @@ func (b *reconnectBin) stopRun() {
 	}
 	run.stopOnce.Do(func() { close(run.stop) })
 	<-run.done
-	b.stopFallback()
+	// Downstream is already flushing (a bin stops its sinks first), so a
+	// filler blocked in a push returns.
+	b.closeFills(true)
 	b.out.last.Release()
 	b.run.Store(nil)
 	b.rep().close()

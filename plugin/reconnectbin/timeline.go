@@ -52,8 +52,6 @@ func (o *output) reset() {
 // outputProbe runs on the bin's src pad for every buffer and downstream
 // event, from a source instance's streaming thread or the fallback
 // goroutine; the pad's stream lock serializes them.
-// All streams of an instance share one offset (the first buffer of either
-// places the instance), so audio and video stay in sync across rebuilds.
 func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
 	if info.Type()&(gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush) != 0 {
 		return b.outputEvent(s, info)
@@ -61,70 +59,16 @@ func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProb
 	if info.Type()&gst.PadProbeTypeBuffer == 0 {
 		return gst.PadProbeOK
 	}
-	o := &b.out
-	if o.endRequested.Load() {
+	// Source buffers were placed and rewritten on their instance's pad
+	// (childBuffer); fill buffers were made on the output timeline. Here
+	// only the end of the stream and the accounting remain.
+	if b.out.endRequested.Load() {
 		return gst.PadProbeDrop
 	}
-	buf := info.GetBuffer()
-	if buf == nil {
-		return gst.PadProbeOK
-	}
-	if b.fallback.pushing.Load() > 0 {
-		// A fill frame or its silence: already stamped on the output timeline.
-		o.framesOut.Add(1)
-		return gst.PadProbeOK
-	}
-	c := b.child.Load()
-	if c == nil {
-		return gst.PadProbeDrop // a straggler from an instance being removed
-	}
-	if c.rejected.Load() {
-		return gst.PadProbeDrop
-	}
-	if !c.keyframeSeen[s].Load() {
-		if buf.HasFlags(gst.BufferFlagDeltaUnit) {
-			o.keyframeWaits.Add(1)
-			return gst.PadProbeDrop
-		}
-		c.keyframeSeen[s].Store(true)
-	}
-	c.mu.Lock()
-	seg := c.segments[s]
-	c.mu.Unlock()
-	pts, dts := runningTime(seg, buf.PresentationTimestamp()), runningTime(seg, buf.DecodingTimestamp())
-	dur := timeline.None
-	if d := buf.Duration(); d != gst.ClockTimeNone {
-		dur = int64(d)
-	}
-	now := timeline.None
-	if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
-		now = int64(rt)
-	}
-	outPTS, outDTS, ok, late := o.timeline.Place(int(s), pts, dts, dur, now)
+	b.out.framesOut.Add(1)
 	if s == streamMain {
-		b.fallback.releaseAudio() // the instance is placed: held audio may follow
+		b.rep().dataOut()
 	}
-	if late {
-		// It would overlap what already went out on this stream (audio that
-		// arrived ahead of the video a rebuilt instance was placed by).
-		return gst.PadProbeDrop
-	}
-	if ok && outDTS == timeline.None && buf.HasFlags(gst.BufferFlagHeader) {
-		// kvssink drops a HEADER buffer without a DTS, and RTP depayloaders
-		// give none: the keyframe carrying SPS/PPS would be lost, and every
-		// frame after it until the next keyframe. A keyframe decodes first,
-		// so its DTS is its PTS.
-		outDTS = outPTS
-	}
-	if ok {
-		gstshim.SetProbeBufferTimestamps(info, clockTime(outPTS), clockTime(outDTS))
-	}
-	gstshim.SetProbeBufferFlags(info, 0, gst.BufferFlagDiscont)
-	if s == streamMain && b.fallback.enabled() {
-		o.last.HoldProbeBuffer(info)
-	}
-	o.framesOut.Add(1)
-	b.rep().dataOut()
 	return gst.PadProbeOK
 }
 
