@@ -561,6 +561,12 @@ func (b *reconnectBin) release(c *childInstance) {
 		}
 	}
 	_ = b.self.Remove(c.bin.Element)
+	c.disconnect()
+}
+
+// disconnect removes the instance's signal handlers and probes, whose Go
+// closures reference it.
+func (c *childInstance) disconnect() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, h := range c.handlers {

@@ -246,6 +246,7 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 	}
 	_ = c.bin.SetLockedState(true)
 	if err := b.self.Add(c.bin.Element); err != nil {
+		c.disconnect() // its closures would keep it alive otherwise
 		b.failStart(run, sup, gen, fmt.Sprintf("adding the source: %v", err))
 		return
 	}
