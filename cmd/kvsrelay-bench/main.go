@@ -173,6 +173,14 @@ func newBench(ctx context.Context, cfg Config, log io.Writer) (*Bench, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create temp dir: %w", err)
 	}
+	// Measure a snapshot of the plugin: a rebuild of build/ during a run (a
+	// developer's make build) would otherwise be half-written under the
+	// contenders, or differ between repetitions.
+	snapshot := filepath.Join(tmp, "plugin")
+	if err := copyPlugin(pluginDir, snapshot); err != nil {
+		return nil, err
+	}
+	pluginDir = snapshot
 	b := &Bench{ctx: ctx, cfg: cfg, log: log, pluginDir: pluginDir, tmp: tmp}
 	b.env = childEnv(os.Environ(), pluginDir, sysDir, filepath.Join(tmp, "contenders-registry.bin"))
 	// The media servers (test/servers) inherit the bench's environment:
@@ -235,4 +243,16 @@ func (b *Bench) fallbackModes() []string {
 		return nil
 	}
 	return enumValues(desc)
+}
+
+// copyPlugin copies libgstkvsrelay.so from dir into a new folder to.
+func copyPlugin(dir, to string) error {
+	data, err := os.ReadFile(filepath.Join(dir, "libgstkvsrelay.so"))
+	if err != nil {
+		return fmt.Errorf("reading the plugin to measure: %w", err)
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(to, "libgstkvsrelay.so"), data, 0o644)
 }
