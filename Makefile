@@ -40,16 +40,18 @@ deps:
 
 build: $(PLUGIN) $(TESTPLUGIN)
 
+# Built beside and renamed into place, so a process loading the plugin
+# (a running relay, a test) never sees a half-written file.
 $(PLUGIN): $(SOURCES)
 	@mkdir -p $(dir $@)
-	$(GO) build $(GOFLAGS_SO) -o $@ ./plugin
-	@rm -f $(basename $@).h
+	$(GO) build $(GOFLAGS_SO) -o $@.tmp ./plugin
+	@mv -f $@.tmp $@ && rm -f $@.h $(basename $@).h
 
 # The test build carries the kvssink stand-in; it is never installed.
 $(TESTPLUGIN): $(SOURCES)
 	@mkdir -p $(dir $@)
-	$(GO) build -tags kvsrelay_testelements $(GOFLAGS_SO) -o $@ ./plugin
-	@rm -f $(basename $@).h
+	$(GO) build -tags kvsrelay_testelements $(GOFLAGS_SO) -o $@.tmp ./plugin
+	@mv -f $@.tmp $@ && rm -f $@.h $(basename $@).h
 
 # Every test, unit and integration. Integration tests find the fresh test
 # build through KVSRELAY_TEST_PLUGIN_DIR; each runs with its own registry.
