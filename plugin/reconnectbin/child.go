@@ -488,7 +488,6 @@ func (b *reconnectBin) childBuffer(c *childInstance, s stream, info *gst.PadProb
 	}
 	c.keyframeSeen[s].Store(true)
 	if place.TookOver {
-		b.tookOver(s)
 		if s == streamAudio && place.HadPrev && ok && outPTS-place.PrevEnd > int64(5*time.Millisecond) {
 			// The audio that would have joined the fill silence seamlessly
 			// was dropped while the video was being placed: pad the hole.
@@ -550,17 +549,21 @@ func (b *reconnectBin) childFailed(c *childInstance, reason supervisor.Reason, t
 }
 
 // release tears the instance down; called only from the supervise loop.
-// The signal handlers and the probe hold Go closures that reference c, and
-// through it the instance's GObjects: they are removed explicitly so that no
-// reference cycle keeps a removed instance alive.
+// The instance leaves the bin before it is set to NULL: its streaming
+// threads may be blocked in a downstream push (a sink prerolling while the
+// pipeline pauses) until the pipeline flushes, and a bin changing state
+// waits for its children's state locks, which our SetState(NULL) would be
+// holding. The signal handlers and the probes hold Go closures that
+// reference c, and through it the instance's GObjects: they are removed
+// explicitly so that no reference cycle keeps a removed instance alive.
 func (b *reconnectBin) release(c *childInstance) {
-	_ = c.bin.SetState(gst.StateNull)
 	for s := stream(0); s < streamCount; s++ {
 		if out := b.existingOutputPad(s); out != nil {
 			gstshim.ClearGhostTarget(out)
 		}
 	}
 	_ = b.self.Remove(c.bin.Element)
+	_ = c.bin.SetState(gst.StateNull)
 	c.disconnect()
 }
 

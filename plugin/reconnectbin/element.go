@@ -423,6 +423,7 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 	_ = st.SetValue("fallback-time", uint64(b.fallback.totalTime.Load()))
 	_ = st.SetValue("caps-changes", b.out.capsChanges.Load())
 	_ = st.SetValue("keyframe-waits", b.out.keyframeWaits.Load())
+	_ = st.SetValue("order-drops", b.out.orderDrops.Load())
 	return st
 }
 

@@ -40,13 +40,14 @@ type fallback struct {
 	active      atomic.Bool // video is being filled
 }
 
-// filler is one stream's fill goroutine. inflight is held around each push,
-// so whoever takes the stream over can wait for the last fill push to finish
-// before its own buffer goes out.
+// filler is one stream's fill goroutine. Nobody ever waits for its pushes
+// from a streaming thread (a push may need that very thread's data further
+// downstream): a fill buffer stamped just before the source took the stream
+// over and pushed just after it is dropped by the output's per-stream order
+// guard instead.
 type filler struct {
-	stop     chan struct{}
-	done     chan struct{}
-	inflight sync.Mutex
+	stop chan struct{}
+	done chan struct{}
 }
 
 func (f *fallback) enabled() bool { return f.mode != FallbackNone }
@@ -173,17 +174,14 @@ func (b *reconnectBin) fillLoop(fl *filler, s stream, pad *gst.GhostPad, next fu
 		if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
 			now = int64(rt)
 		}
-		fl.inflight.Lock()
 		pts, ok := b.out.timeline.NextFill(int(s), int64(f.frameDur), now)
 		if !ok {
-			fl.inflight.Unlock()
 			return // the source took the stream over
 		}
 		ret := gst.FlowOK
 		if buf := next(pts); buf != nil {
 			ret = pad.Push(buf)
 		}
-		fl.inflight.Unlock()
 		if s == streamMain {
 			f.mu.Lock()
 			f.frames++
@@ -224,20 +222,6 @@ func (b *reconnectBin) fillerDone(fl *filler, s stream) {
 	f.totalTime.Add(int64(d))
 	b.rep().fallback(false)
 	b.postElementMessage("reconnectbin-fallback-ended", map[string]any{"duration": uint64(d), "frames": frames})
-}
-
-// tookOver is called on a streaming thread right after the source's buffer
-// on stream s was placed and closed that stream's fill: it waits for the
-// last fill push, so the source's buffer goes out after it.
-func (b *reconnectBin) tookOver(s stream) {
-	f := &b.fallback
-	f.mu.Lock()
-	fl := f.fillers[s]
-	f.mu.Unlock()
-	if fl != nil {
-		fl.inflight.Lock()
-		fl.inflight.Unlock() //nolint:staticcheck // an empty critical section: wait for the push in flight
-	}
 }
 
 // closeFills stops making fill buffers on every stream; with wait, it also

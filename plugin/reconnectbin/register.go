@@ -154,6 +154,7 @@ var properties = []*glib.ParamSpec{
 	propStats: glib.NewBoxedParam("stats", "Statistics",
 		"GstStructure reconnectbin-stats: restarts, restarts-error, restarts-eos, restarts-stall, restarts-start-failed, "+
 			"last-error, since-last-buffer (ns), current-outage (ns), total-outage (ns), attempts, status, frames-out, "+
-			"in-fallback, fallback-frames, fallback-time (ns), caps-changes, keyframe-waits (buffers dropped waiting for a keyframe after a rebuild).",
+			"in-fallback, fallback-frames, fallback-time (ns), caps-changes, keyframe-waits (buffers dropped waiting for a keyframe after a rebuild), "+
+			"order-drops (buffers dropped at a fallback/source handover so that nothing steps back).",
 		gst.TypeStructure, ro),
 }

@@ -27,6 +27,11 @@ type output struct {
 
 	timeline timeline.Output
 
+	// lastOut is the decode timestamp of the last buffer out per stream
+	// (-1: none yet); orderDrops counts buffers the order guard dropped.
+	lastOut    [streamCount]atomic.Int64
+	orderDrops atomic.Uint64
+
 	capsMu    sync.Mutex
 	firstCaps [streamCount]string // identity of the first caps per stream (see capsIdentity)
 
@@ -43,6 +48,10 @@ func (o *output) reset() {
 	o.keyframeWaits.Store(0)
 	o.capsChanges.Store(0)
 	o.timeline = timeline.Output{}
+	for i := range o.lastOut {
+		o.lastOut[i].Store(-1)
+	}
+	o.orderDrops.Store(0)
 	o.capsMu.Lock()
 	o.firstCaps = [streamCount]string{}
 	o.capsMu.Unlock()
@@ -64,6 +73,30 @@ func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProb
 	// only the end of the stream and the accounting remain.
 	if b.out.endRequested.Load() {
 		return gst.PadProbeDrop
+	}
+	// Per-stream order guard: fill buffers and source buffers arrive here
+	// from different threads around a takeover; whatever would step back
+	// in decode order is dropped rather than handed to kvssink.
+	if buf := info.GetBuffer(); buf != nil {
+		ts := buf.DecodingTimestamp()
+		if ts == gst.ClockTimeNone && !buf.HasFlags(gst.BufferFlagDeltaUnit) {
+			// Without a DTS only keyframes (and raw or fill frames) are in
+			// order by PTS; B-frames are not.
+			ts = buf.PresentationTimestamp()
+		}
+		if ts != gst.ClockTimeNone {
+			last := &b.out.lastOut[s]
+			for {
+				prev := last.Load()
+				if prev >= 0 && int64(ts) < prev {
+					b.out.orderDrops.Add(1)
+					return gst.PadProbeDrop
+				}
+				if last.CompareAndSwap(prev, int64(ts)) {
+					break
+				}
+			}
+		}
 	}
 	b.out.framesOut.Add(1)
 	if s == streamMain {
