@@ -205,7 +205,10 @@ func TestOutagesKeepFileUntilExpiry(t *testing.T) {
 	first := assertIssued(t, srv, path)
 
 	failures := harness.ElementMessage(kvscredprovider.MessageRefreshFailed)
-	// Past the refresh point (expiry - 15 min) with IMDS broken.
+	// Past the refresh point (expiry - 15 min) with IMDS broken. Broken
+	// first: an IMDS that answers with the same credentials is asked again
+	// only when it must have rotated (5 min before expiry).
+	srv.SetFault(imdsfake.FaultConnRefused)
 	clock.Advance(46 * time.Minute)
 	seen := 0
 	for _, fault := range []imdsfake.Fault{imdsfake.FaultConnRefused, imdsfake.FaultServerError, imdsfake.FaultMalformed,
