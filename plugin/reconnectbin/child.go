@@ -562,8 +562,10 @@ func (b *reconnectBin) release(c *childInstance) {
 			gstshim.ClearGhostTarget(out)
 		}
 	}
+	b.releasing.Store(c)
 	_ = b.self.Remove(c.bin.Element)
 	_ = c.bin.SetState(gst.StateNull)
+	b.releasing.Store(nil)
 	c.disconnect()
 }
 

@@ -77,6 +77,9 @@ type reconnectBin struct {
 	// child is the source instance currently inside the bin (nil during an
 	// outage). Read from streaming threads, written by the supervise loop.
 	child atomic.Pointer[childInstance]
+	// releasing is the instance being torn down (out of the bin, on its way
+	// to NULL), so that its last messages are still kept inside.
+	releasing atomic.Pointer[childInstance]
 }
 
 // New is called by the GObject type system for every new instance.
@@ -269,7 +272,11 @@ func (b *reconnectBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
 		bin.ParentHandleMessage(msg)
 		return
 	}
-	if !gstshim.MessageFromInside(msg, bin.Object) || msg.Source() == bin.GetName() {
+	// A source instance being released has already left the bin, but its
+	// elements may still post while it goes to NULL: those stay inside too.
+	releasing := b.releasing.Load()
+	fromReleasing := releasing != nil && gstshim.MessageFromInside(msg, releasing.bin.Object)
+	if !fromReleasing && (!gstshim.MessageFromInside(msg, bin.Object) || msg.Source() == bin.GetName()) {
 		bin.ParentHandleMessage(msg)
 		return
 	}
