@@ -173,6 +173,16 @@ func PostError(e *gst.Element, warning bool, domain ErrorDomain, code gst.ErrorC
 	C.shim_post_error((*C.GstElement)(e.Unsafe()), w, C.guint32(domain), C.gint(code), ctext, cdebug, cfile, cfunc, C.gint(line))
 }
 
+// PostElementMessage posts an element message named name with fields on
+// e's bus: how kvsrelay's elements tell applications what they do.
+func PostElementMessage(e *gst.Element, name string, fields map[string]any) {
+	st := gst.NewStructure(name)
+	for k, v := range fields {
+		_ = st.SetValue(k, v)
+	}
+	e.PostMessage(gst.NewElementMessage(e, st))
+}
+
 var (
 	weakMu      sync.Mutex
 	weakNextID  uintptr

@@ -387,9 +387,5 @@ func (p *credProvider) firstWarning(key string) bool {
 
 // postElementMessage posts an application-visible element message on the bus.
 func (p *credProvider) postElementMessage(name string, fields map[string]any) {
-	st := gst.NewStructure(name)
-	for k, v := range fields {
-		_ = st.SetValue(k, v)
-	}
-	p.self.PostMessage(gst.NewElementMessage(p.self, st))
+	gstshim.PostElementMessage(p.self, name, fields)
 }

@@ -401,7 +401,7 @@ func (b *reconnectBin) linkStream(c *childInstance, s stream) error {
 	if ghost == nil {
 		return nil // a demuxer or decodebin adds it later
 	}
-	out := b.outputPad(s)
+	out := b.existingOutputPad(s)
 	if out == nil || !out.SetTarget(ghost.Pad) {
 		return fmt.Errorf("linking the source to the bin's %s pad failed", s)
 	}

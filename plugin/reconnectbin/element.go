@@ -338,10 +338,6 @@ func (b *reconnectBin) newOutputPad(s stream) *gst.GhostPad {
 	return pad
 }
 
-// outputPad returns the bin's pad for stream s; nil for audio when the
-// application did not request the audio pad.
-func (b *reconnectBin) outputPad(s stream) *gst.GhostPad { return b.existingOutputPad(s) }
-
 // RequestNewPad adds the audio pad. Requested at link time (gst-launch-1.0
 // "name.audio ! ..."), it exists before any data flows, so a muxer or
 // kvssink downstream waits for audio and video alike from the start.
@@ -383,7 +379,8 @@ func (b *reconnectBin) ReleasePad(el *gst.Element, pad *gst.Pad) {
 	}
 }
 
-// existingOutputPad is outputPad without creating anything.
+// existingOutputPad returns the bin's pad for stream s; nil for audio when
+// the application did not request the audio pad.
 func (b *reconnectBin) existingOutputPad(s stream) *gst.GhostPad {
 	if s == streamMain {
 		return b.srcPad
@@ -436,9 +433,5 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 
 // postElementMessage posts an application-visible element message on the bus.
 func (b *reconnectBin) postElementMessage(name string, fields map[string]any) {
-	st := gst.NewStructure(name)
-	for k, v := range fields {
-		_ = st.SetValue(k, v)
-	}
-	b.self.PostMessage(gst.NewElementMessage(b.self, st))
+	gstshim.PostElementMessage(b.self.Element, name, fields)
 }
