@@ -166,6 +166,12 @@ func (b *reconnectBin) checkCaps(s stream, ev *gst.Event) gst.PadProbeReturn {
 	if first == "" || first == id {
 		return gst.PadProbeOK
 	}
+	c := b.child.Load()
+	if o.endRequested.Load() || (c != nil && c.rejected.Load()) {
+		// A dropped sticky caps event comes again with every buffer of the
+		// rejected instance: it was reported once already.
+		return gst.PadProbeDrop
+	}
 	o.capsChanges.Add(1)
 	b.settingsMu.Lock()
 	policy := b.settings.onCapsChange
@@ -174,7 +180,6 @@ func (b *reconnectBin) checkCaps(s stream, ev *gst.Event) gst.PadProbeReturn {
 	b.postElementMessage("reconnectbin-caps-changed", map[string]any{"pad": s.String(), "old": first, "new": id, "policy": policyNick(policy)})
 	gstshim.PostError(b.self.Element, true, gstshim.StreamError, gst.StreamErrorFormat,
 		"reconnectbin: "+text+" (on-caps-change="+policyNick(policy)+")", "")
-	c := b.child.Load()
 	switch policy {
 	case CapsChangePass:
 		return gst.PadProbeOK
