@@ -205,6 +205,7 @@ func (b *reconnectBin) rebuild(run *runState, sup *supervisor.Supervisor, d supe
 		"error":   d.Error,
 		"attempt": d.Attempt,
 		"delay":   uint64(d.Delay),
+		"give-up": d.GiveUp,
 	})
 	st := sup.Stats()
 	b.rep().restart(string(d.Reason), statusLine(string(st.Status), st.Restarts, st.CurrentOutage))

@@ -65,9 +65,15 @@ func TestMaxRetriesEndsInOneError(t *testing.T) {
 	if n := l.Count(harness.OfType("error")); n != 1 {
 		t.Errorf("%d ERRORs on the bus, want exactly 1", n)
 	}
-	restarts := l.Count(harness.Element("reconnectbin-restart"))
-	// Three rebuilds, plus the announcement of the give-up itself.
-	if restarts != 4 {
-		t.Errorf("%d reconnectbin-restart messages, want 3 rebuilds and the give-up", restarts)
+	// Three rebuilds. The give-up's own announcement (give-up=true) comes just
+	// before the ERROR, which gst-launch-1.0 may quit on before printing it.
+	rebuilds, total := 0, l.Count(harness.Element("reconnectbin-restart"))
+	for _, m := range l.Messages() {
+		if m.Name == "reconnectbin-restart" && m.Field("give-up") != "true" {
+			rebuilds++
+		}
+	}
+	if rebuilds != 3 || total > 4 {
+		t.Errorf("%d rebuilds in %d reconnectbin-restart messages, want 3 rebuilds (and at most the give-up)", rebuilds, total)
 	}
 }
