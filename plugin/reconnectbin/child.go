@@ -208,6 +208,14 @@ type childInstance struct {
 	// errors seen meanwhile are kept in startErr and judged after.
 	starting atomic.Bool
 	startErr atomic.Pointer[string]
+	// up is set once the state change to PLAYING has returned: before,
+	// the instance's state lock is held and nothing else may wait for it.
+	up atomic.Bool
+
+	// abandoned is closed when the bin changes state while the instance is
+	// still starting: it was taken out of the bin (abandonStart).
+	abandonOnce sync.Once
+	abandoned   chan struct{}
 }
 
 type signalHandler struct {
@@ -223,7 +231,7 @@ func (b *reconnectBin) buildChild(gen uint64, desc string, s settings) (*childIn
 		return nil, fmt.Errorf("parsing the source description: %w", err)
 	}
 	_ = bin.SetProperty("name", fmt.Sprintf("source%d", gen))
-	c := &childInstance{gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps}
+	c := &childInstance{gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, abandoned: make(chan struct{})}
 	if pad := unlinkedSrcPad(bin); pad != nil {
 		if err := b.attach(c, pad, streamMain); err != nil {
 			return nil, err
@@ -556,18 +564,41 @@ func (b *reconnectBin) childFailed(c *childInstance, reason supervisor.Reason, t
 // holding. The signal handlers and the probes hold Go closures that
 // reference c, and through it the instance's GObjects: they are removed
 // explicitly so that no reference cycle keeps a removed instance alive.
+//
+// Going to NULL runs beside the loop, which waits for it at most
+// releaseBound: a source stuck in a state change (a TCP connect to a host
+// that drops SYNs holds tcpclientsrc's state lock for minutes) must not
+// stop the next rebuild or the pipeline's shutdown. Out of the bin, it
+// finishes on its own and frees itself.
 func (b *reconnectBin) release(c *childInstance) {
 	for s := stream(0); s < streamCount; s++ {
 		if out := b.existingOutputPad(s); out != nil {
 			gstshim.ClearGhostTarget(out)
 		}
 	}
-	b.releasing.Store(c)
+	b.addReleasing(c)
 	_ = b.self.Remove(c.bin.Element)
-	_ = c.bin.SetState(gst.StateNull)
-	b.releasing.Store(nil)
-	c.disconnect()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.bin.SetState(gst.StateNull)
+		b.dropReleasing(c)
+		c.disconnect()
+	}()
+	timer := time.NewTimer(releaseBound)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		cat.LogWarning(fmt.Sprintf("source instance %d has not reached NULL after %v: going on without it (it finishes in the background)",
+			c.gen, releaseBound))
+	}
 }
+
+// releaseBound is how long a rebuild waits for the old instance to stop.
+// Long enough for any source that honours unlock (it frees its port or
+// connection before the new instance needs it), short next to an outage.
+const releaseBound = 2 * time.Second
 
 // disconnect removes the instance's signal handlers and probes, whose Go
 // closures reference it.

@@ -77,9 +77,48 @@ type reconnectBin struct {
 	// child is the source instance currently inside the bin (nil during an
 	// outage). Read from streaming threads, written by the supervise loop.
 	child atomic.Pointer[childInstance]
-	// releasing is the instance being torn down (out of the bin, on its way
-	// to NULL), so that its last messages are still kept inside.
-	releasing atomic.Pointer[childInstance]
+	// starting is the instance whose state change to PLAYING is running.
+	starting atomic.Pointer[childInstance]
+	// releasing holds the instances being torn down (out of the bin, on
+	// their way to NULL), so that their last messages are still kept
+	// inside. Usually one; more when a source blocks its way to NULL and is
+	// left to finish in the background.
+	releasingMu sync.Mutex
+	releasing   []*childInstance
+}
+
+func (b *reconnectBin) addReleasing(c *childInstance) {
+	b.releasingMu.Lock()
+	defer b.releasingMu.Unlock()
+	for _, r := range b.releasing {
+		if r == c {
+			return
+		}
+	}
+	b.releasing = append(b.releasing, c)
+}
+
+func (b *reconnectBin) dropReleasing(c *childInstance) {
+	b.releasingMu.Lock()
+	defer b.releasingMu.Unlock()
+	for i, r := range b.releasing {
+		if r == c {
+			b.releasing = append(b.releasing[:i], b.releasing[i+1:]...)
+			return
+		}
+	}
+}
+
+// fromReleasing reports whether msg comes from an instance being released.
+func (b *reconnectBin) fromReleasing(msg *gst.Message) bool {
+	b.releasingMu.Lock()
+	defer b.releasingMu.Unlock()
+	for _, r := range b.releasing {
+		if gstshim.MessageFromInside(msg, r.bin.Object) {
+			return true
+		}
+	}
+	return false
 }
 
 // New is called by the GObject type system for every new instance.
@@ -242,7 +281,10 @@ func (b *reconnectBin) ChangeState(el *gst.Element, transition gst.StateChange) 
 			gstshim.PostError(el, false, gstshim.ResourceError, gst.ResourceErrorSettings, err.Error(), "")
 			return gst.StateChangeFailure
 		}
+	case gst.StateChangePlayingToPaused:
+		b.abandonStart()
 	case gst.StateChangePausedToReady:
+		b.abandonStart()
 		b.stopRun()
 	}
 
@@ -274,9 +316,7 @@ func (b *reconnectBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
 	}
 	// A source instance being released has already left the bin, but its
 	// elements may still post while it goes to NULL: those stay inside too.
-	releasing := b.releasing.Load()
-	fromReleasing := releasing != nil && gstshim.MessageFromInside(msg, releasing.bin.Object)
-	if !fromReleasing && (!gstshim.MessageFromInside(msg, bin.Object) || msg.Source() == bin.GetName()) {
+	if !b.fromReleasing(msg) && (!gstshim.MessageFromInside(msg, bin.Object) || msg.Source() == bin.GetName()) {
 		bin.ParentHandleMessage(msg)
 		return
 	}

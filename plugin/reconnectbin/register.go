@@ -107,7 +107,9 @@ var properties = []*glib.ParamSpec{
 		nil, rw),
 	propStallTimeout: glib.NewUint64Param("stall-timeout", "Stall timeout (ns)",
 		"No buffer from the source for this long counts as a failure even when nothing posted an error "+
-			"(frozen HLS playlist, a server that accepts the connection and sends nothing). 0 disables stall detection.",
+			"(frozen HLS playlist, a server that accepts the connection and sends nothing). It also bounds a source "+
+			"instance's start: a state change to PLAYING still blocked after it (a TCP connect to a host that drops "+
+			"SYNs) is a failed start. 0 disables stall detection (starts are then bounded at 10 s).",
 		0, math.MaxUint64, uint64(DefaultStallTimeout), rw),
 	propRetryDelay: glib.NewUint64Param("retry-delay", "Retry delay (ns)",
 		"Delay before the first rebuild after a failure; it doubles (with jitter) on each consecutive failure "+

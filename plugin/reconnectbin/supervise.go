@@ -259,7 +259,40 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 	}
 	c.starting.Store(true)
 	gstshim.InheritClock(b.self.Element, c.bin.Element)
-	err = c.bin.SetState(gst.StatePlaying)
+	// The state change runs beside the loop: it may block (see startBound),
+	// and the loop must stay free to give up on it, to stop, and to let the
+	// bin change state (abandonStart).
+	started := make(chan error, 1)
+	b.starting.Store(c)
+	go func() { started <- c.bin.SetState(gst.StatePlaying) }()
+	bound := startBound(s.stallTimeout)
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	select {
+	case err = <-started:
+		b.starting.CompareAndSwap(c, nil)
+		// Settle a race with abandonStart: after this Do the instance is
+		// either abandoned already or can no longer be.
+		c.abandonOnce.Do(func() {})
+		select {
+		case <-c.abandoned:
+			b.failStart(run, sup, gen, "the pipeline changed state while the source was still starting")
+			return
+		default:
+		}
+	case <-run.stop:
+		return // the loop ends; its teardown leaves the instance behind
+	case <-c.abandoned:
+		b.failStart(run, sup, gen, "the pipeline changed state while the source was still starting")
+		return
+	case <-timer.C:
+		// The instance stays "starting": its late errors are no failures of
+		// the next one. The rebuild takes it out of the bin.
+		b.starting.CompareAndSwap(c, nil)
+		b.failStart(run, sup, gen, fmt.Sprintf("the source's state change to PLAYING did not complete within %v", bound))
+		return
+	}
+	c.up.Store(true)
 	c.starting.Store(false)
 	startErr := c.startErr.Load()
 	switch {
@@ -276,6 +309,43 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 	}
 }
 
+// abandonStart takes an instance that is still starting out of the bin.
+// Called by the bin's own state changes before its children's: GstBin
+// takes every child's state lock, even a locked child's, and a start that
+// blocks holds that lock, so the pipeline could never pause or stop. The
+// supervise loop then treats the instance as a failed start.
+func (b *reconnectBin) abandonStart() {
+	c := b.starting.Swap(nil)
+	if c == nil {
+		return
+	}
+	c.abandonOnce.Do(func() {
+		cat.LogInfo(fmt.Sprintf("source instance %d is still starting: taking it out of the bin for the state change", c.gen))
+		for s := stream(0); s < streamCount; s++ {
+			if out := b.existingOutputPad(s); out != nil {
+				gstshim.ClearGhostTarget(out)
+			}
+		}
+		b.addReleasing(c)
+		_ = b.self.Remove(c.bin.Element)
+		close(c.abandoned)
+	})
+}
+
+// startBound is how long an instance's state change to PLAYING may take.
+// A start that blocks (tcpclientsrc connecting to a host that drops SYNs
+// waits for the kernel's timeout, minutes) is a start that failed: it is
+// bounded by stall-timeout, which counts from the start anyway, or by
+// defaultStartBound when stall detection is off.
+func startBound(stallTimeout time.Duration) time.Duration {
+	if stallTimeout > 0 {
+		return stallTimeout
+	}
+	return defaultStartBound
+}
+
+const defaultStartBound = 10 * time.Second
+
 func (b *reconnectBin) failStart(run *runState, sup *supervisor.Supervisor, gen uint64, text string) {
 	cat.LogWarning(fmt.Sprintf("source instance %d did not start: %s", gen, text))
 	if d, ok := sup.Fail(gen, supervisor.ReasonStartFailed, text); ok {
@@ -285,6 +355,9 @@ func (b *reconnectBin) failStart(run *runState, sup *supervisor.Supervisor, gen 
 
 // followState mirrors PLAYING/PAUSED of the bin onto the current instance.
 func (b *reconnectBin) followState(c *childInstance, playing bool) {
+	if !c.up.Load() {
+		return // a start given up on: the rebuild decision is on its way
+	}
 	state := gst.StatePaused
 	if playing {
 		gstshim.InheritClock(b.self.Element, c.bin.Element)
