@@ -134,7 +134,7 @@ func TestKvssinkHasCredentialsBeforeItStarts(t *testing.T) {
 			if exp := stringProp(t, cp, "expiration"); exp != written.Expires.UTC().Format(time.RFC3339) {
 				t.Fatalf("expiration = %q, want %s", exp, written.Expires.UTC().Format(time.RFC3339))
 			}
-			p.WaitFor(5*time.Second, 1, "kvscredprovider-refreshed", harness.ElementMessage(kvscredprovider.MessageRefreshed))
+			p.WaitFor(20*time.Second, 1, "kvscredprovider-refreshed", harness.ElementMessage(kvscredprovider.MessageRefreshed))
 
 			p.Start()
 			harness.WaitUntil(t, 30*time.Second, "kvssink to accept frames", func() bool {
@@ -262,7 +262,7 @@ func TestOutagesKeepFileUntilExpiry(t *testing.T) {
 	if second.SameAs(first) || !second.Expires.After(clock.Now().Add(credfile.MinRemaining)) {
 		t.Fatalf("after healing the file holds %v", second)
 	}
-	harness.WaitUntil(t, 5*time.Second, "status valid", func() bool { return stringProp(t, cp, "status") == "valid" })
+	harness.WaitUntil(t, 20*time.Second, "status valid", func() bool { return stringProp(t, cp, "status") == "valid" })
 	if n := len(errorsFrom(p, "cp", gst.MessageError)); n != 1 {
 		t.Fatalf("%d ERRORs, want exactly the one for the expiry", n)
 	}
@@ -277,7 +277,7 @@ func TestRefreshBeforeTooShort(t *testing.T) {
 	if err := p.SetState(gst.StateReady); err == nil {
 		t.Fatal("the pipeline reached READY with refresh-before=60s")
 	}
-	p.WaitFor(5*time.Second, 1, "kvscredprovider's ERROR", fromCP(gst.MessageError))
+	p.WaitFor(20*time.Second, 1, "kvscredprovider's ERROR", fromCP(gst.MessageError))
 	errs := errorsFrom(p, "cp", gst.MessageError)
 	if len(errs) == 0 || !strings.Contains(errs[0], "refresh-before") {
 		t.Fatalf("errors %v, want one naming refresh-before", errs)
@@ -300,7 +300,7 @@ func TestUnwritableFolder(t *testing.T) {
 	if err := p.SetState(gst.StatePlaying); err == nil {
 		t.Fatal("the pipeline started without a writable credential folder")
 	}
-	p.WaitFor(5*time.Second, 1, "kvscredprovider's ERROR", fromCP(gst.MessageError))
+	p.WaitFor(20*time.Second, 1, "kvscredprovider's ERROR", fromCP(gst.MessageError))
 	msgs := p.Messages()
 	var first *gst.Message
 	for _, m := range msgs {
@@ -322,7 +322,7 @@ func TestWarnsAboutCredentialsThatWinOverTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "credential")
 	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+encoded+
 		" ! kvssink name=sink access-key=AKIASTATICKEY0000001 session-token=SECRETTOKENVALUE")
-	p.WaitFor(5*time.Second, 3, "three WARNINGs", fromCP(gst.MessageWarning))
+	p.WaitFor(20*time.Second, 3, "three WARNINGs", fromCP(gst.MessageWarning))
 	warns := strings.Join(errorsFrom(p, "cp", gst.MessageWarning), "\n")
 	for _, want := range []string{"access-key", "session-token", "AWS_ACCESS_KEY_ID"} {
 		if !strings.Contains(warns, want) {

@@ -95,7 +95,7 @@ func TestTSServerPauseStallsWithConnectionOpen(t *testing.T) {
 	if err := s.Process().Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Process().Wait(time.Second); err != nil {
+	if err := s.Process().Wait(10 * time.Second); err != nil {
 		t.Fatalf("producer did not exit cleanly on Stop: %v", err)
 	}
 }

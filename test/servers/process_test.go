@@ -39,7 +39,7 @@ func TestProcessStopIsGracefulAndKillsGroup(t *testing.T) {
 	if !strings.Contains(p.OutputTail(), "\ngot-int\n") {
 		t.Errorf("Stop did not deliver SIGINT first; output:\n%s", p.OutputTail())
 	}
-	if err := p.Wait(time.Second); err == nil || !strings.Contains(err.Error(), "exit status 7") {
+	if err := p.Wait(10 * time.Second); err == nil || !strings.Contains(err.Error(), "exit status 7") {
 		t.Errorf("Wait after graceful stop = %v, want exit status 7", err)
 	}
 	waitFor(t, "process group gone", 5*time.Second, func() bool { return !groupAlive(pgid) })
@@ -55,7 +55,7 @@ func TestProcessStopEscalatesToKill(t *testing.T) {
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Wait(time.Second); err == nil || !strings.Contains(err.Error(), "killed") {
+	if err := p.Wait(10 * time.Second); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Errorf("Wait after Stop of a SIGINT-ignoring child = %v, want killed", err)
 	}
 	waitFor(t, "process group gone", 5*time.Second, func() bool { return !groupAlive(pgid) })
