@@ -148,3 +148,24 @@ func enumValues(description string) []string {
 	}
 	return out
 }
+
+// presenting returns c writing each frame at its presentation time, as a
+// player (or a viewer of the KVS stream, whose fragments carry the frames'
+// timestamps) sees it: gst-launch contenders sync their sink to the
+// pipeline clock, ffmpeg reads its input at the native rate (-re). Without
+// it, what reaches a sink is the download pattern: HLS hands a client a
+// few segments in one burst, seconds ahead of their time.
+func presenting(c Contender) Contender {
+	args := make([]string, 0, len(c.Args)+1)
+	for _, a := range c.Args {
+		switch {
+		case c.Path == "gst-launch-1.0" && a == "sync=false":
+			a = "sync=true"
+		case c.Path == "ffmpeg" && a == "-i":
+			args = append(args, "-re")
+		}
+		args = append(args, a)
+	}
+	c.Args = args
+	return c
+}

@@ -261,3 +261,25 @@ func TestParseBusLineAndInspect(t *testing.T) {
 		t.Errorf("cpuModel = %q", got)
 	}
 }
+
+func TestPresentingPacesEveryContender(t *testing.T) {
+	src := Source{Proto: "hls", URL: "http://127.0.0.1:1/live.m3u8"}
+	tests := []struct {
+		c    Contender
+		want string
+		gone string
+	}{
+		{reconnectbinContender("r", src, ReconnectSettings{}), "sync=true", "sync=false"},
+		{gstLaunchContender(src, 0), "sync=true", "sync=false"},
+		{ffmpegContender(src, 0), "-re -i " + src.URL, ""},
+	}
+	for _, tt := range tests {
+		got := strings.Join(presenting(tt.c).Args, " ")
+		if !strings.Contains(got, tt.want) || (tt.gone != "" && strings.Contains(got, tt.gone)) {
+			t.Errorf("%s: presenting args %q: want %q, without %q", tt.c.Name, got, tt.want, tt.gone)
+		}
+		if before := strings.Join(tt.c.Args, " "); strings.Contains(before, "sync=true") || strings.Contains(before, "-re ") {
+			t.Errorf("%s: presenting changed the original contender: %q", tt.c.Name, before)
+		}
+	}
+}

@@ -47,6 +47,9 @@ func (b *Bench) stormScenario(s *scope, sh *sharedServers) ([]Table, error) {
 	contenders = append(contenders,
 		gstLaunchContender(src, 0), gstLaunchContender(src, 5*time.Second),
 		ffmpegContender(src, 0), ffmpegContender(src, 5*time.Second))
+	for i := range contenders {
+		contenders[i] = presenting(contenders[i])
+	}
 
 	b.progress("storm: %d outages over %s s, seed %d, %d contenders side by side", len(schedule), secs(tm.stormTotal), b.cfg.Seed, len(contenders))
 	runners, cold, err := b.startAll(contenders, tm.warmBound)
@@ -86,6 +89,7 @@ func (b *Bench) stormScenario(s *scope, sh *sharedServers) ([]Table, error) {
 			fmt.Sprintf("A frame keeps the picture \"on\" for %s s (HLS delivers a segment's frames in one burst); dark spans are the stretches without any frame. Fallback frames count as frames but not as real frames.", secs(stormHold)),
 			"Share vs reconnectbin: the baseline's time with real frames divided by reconnectbin fallback=none's (below 1: worse).",
 			"The server stops listening during each outage (connection refused); the encoder keeps running, so the live edge moves on.",
+			"Frames are counted when they are presented: gst-launch contenders sync their sink to the pipeline clock, ffmpeg reads with -re. That is what a player shows and what the KVS stream holds (its fragments carry the frames' timestamps); arrival at a non-syncing sink would measure HLS's download bursts instead.",
 		},
 	}
 	for _, name := range cold {
