@@ -286,9 +286,10 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 		b.failStart(run, sup, gen, "the pipeline changed state while the source was still starting")
 		return
 	case <-timer.C:
-		// The instance stays "starting": its late errors are no failures of
-		// the next one. The rebuild takes it out of the bin.
-		b.starting.CompareAndSwap(c, nil)
+		// Out of the bin at once, so that no state change of the bin waits
+		// for it; it stays "starting", so its late errors are no failures
+		// of the next instance.
+		b.abandonStart()
 		b.failStart(run, sup, gen, fmt.Sprintf("the source's state change to PLAYING did not complete within %v", bound))
 		return
 	}
