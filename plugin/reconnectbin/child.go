@@ -212,10 +212,11 @@ type childInstance struct {
 	// the instance's state lock is held and nothing else may wait for it.
 	up atomic.Bool
 
-	// abandoned is closed when the bin changes state while the instance is
-	// still starting: it was taken out of the bin (abandonStart).
-	abandonOnce sync.Once
-	abandoned   chan struct{}
+	// out is set, and abandoned closed, once the instance has left the bin
+	// (takeOut, or release).
+	outMu     sync.Mutex
+	out       bool
+	abandoned chan struct{}
 }
 
 type signalHandler struct {
@@ -571,13 +572,7 @@ func (b *reconnectBin) childFailed(c *childInstance, reason supervisor.Reason, t
 // stop the next rebuild or the pipeline's shutdown. Out of the bin, it
 // finishes on its own and frees itself.
 func (b *reconnectBin) release(c *childInstance) {
-	for s := stream(0); s < streamCount; s++ {
-		if out := b.existingOutputPad(s); out != nil {
-			gstshim.ClearGhostTarget(out)
-		}
-	}
-	b.addReleasing(c)
-	_ = b.self.Remove(c.bin.Element)
+	b.takeOut(c)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

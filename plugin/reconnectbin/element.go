@@ -77,8 +77,8 @@ type reconnectBin struct {
 	// child is the source instance currently inside the bin (nil during an
 	// outage). Read from streaming threads, written by the supervise loop.
 	child atomic.Pointer[childInstance]
-	// starting is the instance whose state change to PLAYING is running.
-	starting atomic.Pointer[childInstance]
+	// changing is the instance whose state change is running (changeState).
+	changing atomic.Pointer[childInstance]
 	// releasing holds the instances being torn down (out of the bin, on
 	// their way to NULL), so that their last messages are still kept
 	// inside. Usually one; more when a source blocks its way to NULL and is
@@ -282,9 +282,9 @@ func (b *reconnectBin) ChangeState(el *gst.Element, transition gst.StateChange) 
 			return gst.StateChangeFailure
 		}
 	case gst.StateChangePlayingToPaused:
-		b.abandonStart()
+		b.abandonChange()
 	case gst.StateChangePausedToReady:
-		b.abandonStart()
+		b.abandonChange()
 		b.stopRun()
 	}
 

@@ -132,7 +132,7 @@ func (b *reconnectBin) supervise(run *runState, sup *supervisor.Supervisor) {
 				started = true
 				b.startChild(run, sup)
 			} else if c := b.child.Load(); c != nil {
-				b.followState(c, playing)
+				b.followState(run, sup, c, playing)
 			}
 		case d := <-run.decisions:
 			if !b.rebuild(run, sup, d) {
@@ -259,37 +259,17 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 	}
 	c.starting.Store(true)
 	gstshim.InheritClock(b.self.Element, c.bin.Element)
-	// The state change runs beside the loop: it may block (see startBound),
-	// and the loop must stay free to give up on it, to stop, and to let the
-	// bin change state (abandonStart).
-	started := make(chan error, 1)
-	b.starting.Store(c)
-	go func() { started <- c.bin.SetState(gst.StatePlaying) }()
 	bound := startBound(s.stallTimeout)
-	timer := time.NewTimer(bound)
-	defer timer.Stop()
-	select {
-	case err = <-started:
-		b.starting.CompareAndSwap(c, nil)
-		// Settle a race with abandonStart: after this Do the instance is
-		// either abandoned already or can no longer be.
-		c.abandonOnce.Do(func() {})
-		select {
-		case <-c.abandoned:
-			b.failStart(run, sup, gen, "the pipeline changed state while the source was still starting")
-			return
-		default:
-		}
-	case <-run.stop:
+	res, err := b.changeState(run, c, gst.StatePlaying, bound)
+	switch res {
+	case changeStopped:
 		return // the loop ends; its teardown leaves the instance behind
-	case <-c.abandoned:
+	case changeAbandoned:
 		b.failStart(run, sup, gen, "the pipeline changed state while the source was still starting")
 		return
-	case <-timer.C:
-		// Out of the bin at once, so that no state change of the bin waits
-		// for it; it stays "starting", so its late errors are no failures
-		// of the next instance.
-		b.abandonStart()
+	case changeTimedOut:
+		// It stays "starting", so its late errors are no failures of the
+		// next instance.
 		b.failStart(run, sup, gen, fmt.Sprintf("the source's state change to PLAYING did not complete within %v", bound))
 		return
 	}
@@ -310,27 +290,90 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 	}
 }
 
-// abandonStart takes an instance that is still starting out of the bin.
-// Called by the bin's own state changes before its children's: GstBin
-// takes every child's state lock, even a locked child's, and a start that
-// blocks holds that lock, so the pipeline could never pause or stop. The
-// supervise loop then treats the instance as a failed start.
-func (b *reconnectBin) abandonStart() {
-	c := b.starting.Swap(nil)
+// changeResult is how an instance's state change ended.
+type changeResult int
+
+const (
+	changeDone      changeResult = iota // returned; err says how
+	changeStopped                       // the loop was told to stop first
+	changeAbandoned                     // the bin changed state first: c was taken out
+	changeTimedOut                      // still running after the bound: c was taken out
+)
+
+// changeState sets instance c to state beside the loop and waits at most
+// bound. A state change may block for minutes (a TCP connect to a host
+// that drops SYNs holds tcpclientsrc's state lock), and the loop must stay
+// free to detect stalls, to stop, and to let the bin change state
+// (abandonChange). An instance whose change did not complete is out of the
+// bin when this returns; its change finishes in the background.
+func (b *reconnectBin) changeState(run *runState, c *childInstance, state gst.State, bound time.Duration) (changeResult, error) {
+	done := make(chan error, 1)
+	b.changing.Store(c)
+	go func() { done <- c.bin.SetState(state) }()
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		c.outMu.Lock()
+		b.changing.CompareAndSwap(c, nil)
+		out := c.out
+		c.outMu.Unlock()
+		if out {
+			return changeAbandoned, err
+		}
+		return changeDone, err
+	case <-run.stop:
+		return changeStopped, nil
+	case <-c.abandoned:
+		b.changing.CompareAndSwap(c, nil)
+		return changeAbandoned, nil
+	case <-timer.C:
+		b.changing.CompareAndSwap(c, nil)
+		b.takeOut(c)
+		return changeTimedOut, nil
+	}
+}
+
+// abandonChange takes the instance whose state change is still running out
+// of the bin. Called by the bin's own state changes before its children's:
+// GstBin takes every child's state lock, even a locked child's, and a
+// change that blocks holds that lock, so the pipeline could never pause or
+// stop. The supervise loop then treats the instance as failed.
+func (b *reconnectBin) abandonChange() {
+	c := b.changing.Load()
 	if c == nil {
 		return
 	}
-	c.abandonOnce.Do(func() {
-		cat.LogInfo(fmt.Sprintf("source instance %d is still starting: taking it out of the bin for the state change", c.gen))
-		for s := stream(0); s < streamCount; s++ {
-			if out := b.existingOutputPad(s); out != nil {
-				gstshim.ClearGhostTarget(out)
-			}
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if b.changing.Load() != c {
+		return // its change returned meanwhile
+	}
+	cat.LogInfo(fmt.Sprintf("source instance %d is still changing state: taking it out of the bin", c.gen))
+	b.takeOutLocked(c)
+}
+
+// takeOut removes instance c (the current one) from the bin, once: its
+// pads stop feeding the bin's, and its last messages stay inside.
+func (b *reconnectBin) takeOut(c *childInstance) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	b.takeOutLocked(c)
+}
+
+func (b *reconnectBin) takeOutLocked(c *childInstance) {
+	if c.out {
+		return
+	}
+	c.out = true
+	for s := stream(0); s < streamCount; s++ {
+		if out := b.existingOutputPad(s); out != nil {
+			gstshim.ClearGhostTarget(out)
 		}
-		b.addReleasing(c)
-		_ = b.self.Remove(c.bin.Element)
-		close(c.abandoned)
-	})
+	}
+	b.addReleasing(c)
+	_ = b.self.Remove(c.bin.Element)
+	close(c.abandoned)
 }
 
 // startBound is how long an instance's state change to PLAYING may take.
@@ -354,8 +397,9 @@ func (b *reconnectBin) failStart(run *runState, sup *supervisor.Supervisor, gen 
 	}
 }
 
-// followState mirrors PLAYING/PAUSED of the bin onto the current instance.
-func (b *reconnectBin) followState(c *childInstance, playing bool) {
+// followState mirrors PLAYING/PAUSED of the bin onto the current instance,
+// bounded like a start: an instance that cannot change state is a failed one.
+func (b *reconnectBin) followState(run *runState, sup *supervisor.Supervisor, c *childInstance, playing bool) {
 	if !c.up.Load() {
 		return // a start given up on: the rebuild decision is on its way
 	}
@@ -364,7 +408,22 @@ func (b *reconnectBin) followState(c *childInstance, playing bool) {
 		gstshim.InheritClock(b.self.Element, c.bin.Element)
 		state = gst.StatePlaying
 	}
-	_ = c.bin.SetState(state)
+	b.settingsMu.Lock()
+	bound := startBound(b.settings.stallTimeout)
+	b.settingsMu.Unlock()
+	res, _ := b.changeState(run, c, state, bound)
+	text := ""
+	switch res {
+	case changeAbandoned:
+		text = "the pipeline changed state while the source was changing state"
+	case changeTimedOut:
+		text = fmt.Sprintf("the source's state change to %s did not complete within %v", state, bound)
+	default:
+		return
+	}
+	if d, ok := sup.Fail(c.gen, supervisor.ReasonError, text); ok {
+		run.decide(d)
+	}
 }
 
 // teardown removes the current instance, if any. go-gst ties GObject
