@@ -217,6 +217,9 @@ type childInstance struct {
 	outMu     sync.Mutex
 	out       bool
 	abandoned chan struct{}
+	// lastChange is closed when the last state change changeState started
+	// has returned. Set and read only by the supervise loop.
+	lastChange chan struct{}
 }
 
 type signalHandler struct {
@@ -574,8 +577,14 @@ func (b *reconnectBin) childFailed(c *childInstance, reason supervisor.Reason, t
 func (b *reconnectBin) release(c *childInstance) {
 	b.takeOut(c)
 	done := make(chan struct{})
+	lastChange := c.lastChange
 	go func() {
 		defer close(done)
+		if lastChange != nil {
+			// A change given up on may not have run yet: NULL must come
+			// after it, or it would bring the instance back up.
+			<-lastChange
+		}
 		_ = c.bin.SetState(gst.StateNull)
 		b.dropReleasing(c)
 		c.disconnect()

@@ -308,8 +308,13 @@ const (
 // bin when this returns; its change finishes in the background.
 func (b *reconnectBin) changeState(run *runState, c *childInstance, state gst.State, bound time.Duration) (changeResult, error) {
 	done := make(chan error, 1)
+	finished := make(chan struct{})
+	c.lastChange = finished // release waits for it before going to NULL
 	b.changing.Store(c)
-	go func() { done <- c.bin.SetState(state) }()
+	go func() {
+		defer close(finished)
+		done <- c.bin.SetState(state)
+	}()
 	timer := time.NewTimer(bound)
 	defer timer.Stop()
 	select {
