@@ -90,6 +90,7 @@ func (b *Bench) stormScenario(s *scope, sh *sharedServers) ([]Table, error) {
 			"Share vs reconnectbin: the baseline's time with real frames divided by reconnectbin fallback=none's (below 1: worse).",
 			"The server stops listening during each outage (connection refused); the encoder keeps running, so the live edge moves on.",
 			"Frames are counted when they are presented: gst-launch contenders sync their sink to the pipeline clock, ffmpeg reads with -re. That is what a player shows and what the KVS stream holds (its fragments carry the frames' timestamps); arrival at a non-syncing sink would measure HLS's download bursts instead.",
+			"A restarted gst-launch starts a few segments behind the live edge and, synced to its own fresh clock, shows the segments made during the outage late: its real-frame share is bought by falling further behind live at every restart (and by start-limit hits that would have made systemd give up). reconnectbin drops what a failed source instance had downloaded but not yet pushed.",
 		},
 	}
 	for _, name := range cold {
