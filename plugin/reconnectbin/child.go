@@ -204,13 +204,11 @@ type childInstance struct {
 	segments [streamCount]timeline.Segment // last segment on each
 	added    bool                          // the instance is inside the bin; outs may be linked
 
-	// starting is true while the supervise loop brings the instance up;
-	// errors seen meanwhile are kept in startErr and judged after.
+	// starting is true while the supervise loop brings the instance up,
+	// and stays true for a start given up on (its state lock may still be
+	// held); errors seen meanwhile are kept in startErr and judged after.
 	starting atomic.Bool
 	startErr atomic.Pointer[string]
-	// up is set once the state change to PLAYING has returned: before,
-	// the instance's state lock is held and nothing else may wait for it.
-	up atomic.Bool
 
 	// out is set, and abandoned closed, once the instance has left the bin
 	// (takeOut, or release).

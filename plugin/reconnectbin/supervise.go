@@ -273,7 +273,6 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 		b.failStart(run, sup, gen, fmt.Sprintf("the source's state change to PLAYING did not complete within %v", bound))
 		return
 	}
-	c.up.Store(true)
 	c.starting.Store(false)
 	startErr := c.startErr.Load()
 	switch {
@@ -405,7 +404,7 @@ func (b *reconnectBin) failStart(run *runState, sup *supervisor.Supervisor, gen 
 // followState mirrors PLAYING/PAUSED of the bin onto the current instance,
 // bounded like a start: an instance that cannot change state is a failed one.
 func (b *reconnectBin) followState(run *runState, sup *supervisor.Supervisor, c *childInstance, playing bool) {
-	if !c.up.Load() {
+	if c.starting.Load() {
 		return // a start given up on: the rebuild decision is on its way
 	}
 	state := gst.StatePaused
