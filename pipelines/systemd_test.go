@@ -2,6 +2,7 @@ package pipelines_test
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,23 +164,116 @@ func unitSettings(t *testing.T, path string) map[string][]string {
 	return out
 }
 
-func TestRelayUnitContract(t *testing.T) {
-	s := unitSettings(t, "systemd/kvs-relay@.service")
-	want := map[string]string{
-		"Type":             "notify",
-		"NotifyAccess":     "main", // gst-launch is exec'd: it is the main process
-		"WatchdogSec":      "30",
-		"Restart":          "always",
-		"RestartSec":       "2",
-		"EnvironmentFile":  "/etc/kvs-relay/%i.env",
-		"RuntimeDirectory": "kvs-relay/%i",
-		"ExecStart":        "/usr/local/lib/kvsrelay/kvs-relay-run",
-		"DynamicUser":      "yes",
-	}
+// wantSettings fails for every key whose only value is not the wanted one.
+func wantSettings(t *testing.T, unit string, s map[string][]string, want map[string]string) {
+	t.Helper()
 	for k, v := range want {
 		if got := s[k]; len(got) != 1 || got[0] != v {
-			t.Errorf("%s=%v, want %s", k, got, v)
+			t.Errorf("%s: %s=%v, want %s", unit, k, got, v)
 		}
+	}
+}
+
+// seconds reads a plain number of seconds (the only form these units use).
+func seconds(t *testing.T, unit string, s map[string][]string, key string) float64 {
+	t.Helper()
+	v := s[key]
+	if len(v) != 1 {
+		t.Fatalf("%s: %s=%v, want one value in seconds", unit, key, v)
+	}
+	n, err := strconv.ParseFloat(v[0], 64)
+	if err != nil {
+		t.Fatalf("%s: %s=%q is not a plain number of seconds", unit, key, v[0])
+	}
+	return n
+}
+
+// checkRestartPolicy: a unit that fails within a second of every start
+// (DNS down at boot) must keep being restarted, never end in start-limit-hit:
+// automatic restarts, each at least RestartSec apart, must not fit
+// StartLimitBurst starts into StartLimitIntervalSec. The limit itself must
+// exist (a runaway loop of manual starts still stops).
+func checkRestartPolicy(t *testing.T, unit string, s map[string][]string) {
+	t.Helper()
+	wantSettings(t, unit, s, map[string]string{"Restart": "always"})
+	restart := seconds(t, unit, s, "RestartSec")
+	interval := seconds(t, unit, s, "StartLimitIntervalSec")
+	burst := seconds(t, unit, s, "StartLimitBurst")
+	if restart < 5 {
+		t.Errorf("%s: RestartSec=%v: a fast-failing relay would retry more than every 5 s", unit, restart)
+	}
+	if interval <= 0 || burst <= 0 {
+		t.Errorf("%s: StartLimitIntervalSec=%v StartLimitBurst=%v: want a start limit", unit, interval, burst)
+	}
+	// Starts at 0, R, 2R, ... within the interval: floor(I/R) + 1 of them.
+	if most := math.Floor(interval/restart) + 1; most >= burst {
+		t.Errorf("%s: %v automatic restarts (RestartSec=%v) fit in StartLimitIntervalSec=%v, reaching StartLimitBurst=%v: "+
+			"a relay failing fast at boot would give up in start-limit-hit", unit, most, restart, interval, burst)
+	}
+	for _, k := range []string{"RestartSteps", "RestartMaxDelaySec"} {
+		if _, ok := s[k]; ok {
+			t.Errorf("%s: %s= needs systemd 254; Debian 12 has 252 and would ignore it with a warning", unit, k)
+		}
+	}
+}
+
+// hardening is what issue 7 asks of the relay unit, checked one by one (the
+// exposure score alone would let one of them slip).
+var hardening = map[string]string{
+	"ProtectSystem":           "strict",
+	"ProtectHome":             "yes",
+	"PrivateTmp":              "yes",
+	"NoNewPrivileges":         "yes",
+	"CapabilityBoundingSet":   "",
+	"RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX AF_NETLINK",
+}
+
+func checkHardening(t *testing.T, unit string, s map[string][]string, families string) {
+	t.Helper()
+	want := map[string]string{}
+	for k, v := range hardening {
+		want[k] = v
+	}
+	want["RestrictAddressFamilies"] = families
+	wantSettings(t, unit, s, want)
+	// The allow list first; deny lists after it only narrow it.
+	if f := s["SystemCallFilter"]; len(f) == 0 || f[0] != "@system-service" {
+		t.Errorf("%s: SystemCallFilter=%v, want @system-service first", unit, f)
+	} else {
+		for _, extra := range f[1:] {
+			if !strings.HasPrefix(extra, "~") {
+				t.Errorf("%s: SystemCallFilter=%s widens @system-service", unit, extra)
+			}
+		}
+	}
+	if _, ok := s["MemoryMax"]; !ok {
+		t.Errorf("%s: no MemoryMax=", unit)
+	}
+}
+
+func TestRelayUnitContract(t *testing.T) {
+	const unit = "kvs-relay@.service"
+	s := unitSettings(t, "systemd/"+unit)
+	wantSettings(t, unit, s, map[string]string{
+		"Type":         "notify",
+		"NotifyAccess": "main", // gst-launch is exec'd: it is the main process
+		"WatchdogSec":  "30",
+		// The credential file: a folder only the relay's user can enter,
+		// kept across restarts.
+		"RuntimeDirectory":         "kvs-relay/%i",
+		"RuntimeDirectoryMode":     "0700",
+		"RuntimeDirectoryPreserve": "restart",
+		"EnvironmentFile":          "/etc/kvs-relay/%i.env",
+		"ExecStart":                "/usr/local/lib/kvsrelay/kvs-relay-run",
+		"DynamicUser":              "yes",
+		"MemoryMax":                "1G",
+	})
+	checkRestartPolicy(t, unit, s)
+	checkHardening(t, unit, s, hardening["RestrictAddressFamilies"])
+	// A restart after a watchdog kill must come well before the next
+	// watchdog period would have: otherwise the outage doubles.
+	if restart, wd := seconds(t, unit, s, "RestartSec"), seconds(t, unit, s, "WatchdogSec"); restart >= wd {
+		t.Errorf("RestartSec=%v is not below WatchdogSec=%v", restart, wd)
 	}
 	if got := strings.Join(s["UnsetEnvironment"], " "); !strings.Contains(got, "AWS_ACCESS_KEY_ID") ||
 		!strings.Contains(got, "AWS_SECRET_ACCESS_KEY") || !strings.Contains(got, "AWS_SESSION_TOKEN") {
@@ -191,6 +285,27 @@ func TestRelayUnitContract(t *testing.T) {
 	if _, ok := s["IPAddressDeny"]; ok {
 		t.Error("IPAddressDeny= set: the relay must reach cameras and AWS wherever they are")
 	}
+}
+
+func TestCredentialSidecarUnitContract(t *testing.T) {
+	const unit = "kvscredfile@.service"
+	s := unitSettings(t, "systemd/"+unit)
+	wantSettings(t, unit, s, map[string]string{
+		"RuntimeDirectory":     "kvs-relay-creds/%i",
+		"RuntimeDirectoryMode": "0700",
+		// A sidecar restart must not delete the file under a running relay.
+		"RuntimeDirectoryPreserve": "restart",
+		"UMask":                    "0077",
+		// The relay's dynamic user: the relay can read the 0700 folder.
+		"DynamicUser": "yes",
+		"User":        unitSettings(t, "systemd/kvs-relay@.service")["User"][0],
+	})
+	if exec := strings.Join(s["ExecStart"], ""); !strings.HasPrefix(exec, "/usr/local/bin/kvscredfile ") ||
+		!strings.Contains(exec, "%t/kvs-relay-creds/%i/credential") {
+		t.Errorf("ExecStart=%s: want /usr/local/bin/kvscredfile writing into the runtime folder", exec)
+	}
+	checkRestartPolicy(t, unit, s)
+	checkHardening(t, unit, s, "AF_INET AF_INET6 AF_UNIX")
 }
 
 func TestInstallMk(t *testing.T) {
