@@ -125,7 +125,8 @@ kvsrelay_common_env() {
 
 # reconnect_props [raw]: reconnectbin's properties from the environment,
 # appended to the string in RB. Unset variables keep the element's defaults.
-# "raw" adds output-caps and the fallback, which need decoded video.
+# "raw" adds output-caps and the fallback, which need decoded video; without
+# it they are ignored with a warning.
 reconnect_props() {
 	local raw=${1:-}
 	local v
@@ -151,9 +152,26 @@ reconnect_props() {
 		require_uint FALLBACK_HOLD_MS
 		[[ -z ${FALLBACK_HOLD_MS:-} ]] || RB+=" fallback-hold=${FALLBACK_HOLD_MS}000000"
 		[[ -z ${FALLBACK_IMAGE:-} ]] || RB+=" fallback-image=$(gst_quote "$FALLBACK_IMAGE")"
-	elif [[ -n ${FALLBACK:-} && $FALLBACK != none ]]; then
-		die "FALLBACK=$FALLBACK needs decoded video: use TRANSCODE=1 or a transcoding recipe"
+	else
+		warn_unused_transcode_settings
 	fi
+}
+
+# warn_unused_transcode_settings: a passthrough pipeline has no decoded
+# video, so the settings of the transcoding recipes do not apply. One settings
+# file (like example-cam.env) serves every recipe, so they are ignored with
+# one warning naming them, not refused. PASSTHROUGH_HINT says how to get them.
+warn_unused_transcode_settings() {
+	local v unused=()
+	for v in FALLBACK OUTPUT_CAPS FALLBACK_IMAGE FALLBACK_HOLD_MS BITRATE_KBPS KEY_INT_MAX X264_PRESET; do
+		[[ -n ${!v:-} ]] || continue
+		[[ $v == FALLBACK && ${FALLBACK} == none ]] && continue
+		unused+=("$v")
+	done
+	((${#unused[@]} == 0)) && return 0
+	local list
+	list=$(printf '%s, ' "${unused[@]}")
+	warn "ignoring ${list%, }: this recipe passes the camera's H.264 through, so there is no decoded video to scale, re-encode or replace with a fallback picture (${PASSTHROUGH_HINT:-use a transcoding recipe for them})"
 }
 
 # encoder_chain: the H.264 encoder after a raw reconnectbin. No leaky queue

@@ -452,7 +452,6 @@ func TestBadSettingsFailClearly(t *testing.T) {
 		{"testpattern.sh", []string{"STALL_TIMEOUT_MS=5s"}, "STALL_TIMEOUT_MS"},
 		{"testpattern.sh", []string{"STREAM_NAME=cam 1"}, "STREAM_NAME"},
 		{"mpegts-udp.sh", []string{"TRANSCODE=2"}, "TRANSCODE"},
-		{"rtsp-passthrough.sh", []string{"SOURCE=rtsp://h/x", "FALLBACK=black"}, "FALLBACK"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.script+" "+strings.Join(tc.env, " "), func(t *testing.T) {
@@ -534,5 +533,101 @@ func TestExampleEnvFileRuns(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, `stream-name="HIKVision-2MP-Bullet-1-Stream"`) || !strings.Contains(r.stdout, "souphttpsrc") {
 		t.Errorf("example settings not applied: %s", r.stdout)
+	}
+}
+
+// A passthrough recipe has no decoded video: transcoding settings (one
+// settings file serves every recipe) are ignored with one warning naming
+// them, not refused, and never reach reconnectbin.
+func TestPassthroughIgnoresTranscodeSettingsWithAWarning(t *testing.T) {
+	for _, tc := range []struct {
+		script, source, hint string
+	}{
+		{"rtsp-passthrough.sh", "SOURCE=rtsp://h/x", "transcoding recipe"},
+		{"srt-caller.sh", "SOURCE=srt://h:9000", "TRANSCODE=1"},
+		{"mpegts-udp.sh", "SOURCE=udp://0.0.0.0:5000", "TRANSCODE=1"},
+	} {
+		t.Run(tc.script, func(t *testing.T) {
+			r := runScript(t, tc.script, baseEnv(tc.source, "DRY_RUN=1", "FALLBACK=black",
+				"OUTPUT_CAPS=video/x-raw,width=1280,height=720", "KEY_INT_MAX=50"))
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			warnings := strings.Count(r.stderr, "warning:")
+			if warnings != 1 || !strings.Contains(r.stderr, "ignoring FALLBACK, OUTPUT_CAPS, KEY_INT_MAX") || !strings.Contains(r.stderr, tc.hint) {
+				t.Errorf("want one warning naming the ignored settings and pointing at %q, got %q", tc.hint, r.stderr)
+			}
+			rb, _ := findElement(elements(shellWords(t, strings.TrimSpace(r.stdout))[1:]), "reconnectbin")
+			for _, p := range []string{"fallback", "output-caps"} {
+				if v, ok := prop(rb, p); ok {
+					t.Errorf("passthrough reconnectbin got %s=%s", p, v)
+				}
+			}
+		})
+	}
+	r := runScript(t, "rtsp-passthrough.sh", baseEnv("SOURCE=rtsp://h/x", "DRY_RUN=1", "FALLBACK=none"))
+	if r.code != 0 || strings.Contains(r.stderr, "warning") {
+		t.Errorf("FALLBACK=none on a passthrough recipe: exit %d, stderr %q; want no warning", r.code, r.stderr)
+	}
+}
+
+// The example settings file works for every recipe with only RECIPE and the
+// source changed, as its comments promise, run the way the unit runs it.
+func TestExampleEnvFileRunsEveryRecipe(t *testing.T) {
+	vars := envFile(t, "env/example-cam.env")
+	sources := map[string]string{ // "" keeps the example's SOURCE
+		"hls-transcode.sh":    "",
+		"rtsp-passthrough.sh": "rtsp://10.0.0.21/stream1",
+		"srt-caller.sh":       "srt://encoder.example:8888",
+		"srt-listener.sh":     "srt://:8888",
+		"mpegts-tcp.sh":       "tcp://10.0.0.30:9000",
+		"mpegts-udp.sh":       "udp://239.1.1.1:5000",
+		"testpattern.sh":      "",
+	}
+	for _, r := range recipes {
+		t.Run(r.script, func(t *testing.T) {
+			source, ok := sources[r.script]
+			if !ok {
+				t.Fatalf("no source for %s in this test", r.script)
+			}
+			var env []string
+			changed := 0
+			for _, kv := range vars {
+				switch {
+				case strings.HasPrefix(kv, "RECIPE="):
+					kv = "RECIPE=" + strings.TrimSuffix(r.script, ".sh")
+					changed++
+				case strings.HasPrefix(kv, "SOURCE=") && source != "":
+					kv = "SOURCE=" + source
+				}
+				env = append(env, kv)
+			}
+			if changed != 1 {
+				t.Fatalf("example-cam.env has %d RECIPE= lines", changed)
+			}
+			res := runScript(t, "kvs-relay-run", baseEnv(append(env, "DRY_RUN=1", "RUNTIME_DIRECTORY=/run/kvs-relay/cam-1")...))
+			if res.code != 0 {
+				t.Fatalf("example settings with RECIPE=%s: exit %d: %s", strings.TrimSuffix(r.script, ".sh"), res.code, res.stderr)
+			}
+			els := elements(shellWords(t, strings.TrimSpace(res.stdout))[1:])
+			rb, _ := findElement(els, "reconnectbin")
+			src, _ := prop(rb, "source")
+			if inner := elements(gstTokens(gstUnquote(t, src))); inner[0][0] != r.inner[0] {
+				t.Errorf("reconnectbin wraps %q, want %s first", inner[0][0], r.inner[0])
+			}
+			if last := els[len(els)-1]; last[0] != "kvssink" {
+				t.Errorf("pipeline ends in %q, want kvssink", last[0])
+			} else if v, _ := prop(last, "stream-name"); gstUnquote(t, v) != "HIKVision-2MP-Bullet-1-Stream" {
+				t.Errorf("kvssink stream-name %s, want the example's", v)
+			}
+			fallback, _ := prop(rb, "fallback")
+			ignored := strings.Contains(res.stderr, "ignoring FALLBACK")
+			if r.transcode && (fallback != "black" || ignored) {
+				t.Errorf("transcoding recipe: fallback=%q, stderr %q; want the example's black", fallback, res.stderr)
+			}
+			if !r.transcode && (fallback != "" || !ignored) {
+				t.Errorf("passthrough recipe: fallback=%q, stderr %q; want it left out with a warning", fallback, res.stderr)
+			}
+		})
 	}
 }

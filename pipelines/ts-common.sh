@@ -11,6 +11,7 @@ ts_pipeline() {
 	0)
 		inner="$src ! tsdemux ! h264parse"
 		RB="reconnectbin name=relay source=$(gst_quote "$inner")"
+		PASSTHROUGH_HINT="set TRANSCODE=1 to decode and re-encode with them"
 		reconnect_props
 		run_pipeline "$RB"
 		;;
