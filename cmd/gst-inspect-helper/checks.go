@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/kvsrelay/kvsrelay/plugin/kvsrelay"
+	"github.com/kvsrelay/kvsrelay/internal/plugininfo"
 )
 
 const gstInspect = "gst-inspect-1.0"
@@ -68,16 +68,16 @@ func checkPluginLoads(ctx context.Context, d *doctor) []checkResult {
 	if d.gstInspectMissing {
 		return []checkResult{{name, statusFail, notChecked}}
 	}
-	res := d.Run(ctx, d.gstEnv(), gstInspect, kvsrelay.PluginName)
+	res := d.Run(ctx, d.gstEnv(), gstInspect, plugininfo.PluginName)
 	if res.Err != nil {
 		return []checkResult{{name, statusFail, res.Err.Error()}}
 	}
 	if res.ExitCode != 0 {
 		return []checkResult{{name, statusFail, fmt.Sprintf("%s %s: %s; install it with make install, or put the folder holding libgstkvsrelay.so on GST_PLUGIN_PATH (%s)",
-			gstInspect, kvsrelay.PluginName, firstLine(res.Stderr, res.Stdout), d.describePluginPath())}}
+			gstInspect, plugininfo.PluginName, firstLine(res.Stderr, res.Stdout), d.describePluginPath())}}
 	}
 	var missing []string
-	for _, el := range kvsrelay.Elements {
+	for _, el := range plugininfo.Elements {
 		if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(el) + `:`).MatchString(res.Stdout) {
 			missing = append(missing, el)
 		}
@@ -90,11 +90,11 @@ func checkPluginLoads(ctx context.Context, d *doctor) []checkResult {
 	if m := pluginFilenameLine.FindStringSubmatch(res.Stdout); m != nil {
 		where = " from " + m[1]
 	}
-	if m := pluginVersionLine.FindStringSubmatch(res.Stdout); m != nil && m[1] != kvsrelay.Version {
+	if m := pluginVersionLine.FindStringSubmatch(res.Stdout); m != nil && m[1] != plugininfo.Version {
 		return []checkResult{{name, statusWarn, fmt.Sprintf("installed plugin%s is version %s, this helper is %s: run make install",
-			where, m[1], kvsrelay.Version)}}
+			where, m[1], plugininfo.Version)}}
 	}
-	return []checkResult{{name, statusPass, fmt.Sprintf("loads%s (version %s)", where, kvsrelay.Version)}}
+	return []checkResult{{name, statusPass, fmt.Sprintf("loads%s (version %s)", where, plugininfo.Version)}}
 }
 
 // describePluginPath says which GST_PLUGIN_PATH gst-inspect-1.0 used.

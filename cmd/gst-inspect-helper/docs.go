@@ -1,3 +1,8 @@
+//go:build cgo
+
+// The docs subcommand registers the elements through go-gst, so it needs a
+// cgo build; docs_nocgo.go says so in a CGO_ENABLED=0 build (the doctor's).
+
 package main
 
 import (

@@ -1,14 +1,18 @@
+//go:build cgo
+
 package main
 
 import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/plugininfo"
 	"github.com/kvsrelay/kvsrelay/plugin/kvsrelay"
 )
 
@@ -278,5 +282,13 @@ func TestIntrospectionOfCoreTypes(t *testing.T) {
 
 	if _, err := typeProperties("NoSuchType"); err == nil {
 		t.Error("typeProperties of an unknown type did not fail")
+	}
+}
+
+// TestPluginInfoMatchesRegistration keeps the cgo-free plugin identity the
+// doctor checks against equal to what plugin/kvsrelay registers.
+func TestPluginInfoMatchesRegistration(t *testing.T) {
+	if !slices.Equal(plugininfo.Elements, kvsrelay.Elements) {
+		t.Errorf("internal/plugininfo.Elements = %v, plugin/kvsrelay registers %v: update plugininfo", plugininfo.Elements, kvsrelay.Elements)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsrelay/kvsrelay/plugin/kvsrelay"
+	"github.com/kvsrelay/kvsrelay/internal/plugininfo"
 )
 
 // fakeHost answers commands from a table keyed by the command line;
@@ -55,7 +55,7 @@ func healthyHost() *fakeHost {
 	h := &fakeHost{
 		commands: map[string]commandResult{
 			"gst-inspect-1.0 --version": {Stdout: "gst-inspect-1.0 version 1.22.0\nGStreamer 1.22.0\nhttps://tracker.debian.org/pkg/gstreamer1.0\n"},
-			"gst-inspect-1.0 kvsrelay":  {Stdout: pluginInspectOutput(kvsrelay.Version, kvsrelay.Elements)},
+			"gst-inspect-1.0 kvsrelay":  {Stdout: pluginInspectOutput(plugininfo.Version, plugininfo.Elements)},
 		},
 		env:   map[string]string{},
 		files: map[string]string{},
@@ -189,15 +189,15 @@ func TestDoctorPluginCheck(t *testing.T) {
 		},
 		{
 			name:   "older build lacking an element",
-			result: commandResult{Stdout: pluginInspectOutput(kvsrelay.Version, kvsrelay.Elements[:1])},
+			result: commandResult{Stdout: pluginInspectOutput(plugininfo.Version, plugininfo.Elements[:1])},
 			want:   statusFail,
-			detail: []string{"lacks " + kvsrelay.Elements[1], "make install"},
+			detail: []string{"lacks " + plugininfo.Elements[1], "make install"},
 		},
 		{
 			name:   "other version",
-			result: commandResult{Stdout: pluginInspectOutput("0.0.1", kvsrelay.Elements)},
+			result: commandResult{Stdout: pluginInspectOutput("0.0.1", plugininfo.Elements)},
 			want:   statusWarn,
-			detail: []string{"version 0.0.1", "this helper is " + kvsrelay.Version},
+			detail: []string{"version 0.0.1", "this helper is " + plugininfo.Version},
 		},
 		{
 			name:   "gst-inspect hangs",

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package main
 
 // This file reads an element's documentation out of the GStreamer registry

@@ -8,6 +8,11 @@
 // loads libgstkvsrelay.so: a Go process must not host a second Go runtime.
 // doctor looks at the installed plugin only through gst-inspect-1.0
 // subprocesses for the same reason.
+//
+// doctor needs no cgo: `make install` installs a CGO_ENABLED=0 build, which
+// runs on a host without GStreamer's libraries and says what is missing
+// instead of failing to start. docs needs cgo (docs.go, introspect.go); a
+// CGO_ENABLED=0 build's docs says so (docs_nocgo.go).
 package main
 
 import (

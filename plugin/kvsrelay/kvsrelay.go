@@ -10,20 +10,23 @@ package kvsrelay
 import (
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/plugininfo"
 	"github.com/kvsrelay/kvsrelay/plugin/kvscredprovider"
 	"github.com/kvsrelay/kvsrelay/plugin/reconnectbin"
 )
 
-// Plugin metadata shown by gst-inspect-1.0.
+// Plugin metadata shown by gst-inspect-1.0, kept in the cgo-free package
+// internal/plugininfo so that the doctor can build without GStreamer.
 const (
-	PluginName        = "kvsrelay"
-	PluginDescription = "Self-healing live relays into AWS Kinesis Video Streams: source reconnection and credential refresh"
-	Version           = "0.1.0"
-	Origin            = "https://github.com/kvsrelay/kvsrelay"
-	ReleaseDate       = "2026-11-25"
+	PluginName        = plugininfo.PluginName
+	PluginDescription = plugininfo.PluginDescription
+	Version           = plugininfo.Version
+	Origin            = plugininfo.Origin
+	ReleaseDate       = plugininfo.ReleaseDate
 )
 
-// Elements lists the factory names this plugin registers, in documentation order.
+// Elements lists the factory names this plugin registers, in documentation
+// order; plugininfo.Elements must name the same (a test checks).
 var Elements = []string{reconnectbin.FactoryName, kvscredprovider.FactoryName}
 
 // Register registers every kvsrelay element with plugin, or statically when
