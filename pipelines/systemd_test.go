@@ -2,6 +2,7 @@ package pipelines_test
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"os"
 	"os/exec"
@@ -308,15 +309,144 @@ func TestCredentialSidecarUnitContract(t *testing.T) {
 	checkHardening(t, unit, s, "AF_INET AF_INET6 AF_UNIX")
 }
 
-func TestInstallMk(t *testing.T) {
+// installMk runs "make -f <wrapper> args..." in the repository with a wrapper
+// that includes only install.mk, the plugin and kvscredfile being stand-in
+// files (no build). It returns the output and the exit error.
+func installMk(t *testing.T, args ...string) (string, error) {
+	t.Helper()
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make not installed")
 	}
 	tmp := t.TempDir()
 	wrapper := filepath.Join(tmp, "Makefile")
-	if err := os.WriteFile(wrapper, []byte("PREFIX ?=\ninclude pipelines/install.mk\n"), 0o644); err != nil {
+	if err := os.WriteFile(wrapper, []byte("PREFIX ?=\nMULTIARCH := test-arch\ninclude pipelines/install.mk\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	plugin, credfile := filepath.Join(tmp, "libgstkvsrelay.so"), filepath.Join(tmp, "kvscredfile")
+	if err := os.WriteFile(plugin, []byte("plugin"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(credfile, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("make", append([]string{"-s", "-f", wrapper, "KVSRELAY_PLUGIN_SO=" + plugin, "KVSCREDFILE_BIN=" + credfile}, args...)...)
+	cmd.Dir = ".."
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// stubGstLaunch is a folder with a gst-launch-1.0 that writes its
+// environment to the returned file instead of running a pipeline.
+func stubGstLaunch(t *testing.T) (dir, envOut string) {
+	t.Helper()
+	dir = t.TempDir()
+	envOut = filepath.Join(dir, "env")
+	stub := "#!/usr/bin/env bash\nenv > " + strconv.Quote(envOut) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "gst-launch-1.0"), []byte(stub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, envOut
+}
+
+// runInstalled runs an installed kvs-relay-run the way the unit does: no
+// GStreamer paths inherited, GStreamer's system path limited to an empty
+// folder (so a plugin installed on this machine does not count).
+func runInstalled(t *testing.T, script string, extra ...string) (string, error) {
+	t.Helper()
+	stubDir, _ := stubGstLaunch(t)
+	run := exec.Command(script)
+	run.Env = append([]string{"PATH=" + stubDir + ":" + os.Getenv("PATH"), "RECIPE=testpattern", "HOME=/nonexistent",
+		"GST_PLUGIN_SYSTEM_PATH_1_0=" + t.TempDir()}, extra...)
+	out, err := run.CombinedOutput()
+	return string(out), err
+}
+
+// The operator's literal steps: "make install install-systemd" with no
+// PREFIX. The per-user "make install" is invisible to the unit
+// (ProtectHome=yes), so install-systemd itself puts the plugin and
+// kvscredfile where the installed run script and the sidecar unit use them.
+func TestInstallSystemdWithoutPrefixIsSelfContained(t *testing.T) {
+	dest := filepath.Join(t.TempDir(), "dest")
+	out, err := installMk(t, "install-systemd", "DESTDIR="+dest)
+	if err != nil {
+		t.Fatalf("make install-systemd: %v\n%s", err, out)
+	}
+	plugin := filepath.Join(dest, "usr/local/lib/test-arch/gstreamer-1.0/libgstkvsrelay.so")
+	for _, f := range []string{plugin, filepath.Join(dest, "usr/local/bin/kvscredfile"), filepath.Join(dest, "etc/kvs-relay/example-cam.env")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("not installed: %s", f)
+		}
+	}
+	// The sidecar runs exactly the kvscredfile installed.
+	unit, _ := os.ReadFile(filepath.Join(dest, "etc/systemd/system/kvscredfile@.service"))
+	if !strings.Contains(string(unit), "ExecStart=/usr/local/bin/kvscredfile ") {
+		t.Errorf("sidecar unit does not run /usr/local/bin/kvscredfile")
+	}
+	runScript := filepath.Join(dest, "usr/local/lib/kvsrelay/kvs-relay-run")
+	if out, err := runInstalled(t, runScript); err != nil {
+		t.Fatalf("installed kvs-relay-run with the installed plugin: %v\n%s", err, out)
+	}
+
+	t.Run("without the plugin the relay says so in one line", func(t *testing.T) {
+		if err := os.Remove(plugin); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runInstalled(t, runScript)
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Fatalf("exit %v, want 2: %s", err, out)
+		}
+		prefix, _ := filepath.EvalSymlinks(filepath.Join(dest, "usr/local"))
+		line := strings.TrimSpace(out)
+		if strings.Contains(line, "\n") || !strings.HasPrefix(line, "kvs-relay-run: ") ||
+			!strings.Contains(line, "libgstkvsrelay.so") || !strings.Contains(line, `"sudo make install-systemd PREFIX=`+prefix+`"`) {
+			t.Errorf("want one line naming the plugin and the command that installs it, got:\n%s", out)
+		}
+		if strings.Contains(out, "no element") {
+			t.Errorf("gst-launch ran: %s", out)
+		}
+	})
+}
+
+func TestInstallSystemdRefusesAPrefixTheUnitsCannotSee(t *testing.T) {
+	for _, prefix := range []string{"/home/ops/.local", "/root/.local", "/tmp/kvs", "relative"} {
+		dest := filepath.Join(t.TempDir(), "dest")
+		out, err := installMk(t, "install-systemd", "DESTDIR="+dest, "PREFIX="+prefix)
+		if err == nil || !strings.Contains(out, "PREFIX=/usr/local") {
+			t.Errorf("PREFIX=%s: %v, want a refusal naming PREFIX=/usr/local:\n%s", prefix, err, out)
+		}
+		if _, err := os.Stat(filepath.Join(dest, "etc")); err == nil {
+			t.Errorf("PREFIX=%s: refused but installed files", prefix)
+		}
+	}
+}
+
+// The real top-level Makefile (dry run: nothing is built or installed):
+// "make install install-systemd" without PREFIX ends with the plugin and
+// kvscredfile in /usr/local, where the units use them.
+func TestTopLevelInstallSystemdInstallsThePluginSystemWide(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not installed")
+	}
+	dest := filepath.Join(t.TempDir(), "dest")
+	cmd := exec.Command("make", "-n", "install", "install-systemd", "DESTDIR="+dest)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "PREFIX=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n install install-systemd: %v\n%s", err, out)
+	}
+	multiarch := regexp.MustCompile(`/usr/local/lib/([^/ ]+/)?gstreamer-1\.0/\.libgstkvsrelay\.so\.tmp`)
+	if !multiarch.Match(out) {
+		t.Errorf("install-systemd does not install the plugin under %s/usr/local/lib/<multiarch>/gstreamer-1.0:\n%s", dest, out)
+	}
+	if !strings.Contains(string(out), dest+"/usr/local/bin/kvscredfile") {
+		t.Errorf("install-systemd does not install %s/usr/local/bin/kvscredfile:\n%s", dest, out)
+	}
+}
+
+func TestInstallMk(t *testing.T) {
+	tmp := t.TempDir()
 	dest := filepath.Join(tmp, "dest")
 	// An operator's edited example must survive a reinstall.
 	etc := filepath.Join(dest, "etc/kvs-relay")
@@ -326,19 +456,18 @@ func TestInstallMk(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(etc, "example-cam.env"), []byte("RECIPE=testpattern\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("make", "-s", "-f", wrapper, "install-systemd", "DESTDIR="+dest, "PREFIX=/opt/kvs")
-	cmd.Dir = ".."
-	out, err := cmd.CombinedOutput()
+	out, err := installMk(t, "install-systemd", "DESTDIR="+dest, "PREFIX=/opt/kvs")
 	if err != nil {
 		t.Fatalf("make install-systemd: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "skipped daemon-reload") {
+	if !strings.Contains(out, "skipped daemon-reload") {
 		t.Errorf("a DESTDIR install must not reload systemd: %s", out)
 	}
 	for _, f := range []string{
 		"etc/systemd/system/kvs-relay@.service", "etc/systemd/system/kvscredfile@.service",
 		"opt/kvs/lib/kvsrelay/kvs-relay-run", "opt/kvs/lib/kvsrelay/pipelines/hls-transcode.sh",
 		"opt/kvs/lib/kvsrelay/pipelines/common.sh", "opt/kvs/lib/kvsrelay/pipelines/README.md",
+		"opt/kvs/lib/test-arch/gstreamer-1.0/libgstkvsrelay.so", "opt/kvs/bin/kvscredfile",
 	} {
 		if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
 			t.Errorf("not installed: %s", f)
@@ -353,19 +482,8 @@ func TestInstallMk(t *testing.T) {
 	}
 
 	t.Run("installed run script finds the installed plugin", func(t *testing.T) {
-		pluginDir := filepath.Join(dest, "opt/kvs/lib/x86_64-linux-gnu/gstreamer-1.0")
-		if err := os.MkdirAll(pluginDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(pluginDir, "libgstkvsrelay.so"), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		stubDir := t.TempDir()
-		envOut := filepath.Join(stubDir, "env")
-		stub := "#!/usr/bin/env bash\nenv > " + strconv.Quote(envOut) + "\n"
-		if err := os.WriteFile(filepath.Join(stubDir, "gst-launch-1.0"), []byte(stub), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		pluginDir := filepath.Join(dest, "opt/kvs/lib/test-arch/gstreamer-1.0")
+		stubDir, envOut := stubGstLaunch(t)
 		run := exec.Command(filepath.Join(dest, "opt/kvs/lib/kvsrelay/kvs-relay-run"))
 		run.Env = []string{"PATH=" + stubDir + ":" + os.Getenv("PATH"), "RECIPE=testpattern",
 			"KVSSINK_PLUGIN_DIR=/opt/kvssink", "CACHE_DIRECTORY=/var/cache/kvs-relay", "RUNTIME_DIRECTORY=/run/kvs-relay/cam-1"}
