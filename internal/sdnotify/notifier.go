@@ -268,8 +268,8 @@ func (n *Notifier) check(now int64) verdict {
 	seen := make(map[*Source]counts, len(n.sources))
 	var stuck []string
 	for s := range n.sources {
-		if start := s.pushStart.Load(); start != 0 && limit > 0 && now-(start-1) > limit {
-			return verdict{reason: fmt.Sprintf("%s: downstream push blocked for %v", s.name, time.Duration(now-(start-1)))}
+		if blocked := s.blockedFor(now); limit > 0 && int64(blocked) > limit {
+			return verdict{reason: fmt.Sprintf("%s: downstream push blocked for %v", s.name, blocked)}
 		}
 		c := counts{buffers: s.buffers.Load(), retries: s.retries.Load()}
 		seen[s] = c
@@ -323,6 +323,9 @@ type Source struct {
 	retrying  atomic.Bool
 	retries   atomic.Uint64 // times Retrying(true) was reported
 	pushStart atomic.Int64  // sinceEpoch()+1 of the push in flight; 0: none
+	// pushAge, when set, reports the oldest downstream push in flight as
+	// tracked by the caller (see WatchPushes).
+	pushAge atomic.Pointer[func() (time.Duration, bool)]
 	status    atomic.Pointer[string]
 	closed    atomic.Bool
 
@@ -360,6 +363,34 @@ func (s *Source) PushStarted() { s.pushStart.Store(s.n.sinceEpoch() + 1) }
 
 // PushFinished marks the push returned, whatever its flow return.
 func (s *Source) PushFinished() { s.pushStart.Store(0) }
+
+// WatchPushes hands the notifier a function reporting how long the oldest
+// downstream push still in flight has been blocked (false: none in flight).
+// It is for callers that track pushes themselves, from several threads at
+// once (a source's streaming thread and a fallback goroutine); the watchdog
+// check calls it once per tick.
+func (s *Source) WatchPushes(age func() (time.Duration, bool)) {
+	if age == nil {
+		s.pushAge.Store(nil)
+		return
+	}
+	s.pushAge.Store(&age)
+}
+
+// blockedFor returns how long the longest-running push in flight has been
+// going on at now (sinceEpoch()), or 0.
+func (s *Source) blockedFor(now int64) time.Duration {
+	var blocked time.Duration
+	if start := s.pushStart.Load(); start != 0 {
+		blocked = time.Duration(now - (start - 1))
+	}
+	if fn := s.pushAge.Load(); fn != nil {
+		if age, ok := (*fn)(); ok && age > blocked {
+			blocked = age
+		}
+	}
+	return blocked
+}
 
 // SetStatus sets this source's STATUS= text (see FormatStatus). Newlines are
 // replaced: the notify protocol is one assignment per line.

@@ -105,6 +105,23 @@ func TestCheck(t *testing.T) {
 				e.a.PushFinished()
 				e.a.DataOut()
 			}},
+		{name: "a push tracked by the caller, blocked past the limit, vetoes even while retrying", sources: 1,
+			reason: "cam-a: downstream push blocked for 20s",
+			steps: func(e env) {
+				e.a.DataOut()
+				e.a.WatchPushes(func() (time.Duration, bool) { return 20 * time.Second, true })
+				e.a.Retrying(true)
+			}},
+		{name: "a push tracked by the caller under the limit is fine", sources: 1, progress: true,
+			steps: func(e env) {
+				e.a.DataOut()
+				e.a.WatchPushes(func() (time.Duration, bool) { return 14 * time.Second, true })
+			}},
+		{name: "no push in flight per the caller's tracker", sources: 1, progress: true,
+			steps: func(e env) {
+				e.a.DataOut()
+				e.a.WatchPushes(func() (time.Duration, bool) { return time.Hour, false })
+			}},
 		{name: "pushes restart the block clock", sources: 1, progress: true,
 			steps: func(e env) {
 				for i := 0; i < 10; i++ {

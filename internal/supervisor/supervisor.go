@@ -459,6 +459,18 @@ func (s *Supervisor) resetIfSteadyLocked() {
 	}
 }
 
+// Touch records that child gen is busy though no buffer left it: its data
+// is held downstream (a blocking sink), which is not a stall. It restarts
+// the stall clock of a live generation and changes nothing else (no status,
+// no recovery, no first buffer). Stale or failed generations are ignored.
+func (s *Supervisor) Touch(gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.cur.Load(); g != nil && g.gen == gen && !g.failed {
+		g.lastBuf.Store(s.now())
+	}
+}
+
 // CheckStall reports whether the current child is stalled: stall detection
 // is on, a child is live (begun, not failed, not stopped), and no buffer came
 // for at least StallTimeout since the later of its last buffer and its

@@ -148,6 +148,10 @@ func notStalled() step {
 	}}
 }
 
+func touch(gen uint64) step {
+	return step{"touch", func(t *testing.T, e *env) { e.sup.Touch(gen) }}
+}
+
 func status(want Status) step {
 	return step{"status", func(t *testing.T, e *env) {
 		t.Helper()
@@ -430,6 +434,20 @@ func TestScenarios(t *testing.T) {
 				begin(2, StatusStarting), buf(2),
 				adv(3 * time.Second), buf(1), buf(1),
 				adv(2 * time.Second), stalled(2),
+			},
+		},
+		{
+			name: "a child whose data is held downstream is touched, not stalled",
+			cfg:  withStall(5 * time.Second),
+			steps: []step{
+				begin(1, StatusStarting), buf(1),
+				adv(5 * time.Second), stalled(1),
+				touch(1), notStalled(), status(StatusRunning), // nothing else changes
+				adv(4999 * ms), notStalled(),
+				adv(ms), stalled(1), // the countdown restarted at the touch
+				touch(7), stalled(1), // a stale generation's touch is ignored
+				fail(1, ReasonStall, "x", retry(1, 250*ms, ReasonStall, "x")),
+				touch(1), notStalled(), status(StatusRetrying), // a failed one stays failed
 			},
 		},
 		{

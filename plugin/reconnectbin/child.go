@@ -538,7 +538,7 @@ func (b *reconnectBin) padAudio(from, to int64) {
 		return
 	}
 	if silence := gstshim.Silence(pad.GetCurrentCaps(), gst.ClockTime(from), gst.ClockTime(to-from)); silence != nil {
-		pad.Push(silence)
+		b.push(streamAudio, pad, silence)
 	}
 }
 

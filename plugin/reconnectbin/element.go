@@ -58,6 +58,10 @@ type reconnectBin struct {
 	padsMu   sync.Mutex
 	audioPad *gst.GhostPad
 
+	// pushes tracks the buffers in flight out of each output pad, so a
+	// push stuck in a wedged sink is told apart from a quiet source.
+	pushes [streamCount]atomic.Pointer[gstshim.PushTracker]
+
 	// out is what the src pad shows downstream (timeline.go).
 	out output
 
@@ -373,6 +377,7 @@ func (b *reconnectBin) newOutputPad(s stream) *gst.GhostPad {
 		}
 	}
 	pad := gst.NewGhostPadNoTargetFromTemplate(s.String(), tmpl)
+	b.pushes[s].Store(gstshim.TrackPushes(pad))
 	pad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush,
 		func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn { return b.outputProbe(s, info) })
 	return pad
@@ -411,6 +416,7 @@ func (b *reconnectBin) ReleasePad(el *gst.Element, pad *gst.Pad) {
 	audio := b.audioPad
 	if audio != nil && audio.Pad.Unsafe() == pad.Unsafe() {
 		b.audioPad = nil
+		b.pushes[streamAudio].Store(nil)
 	}
 	b.padsMu.Unlock()
 	if audio != nil && audio.Pad.Unsafe() == pad.Unsafe() {
@@ -428,6 +434,50 @@ func (b *reconnectBin) existingOutputPad(s stream) *gst.GhostPad {
 	b.padsMu.Lock()
 	defer b.padsMu.Unlock()
 	return b.audioPad
+}
+
+// push pushes buf out of stream s's pad, tracked as in flight until it
+// returns (see outputBlocked).
+func (b *reconnectBin) push(s stream, pad *gst.GhostPad, buf *gst.Buffer) gst.FlowReturn {
+	if t := b.pushes[s].Load(); t != nil {
+		return t.Push(buf)
+	}
+	return pad.Push(buf)
+}
+
+// outputBlocked reports how long the oldest push out of the bin still in
+// flight has been going on: downstream (kvssink, a muxer) holding the bin's
+// data, which is neither a source stall nor progress.
+func (b *reconnectBin) outputBlocked() (time.Duration, bool) {
+	var oldest time.Duration
+	var any bool
+	for s := range b.pushes {
+		if age, ok := b.pushes[s].Load().Oldest(); ok {
+			any = true
+			oldest = max(oldest, age)
+		}
+	}
+	return oldest, any
+}
+
+// outputHeld reports whether downstream holds every stream of the bin: each
+// output pad has a push in flight. That is a blocking sink, not a quiet
+// source. One stream alone held is not enough: a muxer holds the video
+// until audio arrives, and a source that went silent is exactly when audio
+// stops arriving (fallback's silence is what releases the video then).
+func (b *reconnectBin) outputHeld() bool {
+	held := false
+	for s := range b.pushes {
+		t := b.pushes[s].Load()
+		if t == nil {
+			continue
+		}
+		if _, ok := t.Oldest(); !ok {
+			return false
+		}
+		held = true
+	}
+	return held
 }
 
 // rep is the current report; nil (which does nothing) while stopped.

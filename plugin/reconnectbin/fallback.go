@@ -180,7 +180,7 @@ func (b *reconnectBin) fillLoop(fl *filler, s stream, pad *gst.GhostPad, next fu
 		}
 		ret := gst.FlowOK
 		if buf := next(pts); buf != nil {
-			ret = pad.Push(buf)
+			ret = b.push(s, pad, buf)
 		}
 		if s == streamMain {
 			f.mu.Lock()

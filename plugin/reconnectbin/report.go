@@ -1,6 +1,7 @@
 package reconnectbin
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/go-gst/go-gst/gst"
@@ -17,15 +18,20 @@ import (
 type report struct {
 	notify  *sdnotify.Source
 	metrics *emf.Stream
+	// started is set by the first buffer out, which also sends the first
+	// STATUS= line (restarts and recoveries send the later ones).
+	started atomic.Bool
 }
 
 // newReport registers the bin with the process's notifier and recorder.
 // The metrics stream is named after the pipeline's kvssink stream-name when
-// there is exactly one, else after the bin.
-func newReport(bin *gst.Bin) *report {
+// there is exactly one, else after the bin. blocked reports the oldest push
+// out of the bin still in flight, for the watchdog.
+func newReport(bin *gst.Bin, blocked func() (time.Duration, bool)) *report {
 	r := &report{}
 	if n, err := sdnotify.Default(); err == nil && n != nil {
 		r.notify = n.Register(bin.GetName())
+		r.notify.WatchPushes(blocked)
 	} else if err != nil {
 		cat.LogWarning("sd_notify disabled: " + err.Error())
 	}
@@ -65,22 +71,13 @@ func (r *report) dataOut() {
 		return
 	}
 	if r.notify != nil {
-		// The previous push returned (the same thread is back with a new
-		// buffer); this one starts. A push that never returns is a wedged sink.
-		r.notify.PushFinished()
-		r.notify.PushStarted()
 		r.notify.DataOut()
+		if !r.started.Load() && r.started.CompareAndSwap(false, true) {
+			r.notify.SetStatus(statusLine("running", 0, 0))
+		}
 	}
 	if r.metrics != nil {
 		r.metrics.AddFramesOut(1)
-	}
-}
-
-// sourceStopped says no push is in flight any more: the instance that pushed
-// was torn down, so its thread is out of downstream.
-func (r *report) sourceStopped() {
-	if r != nil && r.notify != nil {
-		r.notify.PushFinished()
 	}
 }
 
@@ -89,6 +86,7 @@ func (r *report) restart(reason string, status string) {
 		return
 	}
 	if r.notify != nil {
+		r.started.Store(true) // the status line is this one from now on
 		r.notify.Retrying(true)
 		r.notify.SetStatus(status)
 	}
@@ -106,6 +104,7 @@ func (r *report) recovered(status string) {
 		return
 	}
 	if r.notify != nil {
+		r.started.Store(true)
 		r.notify.Retrying(false)
 		r.notify.SetStatus(status)
 	}

@@ -72,7 +72,7 @@ func (b *reconnectBin) startRun() error {
 	b.stateMu.Lock()
 	defer b.stateMu.Unlock()
 	b.out.reset()
-	b.reporting.Store(newReport(b.self))
+	b.reporting.Store(newReport(b.self, b.outputBlocked))
 	b.sup.Store(sup)
 	run := newRunState()
 	b.run.Store(run)
@@ -144,6 +144,13 @@ func (b *reconnectBin) supervise(run *runState, sup *supervisor.Supervisor) {
 			}
 			b.fillGap()
 			if gen, stalled := sup.CheckStall(); stalled {
+				if b.outputHeld() {
+					// Downstream holds all the source's data (a blocking
+					// sink): the source is not at fault, and a rebuild would
+					// not help. The watchdog sees the blocked push instead.
+					sup.Touch(gen)
+					continue
+				}
 				text := fmt.Sprintf("no data from the source for %v", sup.Stats().SinceLastBuffer.Round(time.Millisecond))
 				if d, ok := sup.Fail(gen, supervisor.ReasonStall, text); ok {
 					if !b.rebuild(run, sup, d) {
@@ -168,6 +175,9 @@ func (b *reconnectBin) fillGap() {
 	f := &b.fallback
 	if !f.enabled() || f.active.Load() || b.child.Load() == nil {
 		return
+	}
+	if b.outputHeld() {
+		return // behind because downstream blocks, not because the source is quiet
 	}
 	end, any := b.out.timeline.LastEndOf(int(streamMain))
 	now := gstshim.RunningTimeNow(b.self.Element)
@@ -439,6 +449,5 @@ func (b *reconnectBin) teardown() {
 		return
 	}
 	b.release(c)
-	b.rep().sourceStopped()
 	runtime.GC()
 }
