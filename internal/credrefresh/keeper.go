@@ -67,7 +67,18 @@ type Options struct {
 	OnEvent func(Event)
 	// Jitter returns a number in [0,1); nil uses math/rand. Tests pin it.
 	Jitter func() float64
+	// Seed holds credentials this file held before, kept in memory across
+	// a restart of the pipeline (see Prime). Zero: none.
+	Seed credfile.Credentials
 }
+
+// MinSeedRemaining is how much life Options.Seed must have left to be
+// written again at start instead of waiting for the source: well over
+// kvssink's margins (it re-reads 38 s before expiry and refuses under 30 s
+// left), and more than credfile.MinRemaining, so that the refresh started at
+// once in the background still has time to retry before Write would refuse
+// the seed.
+const MinSeedRemaining = MinRefreshBefore
 
 // Status is the Keeper's state as a user would describe it.
 type Status int
@@ -109,7 +120,8 @@ func (s Status) String() string {
 type EventKind int
 
 const (
-	// EventRefreshed: new credentials were written (KeyID, Expires).
+	// EventRefreshed: new credentials were written (KeyID, Expires), or,
+	// with Reused set, the credentials of Options.Seed were written again.
 	// Severity: info.
 	EventRefreshed EventKind = iota + 1
 	// EventUnchanged: the source returned the credentials already in the
@@ -118,7 +130,10 @@ const (
 	EventUnchanged
 	// EventRefreshFailed: an attempt failed (Err, Attempt); the file still
 	// holds valid credentials for TimeLeft, or there are none yet
-	// (TimeLeft 0). Severity: warning.
+	// (TimeLeft 0). Attempt 1 marks the first failure since the last
+	// successful write (or since the start): the moment an outage begins.
+	// Unchanged answers (EventUnchanged) are not failures and do not count.
+	// Severity: warning.
 	EventRefreshFailed
 	// EventExpired: the credentials in the file have expired and no
 	// replacement could be fetched. Sent once per expiry; retries continue.
@@ -150,14 +165,18 @@ type Event struct {
 	Expires  time.Time     // expiry of the credentials now in the file
 	TimeLeft time.Duration // EventRefreshFailed: life left in the file's credentials
 	NextTry  time.Time     // when the next attempt is scheduled (zero from Prime on a permanent error)
-	Attempt  int           // consecutive failed attempts, 1 for the first failure
+	Attempt  int           // failed attempts since the last successful write, 1 for the first failure
 	Err      error         // EventRefreshFailed, EventExpired: the last failure
+	Reused   bool          // EventRefreshed: the seed credentials were written again, nothing was fetched
 }
 
 // String formats the event for logs.
 func (e Event) String() string {
 	switch e.Kind {
 	case EventRefreshed:
+		if e.Reused {
+			return fmt.Sprintf("credentials kept from before the restart written again: key %s valid until %s; refreshing in the background", e.KeyID, e.Expires.UTC().Format(time.RFC3339))
+		}
 		return fmt.Sprintf("credentials refreshed: key %s valid until %s", e.KeyID, e.Expires.UTC().Format(time.RFC3339))
 	case EventUnchanged:
 		return fmt.Sprintf("source still returns key %s (valid until %s); asking again at %s", e.KeyID, e.Expires.UTC().Format(time.RFC3339), e.NextTry.UTC().Format(time.RFC3339))
@@ -183,9 +202,11 @@ type Keeper struct {
 	mu          sync.Mutex
 	status      Status
 	current     credfile.Credentials // last written; zero if none
-	failures    int                  // consecutive failed attempts
+	failures    int                  // failed attempts since the last successful write
+	unchanged   int                  // consecutive unchanged answers past the refresh point (their backoff)
 	lastErr     error
 	expiredSent bool // EventExpired already sent for current
+	seeded      bool // Prime wrote Options.Seed: Run fetches at once
 }
 
 // New checks the options and returns an idle Keeper.
@@ -235,6 +256,15 @@ func (k *Keeper) Expiration() time.Time {
 	return k.current.Expires
 }
 
+// Credentials returns the credentials last written (zero if none), secrets
+// included, so that a caller can keep them across a restart (Options.Seed).
+// Never log the fields; the value's own formatting masks them.
+func (k *Keeper) Credentials() credfile.Credentials {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.current
+}
+
 // KeyID returns the masked access key id of the credentials in the file.
 func (k *Keeper) KeyID() string {
 	k.mu.Lock()
@@ -255,10 +285,18 @@ func (k *Keeper) LastError() error {
 // backoff until it succeeds or ctx ends (bound it with a timeout), and
 // returns at once on a permanent error. Calling Prime when credentials are
 // already in place does nothing.
+//
+// With Options.Seed holding credentials that have more than
+// MinSeedRemaining left, Prime writes them without asking the source (a
+// pipeline restarting during an IMDS outage starts on the credentials it
+// had), and Run then fetches at once in the background.
 func (k *Keeper) Prime(ctx context.Context) error {
 	k.runMu.Lock()
 	defer k.runMu.Unlock()
 	if !k.Expiration().IsZero() {
+		return nil
+	}
+	if k.writeSeed() {
 		return nil
 	}
 	for {
@@ -280,6 +318,28 @@ func (k *Keeper) Prime(ctx context.Context) error {
 	}
 }
 
+// writeSeed writes Options.Seed if it has more than MinSeedRemaining left,
+// reporting whether it did. The caller holds runMu.
+func (k *Keeper) writeSeed() bool {
+	seed := k.opts.Seed
+	now := k.opts.Clock.Now()
+	if seed.Expires.IsZero() || seed.Expires.Sub(now) <= MinSeedRemaining {
+		return false
+	}
+	if err := k.write(seed, now); err != nil {
+		// The source is asked as if there were no seed; a write problem
+		// (folder) shows up again there, with its event.
+		return false
+	}
+	k.mu.Lock()
+	k.current = seed
+	k.status = StatusValid
+	k.seeded = true
+	k.mu.Unlock()
+	k.emit(Event{Kind: EventRefreshed, At: now, KeyID: credfile.MaskKeyID(seed.AccessKeyID), Expires: seed.Expires, NextTry: now, Reused: true})
+	return true
+}
+
 // Run keeps the file fresh until ctx ends, then returns ctx.Err(). If Prime
 // has not written credentials yet, Run starts by fetching.
 //
@@ -293,15 +353,23 @@ func (k *Keeper) Prime(ctx context.Context) error {
 //     RetryMax. The file is left as it is: expired or empty credentials are
 //     never written (the WriteFunc refuses them);
 //   - if the source returns the credentials already in the file (IMDS has
-//     not rotated yet), that counts as "ask again soon", on the same
-//     backoff, without a failure event;
+//     not rotated yet), that counts as "ask again soon", on its own
+//     backoff, without a failure event and without counting as a failed
+//     attempt (Event.Attempt counts real failures only). Before the
+//     refresh point (only after a seeded start) it confirms the file and
+//     the normal schedule applies;
+//   - after a seeded Prime the first fetch happens at once;
 //   - when E passes with nothing new, EventExpired is sent once and the
 //     retries go on.
 func (k *Keeper) Run(ctx context.Context) error {
 	k.runMu.Lock()
 	defer k.runMu.Unlock()
 	next := k.opts.Clock.Now()
-	if exp := k.Expiration(); !exp.IsZero() {
+	k.mu.Lock()
+	exp, seeded := k.current.Expires, k.seeded
+	k.seeded = false
+	k.mu.Unlock()
+	if !exp.IsZero() && !seeded {
 		next = k.scheduleAfterSuccess(k.opts.Clock.Now(), exp)
 	}
 	for {
@@ -364,15 +432,27 @@ func (k *Keeper) attempt(ctx context.Context) (attemptResult, error) {
 	}
 	now := k.opts.Clock.Now()
 	if err == nil && !prev.Expires.IsZero() && c.SameAs(prev) {
-		// IMDS makes new credentials available at least five minutes before
-		// the old ones expire: until then asking again is pointless, so the
-		// next call waits for that moment (one call, not a poll). Past it, a
-		// source that still has not rotated is retried with backoff.
 		var next time.Time
-		if published := prev.Expires.Add(-imdsPublishLead + publishSettle); now.Before(published) {
+		if due := prev.Expires.Add(-k.opts.RefreshBefore); now.Before(due) {
+			// Not due yet (a seeded start asks at once): the source
+			// confirms the file, which is as good as a refresh.
+			next = k.scheduleAfterSuccess(now, prev.Expires)
+			k.mu.Lock()
+			k.status = StatusValid
+			k.failures = 0
+			k.unchanged = 0
+			k.lastErr = nil
+			k.mu.Unlock()
+		} else if published := prev.Expires.Add(-imdsPublishLead + publishSettle); now.Before(published) {
+			// IMDS makes new credentials available at least five minutes
+			// before the old ones expire: until then asking again is
+			// pointless, so the next call waits for that moment (one call,
+			// not a poll).
 			next = published
 		} else {
-			next = now.Add(k.backoff(k.bumpFailures(nil)))
+			// Past it, a source that still has not rotated is retried
+			// with backoff. This is not a failure: the source answers.
+			next = now.Add(k.backoff(k.bumpUnchanged()))
 		}
 		if lim := prev.Expires.Add(-credfile.MinRemaining); next.After(lim) && lim.After(now) {
 			next = lim
@@ -395,6 +475,7 @@ func (k *Keeper) attempt(ctx context.Context) (attemptResult, error) {
 	k.current = c
 	k.status = StatusValid
 	k.failures = 0
+	k.unchanged = 0
 	k.lastErr = nil
 	k.expiredSent = false
 	k.mu.Unlock()
@@ -452,16 +533,23 @@ func (k *Keeper) checkExpired(now time.Time) {
 	}
 }
 
-// bumpFailures counts one more unsuccessful attempt (err nil for an
-// unchanged answer, which is not recorded as an error) and returns the count.
+// bumpFailures counts one more failed attempt, records its error and
+// returns the number of failures since the last successful write.
 func (k *Keeper) bumpFailures(err error) int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.failures++
-	if err != nil {
-		k.lastErr = err
-	}
+	k.lastErr = err
 	return k.failures
+}
+
+// bumpUnchanged counts one more unchanged answer past the point where the
+// source should have rotated, and returns the count (for the backoff).
+func (k *Keeper) bumpUnchanged() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.unchanged++
+	return k.unchanged
 }
 
 func (k *Keeper) settleAfterCancel() {

@@ -510,3 +510,102 @@ func TestEventStringsHideSecrets(t *testing.T) {
 		t.Fatalf("event strings %q", got)
 	}
 }
+
+// Unchanged answers (a source rotating late) are not failures: a real
+// outage after them starts at attempt 1, the attempt callers announce.
+func TestUnchangedAnswersDoNotCountAsFailures(t *testing.T) {
+	exp1 := t0.Add(time.Hour)
+	h := newHarness(t, Options{}, func(n int, now time.Time) (credfile.Credentials, error) {
+		if now.Before(t0.Add(55*time.Minute + 6*time.Second)) {
+			return creds("ASIAKEY0001", exp1), nil
+		}
+		return credfile.Credentials{}, errTransient
+	})
+	h.runUntil(t0.Add(56 * time.Minute))
+	if n := len(h.eventsOf(EventUnchanged)); n < 3 {
+		t.Fatalf("%d unchanged answers, want the 45 min one and at least two past the publish point", n)
+	}
+	failed := h.eventsOf(EventRefreshFailed)
+	if len(failed) == 0 {
+		t.Fatal("no refresh-failed event once the source broke")
+	}
+	for i, e := range failed {
+		if e.Attempt != i+1 {
+			t.Fatalf("refresh-failed event %d has attempt %d, want %d (unchanged answers must not count)", i, e.Attempt, i+1)
+		}
+	}
+	// The backoff of the failures starts afresh too: 0.5 s after the first.
+	if d := failed[1].At.Sub(failed[0].At); d != 500*time.Millisecond {
+		t.Fatalf("second failure %s after the first, want 500ms", d)
+	}
+}
+
+// Credentials kept from before a restart are written at once, without a
+// fetch; the source is asked right after, in Run.
+func TestSeed(t *testing.T) {
+	seed := creds("ASIASEED0001", t0.Add(40*time.Minute))
+	t.Run("written without asking, refreshed at once", func(t *testing.T) {
+		h := newHarness(t, Options{Seed: seed}, func(n int, now time.Time) (credfile.Credentials, error) {
+			return credfile.Credentials{}, errTransient
+		})
+		if err := h.keeper.Prime(context.Background()); err != nil {
+			t.Fatalf("Prime with a seed: %v", err)
+		}
+		if n := len(h.fetchOffsets()); n != 0 {
+			t.Fatalf("Prime fetched %d times with a usable seed", n)
+		}
+		if got := h.fileHolds(); !got.SameAs(seed) {
+			t.Fatalf("file holds %s, want the seed", got)
+		}
+		if ev := h.eventsOf(EventRefreshed); len(ev) != 1 || !ev[0].Reused || ev[0].KeyID != "****0001" {
+			t.Fatalf("refreshed events %+v, want one marked reused", ev)
+		}
+		if got := h.keeper.Credentials(); !got.SameAs(seed) {
+			t.Fatalf("Credentials() = %s", got)
+		}
+		h.runUntil(t0.Add(time.Second))
+		if offs := h.fetchOffsets(); len(offs) == 0 || offs[0] != 0 {
+			t.Fatalf("fetches at %v, want one at once", offs)
+		}
+		failed := h.eventsOf(EventRefreshFailed)
+		if len(failed) == 0 || failed[0].Attempt != 1 || failed[0].TimeLeft != 40*time.Minute {
+			t.Fatalf("refresh-failed events %+v, want attempt 1 with 40 min left", failed)
+		}
+		if s := h.keeper.Status(); s != StatusDegraded {
+			t.Fatalf("status %s, want degraded", s)
+		}
+		if got := h.fileHolds(); !got.SameAs(seed) {
+			t.Fatal("the seed was not kept through the failures")
+		}
+	})
+	t.Run("confirmed by the source: normal schedule", func(t *testing.T) {
+		h := newHarness(t, Options{Seed: seed}, func(n int, now time.Time) (credfile.Credentials, error) {
+			if now.Before(t0.Add(35 * time.Minute)) {
+				return seed, nil
+			}
+			return creds("ASIAKEY0002", now.Add(time.Hour)), nil
+		})
+		if err := h.keeper.Prime(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		h.runUntil(t0.Add(30 * time.Minute))
+		// At once, then at expiry - 15 min (25 min), not at the publish point.
+		assertOffsets(t, h.fetchOffsets(), []time.Duration{0, 25 * time.Minute})
+		if n := len(h.eventsOf(EventRefreshFailed)); n != 0 {
+			t.Fatalf("%d refresh-failed events", n)
+		}
+		if s := h.keeper.Status(); s != StatusValid {
+			t.Fatalf("status %s", s)
+		}
+	})
+	t.Run("too little left: fetched instead", func(t *testing.T) {
+		short := creds("ASIASEED0002", t0.Add(MinSeedRemaining))
+		h := newHarness(t, Options{Seed: short}, rotating(time.Hour))
+		if err := h.keeper.Prime(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.fileHolds().AccessKeyID; got != "ASIAKEY0001" {
+			t.Fatalf("file holds %s, want a fetched key", credfile.MaskKeyID(got))
+		}
+	})
+}
