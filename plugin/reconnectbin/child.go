@@ -371,7 +371,7 @@ func (b *reconnectBin) attach(c *childInstance, inner *gst.Pad, s stream) error 
 	if ghost == nil {
 		return fmt.Errorf("ghosting the source's %s pad failed", s)
 	}
-	probe := ghost.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+	probe := ghost.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeBufferList|gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
 		return b.childProbe(c, s, info)
 	})
 	ghost.SetActive(true)
@@ -425,6 +425,9 @@ func (b *reconnectBin) childProbe(c *childInstance, s stream, info *gst.PadProbe
 	if info.Type()&gst.PadProbeTypeBuffer != 0 {
 		return b.childBuffer(c, s, info)
 	}
+	if info.Type()&gst.PadProbeTypeBufferList != 0 {
+		return b.childBufferList(c, s, info)
+	}
 	if info.Type()&gst.PadProbeTypeEventDownstream == 0 {
 		return gst.PadProbeOK
 	}
@@ -444,6 +447,32 @@ func (b *reconnectBin) childProbe(c *childInstance, s stream, info *gst.PadProbe
 		return gst.PadProbeDrop
 	}
 	return gst.PadProbeOK
+}
+
+// childBufferList splits a buffer list (RTP payloaders push them) into
+// single pushes on the same pad, so every buffer passes childBuffer: a list
+// would otherwise leave the bin with the source's own timestamps. The
+// list's flow return is lost; the next push reports a flushing or
+// unlinked peer anyway.
+func (b *reconnectBin) childBufferList(c *childInstance, s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
+	list := info.GetBufferList()
+	c.mu.Lock()
+	ghost := c.outs[s]
+	c.mu.Unlock()
+	if list == nil || ghost == nil {
+		return gst.PadProbeDrop
+	}
+	n := list.Length()
+	bufs := make([]*gst.Buffer, 0, n)
+	for i := uint(0); i < n; i++ {
+		bufs = append(bufs, list.GetBufferAt(i))
+	}
+	for _, buf := range bufs {
+		if ret := ghost.Push(buf); ret != gst.FlowOK {
+			break
+		}
+	}
+	return gst.PadProbeDrop
 }
 
 // childBuffer handles one buffer of a source instance on its way out of the

@@ -32,25 +32,37 @@ type downstream struct {
 	backwards    int
 	lastRT       int64
 	segment      *gst.Segment
+	// samePTS: several buffers may share a timestamp (RTP packets of one
+	// frame); only a step back counts as backwards then.
+	samePTS bool
 }
 
 func watchDownstream(t *testing.T, pad *gst.Pad) *downstream {
 	d := &downstream{lastRT: -1}
-	pad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+	seeBuffer := func(buf *gst.Buffer, strict bool) {
+		d.buffers++
+		if buf.HasFlags(gst.BufferFlagDiscont) {
+			d.discont++
+		}
+		if d.segment != nil && buf.PresentationTimestamp() != gst.ClockTimeNone {
+			rt := d.segment.ToRunningTimeFull(gst.FormatTime, uint64(buf.PresentationTimestamp()))
+			if rt < d.lastRT || (strict && rt == d.lastRT) {
+				d.backwards++
+			}
+			d.lastRT = rt
+		}
+	}
+	pad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeBufferList|gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if info.Type()&gst.PadProbeTypeBuffer != 0 {
-			buf := info.GetBuffer()
-			d.buffers++
-			if buf.HasFlags(gst.BufferFlagDiscont) {
-				d.discont++
-			}
-			if d.segment != nil && buf.PresentationTimestamp() != gst.ClockTimeNone {
-				rt := d.segment.ToRunningTimeFull(gst.FormatTime, uint64(buf.PresentationTimestamp()))
-				if rt <= d.lastRT {
-					d.backwards++
-				}
-				d.lastRT = rt
+			seeBuffer(info.GetBuffer(), !d.samePTS)
+			return gst.PadProbeOK
+		}
+		if info.Type()&gst.PadProbeTypeBufferList != 0 {
+			list := info.GetBufferList()
+			for i := uint(0); i < list.Length(); i++ {
+				seeBuffer(list.GetBufferAt(i), !d.samePTS)
 			}
 			return gst.PadProbeOK
 		}
@@ -108,6 +120,33 @@ func TestDownstreamSeesOneContinuousStream(t *testing.T) {
 	}
 	if stats["restarts-eos"] == "0" {
 		t.Errorf("stats count no EOS restarts: %v", stats)
+	}
+}
+
+// RTP payloaders push buffer lists. A non-live source starts its timestamps
+// at 0 in every instance, so unless every buffer of a list is placed on the
+// bin's timeline, each rebuild sends timestamps backwards downstream.
+func TestBufferListsFollowTheOutputTimeline(t *testing.T) {
+	p := harness.NewPipeline(t, `reconnectbin name=rb retry-delay=0 max-retry-delay=0 on-caps-change=pass
+		source="videotestsrc num-buffers=15 ! video/x-raw,width=64,height=48,framerate=30/1 ! x264enc key-int-max=5 speed-preset=ultrafast ! rtph264pay mtu=80 ssrc=1 timestamp-offset=0 seqnum-offset=0"
+		! fakesink name=sink sync=false`)
+	sink, err := p.GetElementByName("sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := watchDownstream(t, sink.GetStaticPad("sink"))
+	d.samePTS = true
+	p.Start()
+	p.WaitFor(30*time.Second, 3, "three recoveries", harness.ElementMessage("reconnectbin-recovered"))
+	_ = p.SetState(gst.StateNull)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.buffers < 45 {
+		t.Fatalf("only %d RTP packets downstream over three rebuilds", d.buffers)
+	}
+	if d.backwards != 0 {
+		t.Errorf("running time went backwards %d times downstream across rebuilds", d.backwards)
 	}
 }
 
