@@ -315,3 +315,44 @@ func assertFileHolds(t *testing.T, path string, want Credentials) {
 		t.Fatalf("%s holds %v, want %v", path, got, want)
 	}
 }
+
+// An existing folder others may write to is refused with an error naming it
+// and its mode; one they may only list is used, with a warning.
+func TestFolderModes(t *testing.T) {
+	for _, mode := range []os.FileMode{0o777, 0o770, 0o702, 0o1777} {
+		dir := filepath.Join(t.TempDir(), "shared")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		err := Write(filepath.Join(dir, "credential"), sample(), testNow)
+		want := fmt.Sprintf("credential folder %s has mode %04o", dir, mode.Perm())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("mode %o: Write error = %v, want one containing %q", mode, err, want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "credential")); !os.IsNotExist(err) {
+			t.Fatalf("mode %o: a file was written: %v", mode, err)
+		}
+	}
+	for mode, warn := range map[os.FileMode]bool{0o755: true, 0o750: true, 0o711: true, 0o700: false} {
+		dir := filepath.Join(t.TempDir(), "run")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := Write(filepath.Join(dir, "credential"), sample(), testNow); err != nil {
+			t.Fatalf("mode %o: Write: %v", mode, err)
+		}
+		got := FolderWarning(dir)
+		if warn != (got != "") || (warn && !strings.Contains(got, fmt.Sprintf("%s has mode %04o", dir, mode))) {
+			t.Fatalf("mode %o: FolderWarning = %q, want a warning: %v", mode, got, warn)
+		}
+	}
+	if w := FolderWarning(filepath.Join(t.TempDir(), "missing")); w != "" {
+		t.Fatalf("FolderWarning of a missing folder = %q", w)
+	}
+}

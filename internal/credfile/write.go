@@ -33,9 +33,12 @@ const (
 //
 // Write refuses credentials that are invalid (see Encode) or that have
 // MinRemaining or less left at now; those errors wrap ErrRefused. A missing
-// parent folder is created with mode 0700; an existing folder is used as it is, and an error naming the
-// folder is returned if it cannot be written. Every error names path or its
-// folder and never contains the secret or the token.
+// parent folder is created with mode 0700. An existing folder that group or
+// other users may write to is refused, since they could replace or remove
+// the file kvssink reads (one they may only list is used: see
+// FolderWarning). An error naming the folder is returned if it cannot be
+// written. Every error names path or its folder and never contains the
+// secret or the token.
 func Write(path string, c Credentials, now time.Time) error {
 	if path == "" {
 		return errors.New("credfile: credential path is empty")
@@ -95,13 +98,19 @@ func Write(path string, c Credentials, now time.Time) error {
 	return nil
 }
 
-// ensureDir creates dir (0700, with parents) if it does not exist.
+// ensureDir creates dir (0700, with parents) if it does not exist, and
+// refuses an existing one that others may write to.
 func ensureDir(dir string) error {
 	st, err := os.Stat(dir)
 	switch {
 	case err == nil && !st.IsDir():
 		return fmt.Errorf("credential folder %s is not a folder", dir)
 	case err == nil:
+		if perm := st.Mode().Perm(); perm&0o022 != 0 {
+			return fmt.Errorf("credential folder %s has mode %04o: group or other users can write to it, so they could "+
+				"replace or remove the credential file kvssink reads; use a folder only this user can write "+
+				"(mode 0700; under systemd RuntimeDirectoryMode=0700)", dir, perm)
+		}
 		return nil
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.MkdirAll(dir, DirMode); err != nil {
@@ -111,6 +120,25 @@ func ensureDir(dir string) error {
 	default:
 		return fmt.Errorf("credential folder %s: %w", dir, err)
 	}
+}
+
+// FolderWarning returns a warning when group or other users may list or
+// enter dir (read or search permission), "" otherwise (or when dir cannot
+// be examined: Write reports that). Such a folder is used: the credential
+// file itself is 0600, so its content stays private, but the intended
+// layout is a 0700 folder. (Write refuses folders they may write to.)
+// Note that systemd creates a RuntimeDirectory= with mode 0755 unless
+// RuntimeDirectoryMode= says otherwise.
+func FolderWarning(dir string) string {
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
+		return ""
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Sprintf("credential folder %s has mode %04o: other users can see which files it holds (the credential "+
+			"file itself is 0600); make it 0700 (under systemd RuntimeDirectoryMode=0700)", dir, perm)
+	}
+	return ""
 }
 
 func syncDir(dir string) error {
