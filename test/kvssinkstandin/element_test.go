@@ -3,6 +3,7 @@ package kvssinkstandin_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -17,13 +18,70 @@ import (
 	"github.com/kvsrelay/kvsrelay/test/kvssinkstandin"
 )
 
+// registryDir holds this run's own GStreamer registry.
+var registryDir string
+
+// TestMain initialises GStreamer like test/harness does: an isolated
+// registry in a temp folder, no GST_PLUGIN_PATH and the system plugin path
+// limited to GStreamer's own folder, so neither a kvssink installed on the
+// host nor an installed libgstkvsrelay.so (a second Go runtime) can mix in.
+// The stand-in is then registered statically.
 func TestMain(m *testing.M) {
-	gst.Init(nil)
-	if !kvssinkstandin.Register(nil) {
-		fmt.Fprintln(os.Stderr, "cannot register the kvssink stand-in")
+	dir, err := os.MkdirTemp("", "kvssinkstandin-registry-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	registryDir = dir
+	for _, k := range []string{"GST_REGISTRY_1_0", "GST_PLUGIN_PATH", "GST_PLUGIN_PATH_1_0", "GST_PLUGIN_SYSTEM_PATH"} {
+		os.Unsetenv(k)
+	}
+	os.Setenv("GST_REGISTRY", filepath.Join(dir, "registry.bin"))
+	os.Setenv("GST_PLUGIN_SYSTEM_PATH_1_0", systemPluginDir())
+	gst.Init(nil)
+	code := 1
+	if kvssinkstandin.Register(nil) {
+		code = m.Run()
+	} else {
+		fmt.Fprintln(os.Stderr, "cannot register the kvssink stand-in")
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// systemPluginDir is GStreamer's own plugin folder (as harness.SystemPluginDir).
+func systemPluginDir() string {
+	out, err := exec.Command("pkg-config", "--variable=pluginsdir", "gstreamer-1.0").Output()
+	if err == nil {
+		if dir := strings.TrimSpace(string(out)); dir != "" {
+			return dir
+		}
+	}
+	return "/usr/lib/x86_64-linux-gnu/gstreamer-1.0"
+}
+
+func TestRegistryIsolated(t *testing.T) {
+	if reg := os.Getenv("GST_REGISTRY"); registryDir == "" || filepath.Dir(reg) != registryDir {
+		t.Errorf("GST_REGISTRY=%q, want a registry in this run's own temp folder", reg)
+	}
+	for _, k := range []string{"GST_REGISTRY_1_0", "GST_PLUGIN_PATH", "GST_PLUGIN_PATH_1_0", "GST_PLUGIN_SYSTEM_PATH"} {
+		if v, ok := os.LookupEnv(k); ok {
+			t.Errorf("%s=%q is set", k, v)
+		}
+	}
+	if got := os.Getenv("GST_PLUGIN_SYSTEM_PATH_1_0"); got != systemPluginDir() {
+		t.Errorf("GST_PLUGIN_SYSTEM_PATH_1_0=%q, want only %q", got, systemPluginDir())
+	}
+	f, err := gst.GetRegistry().LookupFeature(kvssinkstandin.FactoryName)
+	if err != nil {
+		t.Fatalf("no kvssink feature: %v", err)
+	}
+	if pl := f.GetPlugin(); pl != nil {
+		t.Errorf("kvssink comes from plugin file %s, want the statically registered stand-in", pl.Filename())
+	}
+	if pl, err := gst.GetRegistry().FindPlugin("kvsrelay"); err == nil && pl != nil {
+		t.Errorf("the kvsrelay plugin %s is in this Go process's registry (a second Go runtime)", pl.Filename())
+	}
 }
 
 // awsVars are every variable kvssink or the stand-in reads.
