@@ -46,6 +46,26 @@ static gchar *shim_structure_value_string(gpointer v) {
 static void shim_kvs_emit_uint64(gpointer obj, const gchar *signal, guint64 v) {
 	g_signal_emit_by_name(obj, signal, v);
 }
+
+static GParamSpec **shim_list_properties(gpointer obj, guint *n) {
+	return g_object_class_list_properties(G_OBJECT_GET_CLASS(obj), n);
+}
+
+static GParamSpec *shim_pspec_at(GParamSpec **specs, guint i) { return specs[i]; }
+
+static gboolean shim_pspec_owned_by(GParamSpec *p, gpointer obj) {
+	return p->owner_type == G_OBJECT_TYPE(obj);
+}
+
+static const gchar *shim_pspec_type_name(GParamSpec *p) { return g_type_name(G_PARAM_SPEC_VALUE_TYPE(p)); }
+
+static gchar *shim_pspec_default(GParamSpec *p) {
+	const GValue *v = g_param_spec_get_default_value(p);
+	// A NULL GstStructure makes its string transform print CRITICALs.
+	if (G_VALUE_HOLDS_BOXED(v) && g_value_get_boxed(v) == NULL)
+		return g_strdup("NULL");
+	return g_strdup_value_contents(v);
+}
 */
 import "C"
 
@@ -96,4 +116,39 @@ func StructureValueString(v *glib.Value) (s string, ok bool) {
 	}
 	defer C.g_free(C.gpointer(cs))
 	return C.GoString(cs), true
+}
+
+// ParamInfo describes one property as gst-inspect-1.0 would: its name, nick,
+// blurb, value type name and param spec default (g_strdup_value_contents:
+// strings quoted, NULL as NULL, enums by value name).
+type ParamInfo struct {
+	Name, Nick, Blurb, Type, Default string
+}
+
+// OwnProperties lists the properties obj's own class installs (not those it
+// inherits), for checking a stand-in against the real element's list.
+func OwnProperties(obj *glib.Object) []ParamInfo {
+	var n C.guint
+	specs := C.shim_list_properties(C.gpointer(obj.Unsafe()), &n)
+	if specs == nil {
+		return nil
+	}
+	defer C.g_free(C.gpointer(specs))
+	var out []ParamInfo
+	for i := C.guint(0); i < n; i++ {
+		p := C.shim_pspec_at(specs, i)
+		if C.shim_pspec_owned_by(p, C.gpointer(obj.Unsafe())) == 0 {
+			continue
+		}
+		def := C.shim_pspec_default(p)
+		out = append(out, ParamInfo{
+			Name:    C.GoString(C.g_param_spec_get_name(p)),
+			Nick:    C.GoString(C.g_param_spec_get_nick(p)),
+			Blurb:   C.GoString(C.g_param_spec_get_blurb(p)),
+			Type:    C.GoString(C.shim_pspec_type_name(p)),
+			Default: C.GoString(def),
+		})
+		C.g_free(C.gpointer(def))
+	}
+	return out
 }

@@ -35,8 +35,6 @@ const (
 	textSecurityTokenGone = "The security token included in the request is expired"
 )
 
-const defaultAccessKey = "access_key"
-
 // credentialSettings is the part of the property snapshot that picks credentials.
 type credentialSettings struct {
 	iotCertificate bool
@@ -68,8 +66,11 @@ func resolveCredentials(s credentialSettings, lookupEnv func(string) (string, bo
 	}
 	static := func(source, key, secret string) (credentialChoice, error) {
 		c := credentialChoice{source: source, accessKeyID: key}
-		if s.sessionToken != "" {
-			c.sessionToken = true
+		// Like the access key, the session-token property counts only once
+		// changed from its placeholder (even to ""); otherwise
+		// AWS_SESSION_TOKEN, when set.
+		if s.sessionToken != defaultSessionToken {
+			c.sessionToken = s.sessionToken != ""
 		} else if tok, ok := lookupEnv("AWS_SESSION_TOKEN"); ok {
 			c.sessionToken = tok != ""
 			c.tokenFromEnv = true

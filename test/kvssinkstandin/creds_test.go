@@ -63,15 +63,27 @@ func TestResolveCredentials(t *testing.T) {
 }
 
 func TestResolveCredentialsSessionToken(t *testing.T) {
-	s := credentialSettings{accessKey: "AKIAPROP0001", secretKey: "x"}
-	c, err := resolveCredentials(s, env(map[string]string{"AWS_SESSION_TOKEN": "tok"}), t0, nil, nil)
-	if err != nil || !c.sessionToken || !c.tokenFromEnv {
-		t.Fatalf("got %+v %v: want the session token taken from AWS_SESSION_TOKEN", c, err)
+	withEnv := env(map[string]string{"AWS_SESSION_TOKEN": "tok"})
+	tests := []struct {
+		name        string
+		property    string
+		env         func(string) (string, bool)
+		wantToken   bool
+		wantFromEnv bool
+	}{
+		{"placeholder: AWS_SESSION_TOKEN is used", defaultSessionToken, withEnv, true, true},
+		{"placeholder and no AWS_SESSION_TOKEN: no token", defaultSessionToken, env(nil), false, false},
+		{"property set: it wins over AWS_SESSION_TOKEN", "proptoken", withEnv, true, false},
+		{"property set to empty: no token, AWS_SESSION_TOKEN ignored", "", withEnv, false, false},
 	}
-	s.sessionToken = "proptoken"
-	c, err = resolveCredentials(s, env(map[string]string{"AWS_SESSION_TOKEN": "tok"}), t0, nil, nil)
-	if err != nil || !c.sessionToken || c.tokenFromEnv {
-		t.Fatalf("got %+v %v: want the session-token property to win", c, err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := credentialSettings{accessKey: "AKIAPROP0001", secretKey: "x", sessionToken: tc.property}
+			c, err := resolveCredentials(s, tc.env, t0, nil, nil)
+			if err != nil || c.sessionToken != tc.wantToken || c.tokenFromEnv != tc.wantFromEnv {
+				t.Fatalf("got %+v %v: want session token %v, from env %v", c, err, tc.wantToken, tc.wantFromEnv)
+			}
+		})
 	}
 }
 

@@ -49,6 +49,9 @@ func (s *standin) New() glib.GoObjectSubclass {
 	n := &standin{pads: map[string]*requestPad{}}
 	for i, p := range props {
 		n.settings[i] = p.def
+		if p.initial != nil {
+			n.settings[i] = p.initial()
+		}
 	}
 	return n
 }
@@ -142,9 +145,9 @@ func (s *standin) GetProperty(obj *glib.Object, id uint) *glib.Value {
 		val.SetEnum(n)
 		return val
 	case kindString:
-		str, _ := v.(string)
-		if str == "" && id == propReport {
-			return nil
+		str, ok := v.(string)
+		if !ok || (str == "" && id == propReport) {
+			return nil // NULL
 		}
 		val, err := glib.GValue(str)
 		if err != nil {

@@ -646,20 +646,103 @@ func TestAudioVideoEOSWaitsForBothPads(t *testing.T) {
 	}
 }
 
-func TestPropertyDefaults(t *testing.T) {
+// realProperties is every property of the real kvssink (name, nick, value
+// type, param spec default as g_strdup_value_contents prints it), read from
+// src/gstreamer/gstkvssink.cpp of the producer SDK C++.
+var realProperties = []gstshim.ParamInfo{
+	{Name: "stream-name", Nick: "Stream Name", Type: "gchararray", Default: `"DEFAULT_STREAM"`},
+	{Name: "user-agent", Nick: "Custom user agent name", Type: "gchararray", Default: `"AWS-SDK-KVS-CPP-CLIENT"`},
+	{Name: "retention-period", Nick: "Retention Period", Type: "guint", Default: "2"},
+	{Name: "streaming-type", Nick: "Streaming Type", Type: "GstKvsSinkStreamingType", Default: "((GstKvsSinkStreamingType) streaming type realtime)"},
+	{Name: "content-type", Nick: "Content Type", Type: "gchararray", Default: `"video/h264"`},
+	{Name: "max-latency", Nick: "Max Latency", Type: "guint", Default: "60"},
+	{Name: "fragment-duration", Nick: "Fragment Duration", Type: "guint", Default: "2000"},
+	{Name: "timecode-scale", Nick: "Timecode Scale", Type: "guint", Default: "1"},
+	{Name: "key-frame-fragmentation", Nick: "Do key frame fragmentation", Type: "gboolean", Default: "TRUE"},
+	{Name: "frame-timecodes", Nick: "Do frame timecodes", Type: "gboolean", Default: "TRUE"},
+	{Name: "absolute-fragment-times", Nick: "Use absolute fragment time", Type: "gboolean", Default: "TRUE"},
+	{Name: "fragment-acks", Nick: "Do fragment acks", Type: "gboolean", Default: "TRUE"},
+	{Name: "restart-on-error", Nick: "Do restart on error", Type: "gboolean", Default: "TRUE"},
+	{Name: "recalculate-metrics", Nick: "Do recalculate metrics", Type: "gboolean", Default: "TRUE"},
+	{Name: "framerate", Nick: "Framerate", Type: "guint", Default: "25"},
+	{Name: "avg-bandwidth-bps", Nick: "Average bandwidth bps", Type: "guint", Default: "4194304"},
+	{Name: "buffer-duration", Nick: "Buffer duration", Type: "guint", Default: "120"},
+	{Name: "replay-duration", Nick: "Replay duration", Type: "guint", Default: "40"},
+	{Name: "connection-staleness", Nick: "Connection staleness", Type: "guint", Default: "60"},
+	{Name: "codec-id", Nick: "Codec ID", Type: "gchararray", Default: `"V_MPEG4/ISO/AVC"`},
+	{Name: "track-name", Nick: "Track name", Type: "gchararray", Default: `"kinesis_video"`},
+	{Name: "access-key", Nick: "Access Key", Type: "gchararray", Default: `"access_key"`},
+	{Name: "secret-key", Nick: "Secret Key", Type: "gchararray", Default: `"secret_key"`},
+	{Name: "session-token", Nick: "Session token", Type: "gchararray", Default: `"session_token"`},
+	{Name: "aws-region", Nick: "AWS Region", Type: "gchararray", Default: `"us-west-2"`},
+	{Name: "rotation-period", Nick: "Rotation Period", Type: "guint", Default: "3600"},
+	{Name: "log-config", Nick: "Log Configuration", Type: "gchararray", Default: `"../kvs_log_configuration"`},
+	{Name: "storage-size", Nick: "Storage Size", Type: "guint", Default: "128"},
+	{Name: "stop-stream-timeout", Nick: "Stop stream timeout", Type: "guint", Default: "120"},
+	{Name: "connection-timeout", Nick: "Service call connection timeout", Type: "guint", Default: "5"},
+	{Name: "completion-timeout", Nick: "Service call completion timeout", Type: "guint", Default: "10"},
+	{Name: "credential-path", Nick: "Credential File Path", Type: "gchararray", Default: `".kvs/credential"`},
+	{Name: "iot-certificate", Nick: "Iot Certificate", Type: "GstStructure", Default: "NULL"},
+	{Name: "stream-tags", Nick: "Stream Tags", Type: "GstStructure", Default: "NULL"},
+	{Name: "file-start-time", Nick: "File Start Time", Type: "guint64", Default: "0"},
+	{Name: "disable-buffer-clipping", Nick: "Disable Buffer Clipping", Type: "gboolean", Default: "FALSE"},
+	{Name: "use-original-pts", Nick: "Use Original PTS", Type: "gboolean", Default: "FALSE"},
+	{Name: "get-kvs-metrics", Nick: "Get client and stream level metrics on every key frame", Type: "gboolean", Default: "FALSE"},
+	{Name: "allow-create-stream", Nick: "Allow creating stream if stream does not exist", Type: "gboolean", Default: "TRUE"},
+}
+
+// TestPropertiesMatchRealElement: every property of the real element, with
+// the same name, type and param spec default, and nothing else but the
+// stand-in's own `report`.
+func TestPropertiesMatchRealElement(t *testing.T) {
 	k, err := gst.NewElement("kvssink")
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := map[string]gstshim.ParamInfo{}
+	for _, p := range gstshim.OwnProperties(k.Object.Object) {
+		got[p.Name] = p
+	}
+	for _, want := range realProperties {
+		g, ok := got[want.Name]
+		if !ok {
+			t.Errorf("missing property %s (%s, default %s)", want.Name, want.Type, want.Default)
+			continue
+		}
+		delete(got, want.Name)
+		if g.Nick != want.Nick || g.Type != want.Type || g.Default != want.Default {
+			t.Errorf("%s: nick %q type %s default %s, want %q %s %s", want.Name, g.Nick, g.Type, g.Default, want.Nick, want.Type, want.Default)
+		}
+	}
+	delete(got, "report")
+	for name, p := range got {
+		t.Errorf("property %s (%s) is not one of the real element's", name, p.Type)
+	}
+}
+
+// TestPropertyDefaults reads a new instance's values, which is what
+// gst-inspect-1.0 shows as defaults: a few differ from the param specs, as
+// in the real element's instance init.
+func TestPropertyDefaults(t *testing.T) {
+	before := uint64(time.Now().Unix())
+	k, err := gst.NewElement("kvssink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := uint64(time.Now().Unix())
 	want := map[string]any{
 		"stream-name": "DEFAULT_STREAM", "aws-region": "us-west-2", "access-key": "access_key", "secret-key": "secret_key",
-		"session-token": "", "credential-path": ".kvs/credential", "storage-size": uint(128), "restart-on-error": true,
-		"fragment-acks": true, "retention-period": uint(2), "streaming-type": 0, "content-type": "video/h264",
+		"session-token": "session_token", "credential-path": ".kvs/credential", "storage-size": uint(128), "restart-on-error": true,
+		"fragment-acks": true, "retention-period": uint(2), "streaming-type": 0,
 		"max-latency": uint(60), "fragment-duration": uint(2000), "timecode-scale": uint(1), "key-frame-fragmentation": true,
 		"frame-timecodes": true, "absolute-fragment-times": true, "framerate": uint(25), "avg-bandwidth-bps": uint(4 * 1024 * 1024),
 		"buffer-duration": uint(120), "replay-duration": uint(40), "connection-staleness": uint(60), "codec-id": "V_MPEG4/ISO/AVC",
-		"track-name": "kinesis_video", "file-start-time": uint64(0), "disable-buffer-clipping": false, "use-original-pts": false,
-		"get-kvs-metrics": false, "log-config": "../kvs_log_configuration",
+		"track-name": "kinesis_video", "disable-buffer-clipping": false, "use-original-pts": false,
+		"get-kvs-metrics": false, "log-config": "../kvs_log_configuration", "rotation-period": uint(3600),
+		"stop-stream-timeout": uint(120), "connection-timeout": uint(5), "completion-timeout": uint(10),
+		"allow-create-stream": true, "recalculate-metrics": true,
+		// The instance init appends the SDK version to the user agent.
+		"user-agent": "AWS-SDK-KVS-CPP-CLIENT/3.6.0",
 	}
 	for name, w := range want {
 		got, err := k.GetProperty(name)
@@ -671,6 +754,16 @@ func TestPropertyDefaults(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", name, got, w)
 		}
 	}
+	// content-type is never set by the instance init: NULL until NULL->READY.
+	if got, err := k.GetProperty("content-type"); err != nil || (got != nil && got != "") {
+		t.Errorf("content-type = %#v (%v), want NULL", got, err)
+	}
+	// file-start-time is the creation time (epoch seconds), not the spec's 0.
+	if got, err := k.GetProperty("file-start-time"); err != nil {
+		t.Errorf("file-start-time: %v", err)
+	} else if v, ok := got.(uint64); !ok || v < before || v > after {
+		t.Errorf("file-start-time = %#v, want the creation time in [%d, %d]", got, before, after)
+	}
 	if err := k.SetProperty("stream-name", "cam-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -681,3 +774,57 @@ func TestPropertyDefaults(t *testing.T) {
 		t.Error("kvssink must carry the SINK flag so pipelines wait for its EOS")
 	}
 }
+
+// TestPadTemplatesMatchRealElement compares the request pad templates with
+// the real element's static ones (audiosink_templ, videosink_templ).
+func TestPadTemplatesMatchRealElement(t *testing.T) {
+	real := map[string]string{
+		"video_%u": "video/x-h264, stream-format = (string) avc, alignment = (string) au, width = (int) [ 16, MAX ], height = (int) [ 16, MAX ] ; " +
+			"video/x-h265, alignment = (string) au, width = (int) [ 16, MAX ], height = (int) [ 16, MAX ] ;",
+		"audio_%u": "audio/mpeg, mpegversion = (int) { 2, 4 }, stream-format = (string) raw, channels = (int) [ 1, MAX ], rate = (int) [ 1, MAX ] ; " +
+			"audio/x-alaw, channels = (int) { 1, 2 }, rate = (int) [ 8000, 192000 ] ; " +
+			"audio/x-mulaw, channels = (int) { 1, 2 }, rate = (int) [ 8000, 192000 ] ; ",
+	}
+	k, err := gst.NewElement("kvssink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	templates := map[string]*gst.PadTemplate{}
+	for _, tp := range k.GetPadTemplates() {
+		templates[tp.Name()] = tp
+	}
+	if len(templates) != len(real) {
+		t.Errorf("templates %v, want video_%%u and audio_%%u", templates)
+	}
+	for name, caps := range real {
+		tp := templates[name]
+		if tp == nil {
+			t.Errorf("no pad template %s", name)
+			continue
+		}
+		if tp.Direction() != gst.PadDirectionSink || tp.Presence() != gst.PadPresenceRequest {
+			t.Errorf("%s: direction %v presence %v, want a sink request template", name, tp.Direction(), tp.Presence())
+		}
+		if want := gst.NewCapsFromString(caps); !tp.Caps().IsEqual(want) {
+			t.Errorf("%s caps\n %s\nwant\n %s", name, tp.Caps(), want)
+		}
+	}
+	for _, c := range []struct {
+		template, caps string
+		ok             bool
+	}{
+		{"video_%u", "video/x-h265, stream-format=byte-stream, alignment=au, width=320, height=240", true},
+		{"video_%u", "video/x-h265, stream-format=hev1, alignment=au, width=320, height=240", true},
+		{"video_%u", "video/x-h264, stream-format=avc, alignment=au, width=8, height=8", false},
+		{"video_%u", "video/x-h264, stream-format=byte-stream, alignment=au, width=320, height=240", false},
+		{"audio_%u", "audio/mpeg, mpegversion=4, stream-format=raw, channels=6, rate=48000", true},
+		{"audio_%u", "audio/x-alaw, channels=2, rate=16000", true},
+		{"audio_%u", "audio/x-alaw, channels=3, rate=8000", false},
+		{"audio_%u", "audio/x-mulaw, channels=1, rate=4000", false},
+	} {
+		if tp := templates[c.template]; tp != nil && tp.Caps().CanIntersect(gst.NewCapsFromString(c.caps)) != c.ok {
+			t.Errorf("%s accepts %q: %v, want %v", c.template, c.caps, !c.ok, c.ok)
+		}
+	}
+}
+

@@ -19,6 +19,8 @@
 package kvssinkstandin
 
 import (
+	"time"
+
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
 
@@ -36,11 +38,15 @@ const (
 	EnvClockOffset   = "KVSSINK_STANDIN_CLOCK_OFFSET"
 )
 
-// Pad template caps (the contract's subset of the real templates).
+// Pad template caps, as the real element declares them (audiosink_templ and
+// videosink_templ in gstkvssink.cpp). H.265 has no stream-format
+// restriction there.
 const (
-	VideoCaps = "video/x-h264, stream-format=(string)avc, alignment=(string)au; " +
-		"video/x-h265, stream-format=(string)hvc1, alignment=(string)au"
-	AudioCaps = "audio/mpeg, mpegversion=(int){2,4}, stream-format=(string)raw; audio/x-alaw; audio/x-mulaw"
+	VideoCaps = "video/x-h264, stream-format=(string)avc, alignment=(string)au, width=(int)[ 16, 2147483647 ], height=(int)[ 16, 2147483647 ]; " +
+		"video/x-h265, alignment=(string)au, width=(int)[ 16, 2147483647 ], height=(int)[ 16, 2147483647 ]"
+	AudioCaps = "audio/mpeg, mpegversion=(int){ 2, 4 }, stream-format=(string)raw, channels=(int)[ 1, 2147483647 ], rate=(int)[ 1, 2147483647 ]; " +
+		"audio/x-alaw, channels=(int){ 1, 2 }, rate=(int)[ 8000, 192000 ]; " +
+		"audio/x-mulaw, channels=(int){ 1, 2 }, rate=(int)[ 8000, 192000 ]"
 )
 
 var cat = gst.NewDebugCategory("kvssinkstandin", gst.DebugColorNone, "kvssink stand-in (tests only)")
@@ -67,27 +73,49 @@ const (
 type propDef struct {
 	spec *glib.ParamSpec
 	kind propKind
-	def  any
+	def  any // the param spec's default
+	// initial, when set, gives a new instance's value where the real element's
+	// instance init differs from its param spec default.
+	initial func() any
 }
 
 func strp(s string) *string { return &s }
 
 const maxUint = uint(^uint32(0))
 
-func str(name, blurb, def string) propDef {
-	return propDef{glib.NewStringParam(name, name, blurb, strp(def), rw), kindString, def}
+func str(name, nick, blurb, def string) propDef {
+	return propDef{spec: glib.NewStringParam(name, nick, blurb, strp(def), rw), kind: kindString, def: def}
 }
-func uintp(name, blurb string, def uint) propDef {
-	return propDef{glib.NewUintParam(name, name, blurb, 0, maxUint, def, rw), kindUint, def}
+func uintp(name, nick, blurb string, def uint) propDef {
+	return propDef{spec: glib.NewUintParam(name, nick, blurb, 0, maxUint, def, rw), kind: kindUint, def: def}
 }
-func boolp(name, blurb string, def bool) propDef {
-	return propDef{glib.NewBoolParam(name, name, blurb, def, rw), kindBool, def}
+func boolp(name, nick, blurb string, def bool) propDef {
+	return propDef{spec: glib.NewBoolParam(name, nick, blurb, def, rw), kind: kindBool, def: def}
 }
-func structp(name, blurb string) propDef {
-	return propDef{glib.NewBoxedParam(name, name, blurb, gst.TypeStructure, rw), kindStructure, ""}
+func structp(name, nick, blurb string) propDef {
+	return propDef{spec: glib.NewBoxedParam(name, nick, blurb, gst.TypeStructure, rw), kind: kindStructure, def: ""}
 }
+func (p propDef) startingAs(f func() any) propDef { p.initial = f; return p }
+
+// Placeholders: kvssink uses access-key (with secret-key) only when it differs
+// from "access_key", and session-token only when it differs from
+// "session_token" (otherwise AWS_SESSION_TOKEN, if set).
+const (
+	defaultAccessKey    = "access_key"
+	defaultSecretKey    = "secret_key"
+	defaultSessionToken = "session_token"
+)
+
+// UserAgent is a new kvssink's user-agent value: the param spec default
+// "AWS-SDK-KVS-CPP-CLIENT", plus "/" and the SDK version the instance init
+// appends (3.6.0, the version the contract's observations were made with).
+const (
+	defaultUserAgent = "AWS-SDK-KVS-CPP-CLIENT"
+	UserAgent        = defaultUserAgent + "/3.6.0"
+)
 
 // Property indexes: props[i] is what SetProperty/GetProperty receive as id.
+// The order is the real element's.
 const (
 	propStreamName = iota
 	propRetentionPeriod
@@ -117,6 +145,8 @@ const (
 	propLogConfig
 	propStorageSize
 	propStopStreamTimeout
+	propConnectionTimeout
+	propCompletionTimeout
 	propCredentialPath
 	propIoTCertificate
 	propStreamTags
@@ -124,50 +154,62 @@ const (
 	propDisableBufferClipping
 	propUseOriginalPTS
 	propGetKVSMetrics
+	propAllowCreateStream
+	propUserAgent
 	propReport
 	numProps
 )
 
-// props mirrors the real element's properties (names, types, defaults),
-// plus the stand-in's `report`.
+// props mirrors the real element's properties (names, nicks, blurbs, types,
+// param spec defaults and a new instance's values, read from
+// src/gstreamer/gstkvssink.cpp of the producer SDK C++), plus the
+// stand-in's `report`.
 var props = [numProps]propDef{
-	propStreamName:            str("stream-name", "Name of the destination stream", "DEFAULT_STREAM"),
-	propRetentionPeriod:       uintp("retention-period", "Length of time stream is preserved. Unit: hours", 2),
-	propStreamingType:         {gstshim.KvsStreamingTypeParam("streaming-type", "Streaming Type", "Streaming type", 0), kindEnum, 0},
-	propContentType:           str("content-type", "content type", "video/h264"),
-	propMaxLatency:            uintp("max-latency", "Max Latency. Unit: seconds", 60),
-	propFragmentDuration:      uintp("fragment-duration", "Fragment Duration. Unit: miliseconds", 2000),
-	propTimecodeScale:         uintp("timecode-scale", "Timecode Scale. Unit: milliseconds", 1),
-	propKeyFrameFragmentation: boolp("key-frame-fragmentation", "If true, generate new fragment on each keyframe, otherwise generate new fragment on first keyframe after fragment-duration has passed.", true),
-	propFrameTimecodes:        boolp("frame-timecodes", "Do frame timecodes", true),
-	propAbsoluteFragmentTimes: boolp("absolute-fragment-times", "Use absolute fragment time", true),
-	propFragmentAcks:          boolp("fragment-acks", "Do fragment acks", true),
-	propRestartOnError:        boolp("restart-on-error", "Do restart on error", true),
-	propRecalculateMetrics:    boolp("recalculate-metrics", "Do recalculate metrics", true),
-	propFramerate:             uintp("framerate", "Framerate", 25),
-	propAvgBandwidthBps:       uintp("avg-bandwidth-bps", "Average bandwidth bps", 4*1024*1024),
-	propBufferDuration:        uintp("buffer-duration", "Buffer duration. Unit: seconds", 120),
-	propReplayDuration:        uintp("replay-duration", "Replay duration. Unit: seconds", 40),
-	propConnectionStaleness:   uintp("connection-staleness", "Connection staleness. Unit: seconds", 60),
-	propCodecID:               str("codec-id", "Codec ID", "V_MPEG4/ISO/AVC"),
-	propTrackName:             str("track-name", "Track name", "kinesis_video"),
-	propAccessKey:             str("access-key", "AWS Access Key", defaultAccessKey),
-	propSecretKey:             str("secret-key", "AWS Secret Key", "secret_key"),
-	propSessionToken:          str("session-token", "AWS Session token", ""),
-	propAWSRegion:             str("aws-region", "AWS Region", "us-west-2"),
-	propRotationPeriod:        uintp("rotation-period", "Rotation Period. Unit: seconds", 3600),
-	propLogConfig:             str("log-config", "Log Configuration Path", "../kvs_log_configuration"),
-	propStorageSize:           uintp("storage-size", "Storage Size. Unit: MB", 128),
-	propStopStreamTimeout:     uintp("stop-stream-timeout", "Stop stream timeout: once triggered, the stream stops. Unit: seconds", 120),
-	propCredentialPath:        str("credential-path", "Credential File Path", ".kvs/credential"),
-	propIoTCertificate:        structp("iot-certificate", "Use aws iot certificate to obtain credentials"),
-	propStreamTags:            structp("stream-tags", "key-value pair that you can define and assign to each stream"),
-	propFileStartTime:         {glib.NewUint64Param("file-start-time", "File Start Time", "Epoch time that the file starts in kinesis video stream. By default, current time is used. Unit: Seconds", 0, ^uint64(0), 0, rw), kindUint64, uint64(0)},
-	propDisableBufferClipping: boolp("disable-buffer-clipping", "Set to true only if your src/mux elements produce GST_CLOCK_TIME_NONE for segment start times. It is non-standard behavior to set this to true, only use if there are known issues with your src/mux segment start/stop times.", false),
-	propUseOriginalPTS:        boolp("use-original-pts", "Set to true only if you want to use the original presentation time stamp on the buffer and that timestamp is expected to be a valid epoch value in nanoseconds. Most encoders will not have a valid PTS", false),
-	propGetKVSMetrics:         boolp("get-kvs-metrics", "Set to true if you would like to get the metrics from KVS", false),
-	propReport: {glib.NewStringParam("report", "Report path (stand-in only)",
+	propStreamName:      str("stream-name", "Stream Name", "Name of the destination stream", "DEFAULT_STREAM"),
+	propRetentionPeriod: uintp("retention-period", "Retention Period", "Length of time stream is preserved. Unit: hours", 2),
+	propStreamingType:   {spec: gstshim.KvsStreamingTypeParam("streaming-type", "Streaming Type", "Streaming type", 0), kind: kindEnum, def: 0},
+	// The instance init never sets content-type: it reads NULL until
+	// NULL->READY fills it in from the pads' media types.
+	propContentType:           str("content-type", "Content Type", "content type", "video/h264").startingAs(func() any { return nil }),
+	propMaxLatency:            uintp("max-latency", "Max Latency", "Max Latency. Unit: seconds", 60),
+	propFragmentDuration:      uintp("fragment-duration", "Fragment Duration", "Fragment Duration. Unit: miliseconds", 2000),
+	propTimecodeScale:         uintp("timecode-scale", "Timecode Scale", "Timecode Scale. Unit: milliseconds", 1),
+	propKeyFrameFragmentation: boolp("key-frame-fragmentation", "Do key frame fragmentation", "If true, generate new fragment on each keyframe, otherwise generate new fragment on first keyframe after fragment-duration has passed.", true),
+	propFrameTimecodes:        boolp("frame-timecodes", "Do frame timecodes", "Do frame timecodes", true),
+	propAbsoluteFragmentTimes: boolp("absolute-fragment-times", "Use absolute fragment time", "Use absolute fragment time", true),
+	propFragmentAcks:          boolp("fragment-acks", "Do fragment acks", "Do fragment acks", true),
+	propRestartOnError:        boolp("restart-on-error", "Do restart on error", "Do restart on error", true),
+	propRecalculateMetrics:    boolp("recalculate-metrics", "Do recalculate metrics", "Do recalculate metrics", true),
+	propFramerate:             uintp("framerate", "Framerate", "Framerate", 25),
+	propAvgBandwidthBps:       uintp("avg-bandwidth-bps", "Average bandwidth bps", "Average bandwidth bps", 4*1024*1024),
+	propBufferDuration:        uintp("buffer-duration", "Buffer duration", "Buffer duration. Unit: seconds", 120),
+	propReplayDuration:        uintp("replay-duration", "Replay duration", "Replay duration. Unit: seconds", 40),
+	propConnectionStaleness:   uintp("connection-staleness", "Connection staleness", "Connection staleness. Unit: seconds", 60),
+	propCodecID:               str("codec-id", "Codec ID", "Codec ID", "V_MPEG4/ISO/AVC"),
+	propTrackName:             str("track-name", "Track name", "Track name", "kinesis_video"),
+	propAccessKey:             str("access-key", "Access Key", "AWS Access Key", defaultAccessKey),
+	propSecretKey:             str("secret-key", "Secret Key", "AWS Secret Key", defaultSecretKey),
+	propSessionToken:          str("session-token", "Session token", "AWS Session token", defaultSessionToken),
+	propAWSRegion:             str("aws-region", "AWS Region", "AWS Region", "us-west-2"),
+	propRotationPeriod:        uintp("rotation-period", "Rotation Period", "Rotation Period. Unit: seconds", 3600),
+	propLogConfig:             str("log-config", "Log Configuration", "Log Configuration Path", "../kvs_log_configuration"),
+	propStorageSize:           uintp("storage-size", "Storage Size", "Storage Size. Unit: MB", 128),
+	propStopStreamTimeout:     uintp("stop-stream-timeout", "Stop stream timeout", "Stop stream timeout: seconds", 120),
+	propConnectionTimeout:     uintp("connection-timeout", "Service call connection timeout", "Service call connection timeout: seconds", 5),
+	propCompletionTimeout:     uintp("completion-timeout", "Service call completion timeout", "Service call completion timeout: seconds. Should be more than connection timeout. If it isnt, SDK will override with defaults", 10),
+	propCredentialPath:        str("credential-path", "Credential File Path", "Credential File Path", ".kvs/credential"),
+	propIoTCertificate:        structp("iot-certificate", "Iot Certificate", "Use aws iot certificate to obtain credentials"),
+	propStreamTags:            structp("stream-tags", "Stream Tags", "key-value pair that you can define and assign to each stream"),
+	// The param spec says 0; the instance init sets the current time (seconds).
+	propFileStartTime: propDef{spec: glib.NewUint64Param("file-start-time", "File Start Time", "Epoch time that the file starts in kinesis video stream. By default, current time is used. Unit: Seconds", 0, ^uint64(0), 0, rw),
+		kind: kindUint64, def: uint64(0)}.startingAs(func() any { return uint64(time.Now().Unix()) }),
+	propDisableBufferClipping: boolp("disable-buffer-clipping", "Disable Buffer Clipping", "Set to true only if your src/mux elements produce GST_CLOCK_TIME_NONE for segment start times.  It is non-standard behavior to set this to true, only use if there are known issues with your src/mux segment start/stop times.", false),
+	propUseOriginalPTS:        boolp("use-original-pts", "Use Original PTS", "Set to true only if you want to use the original presentation time stamp on the buffer and that timestamp is expected to be a valid epoch value in nanoseconds. Most encoders will not have a valid PTS", false),
+	propGetKVSMetrics:         boolp("get-kvs-metrics", "Get client and stream level metrics on every key frame", "Set to true if you want to read on the producer streamMetrics and clientMetrics object every key frame. Disabled by default", false),
+	propAllowCreateStream:     boolp("allow-create-stream", "Allow creating stream if stream does not exist", "Set to true if allowing create stream call, false otherwise", true),
+	propUserAgent:             str("user-agent", "Custom user agent name", "Name of the user agent", defaultUserAgent).startingAs(func() any { return UserAgent }),
+	propReport: {spec: glib.NewStringParam("report", "Report path (stand-in only)",
 		"Where the kvssink stand-in writes its JSON report (temp file + rename, at each change of state, "+
 			"at EOS and about 4 times a second while running). Unset: $"+EnvReport+"; neither: no report.",
-		nil, rw), kindString, ""},
+		nil, rw), kind: kindString, def: ""},
 }
