@@ -14,6 +14,11 @@ import (
 // errEmptyStaticKeys: static keys were chosen but one of them is empty.
 var errEmptyStaticKeys = errors.New("static credentials have an empty access key id or secret key")
 
+// errPlaceholderSecret: the access-key property is set but secret-key still
+// holds its placeholder, which kvssink then signs with.
+var errPlaceholderSecret = errors.New(`the access-key property is set but secret-key is still its placeholder "` +
+	defaultSecretKey + `"`)
+
 // Credential sources as recorded in the report.
 const (
 	SourceIoT    = "iot"
@@ -21,6 +26,11 @@ const (
 	SourceEnv    = "env"    // AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY
 	SourceFile   = "file"   // credential-path
 )
+
+// StatusInvalidTokenExpiration (STATUS_INVALID_TOKEN_EXPIRATION) is what
+// kvssink fails with when the credential it starts with has under 30 s left:
+// it cannot get a streaming token for the calls made at NULL->READY.
+const StatusInvalidTokenExpiration uint32 = 0x52000049
 
 // StatusTokenExpired is what the stand-in reports (stream-error signal,
 // report) when uploads would start failing with HTTP 403 "The security token
@@ -81,6 +91,11 @@ func resolveCredentials(s credentialSettings, lookupEnv func(string) (string, bo
 			return c, fmt.Errorf("%w (source %s): kvssink would fail every signed request; "+
 				"an environment variable set to \"\" still counts as set", errEmptyStaticKeys, source)
 		}
+		if source == SourceStatic && secret == defaultSecretKey {
+			// kvssink takes secret-key as it is whenever access-key is set.
+			return c, fmt.Errorf("%w: kvssink signs every request with that literal secret and the service refuses them (HTTP 403)",
+				errPlaceholderSecret)
+		}
 		return c, nil
 	}
 	if s.accessKey != defaultAccessKey {
@@ -98,7 +113,16 @@ func resolveCredentials(s credentialSettings, lookupEnv func(string) (string, bo
 			return credentialChoice{source: SourceFile, fileRead: rec},
 				fmt.Errorf("%s (file %q): %w", textRotatingProvider, s.credentialPath, err)
 		}
-		return credentialChoice{source: SourceFile, fileInitial: &cred, fileRead: rec}, nil
+		choice := credentialChoice{source: SourceFile, fileInitial: &cred, fileRead: rec}
+		if left := cred.Expiration.Sub(now); left < MinTokenLifetime {
+			// Stream creation at NULL->READY needs a streaming token, which
+			// is refused for a credential with under 30 s left.
+			return choice, &StatusError{StatusInvalidTokenExpiration, fmt.Sprintf(
+				"%s: credential %s from %q expires %s, %v from now (STATUS_INVALID_TOKEN_EXPIRATION)",
+				textExpiringSoon, MaskKey(cred.AccessKeyID), s.credentialPath,
+				cred.Expiration.UTC().Format(time.RFC3339), left.Round(time.Second))}
+		}
+		return choice, nil
 	}
 	return credentialChoice{}, fmt.Errorf("%s", textNoCredentials)
 }
@@ -144,12 +168,16 @@ type frameCredential struct {
 	accessKey string           // unmasked; the caller masks it
 	reads     []CredentialRead // file re-reads done for this frame
 	lapse     *lapse           // set on the frame where credentials ran out
+	// readFailure is set when a re-read failed but the cached credential
+	// still has 30 s or more: a stream error, and the frame goes on.
+	readFailure *lapse
 }
 
 // atFrame is called for every frame kvssink would put. A file credential is
-// re-read once now + 38 s passes its expiration; a credential with under 30 s
-// left cannot get a streaming token. Once credentials have lapsed the stream
-// is dead: later files are never read (as observed with the real element).
+// re-read once now + 38 s passes its expiration; a re-read that fails is a
+// stream error with the read's status; a credential with under 30 s left
+// cannot get a streaming token. Once credentials have lapsed the stream is
+// dead: later files are never read (as observed with the real element).
 func (p *credentialProvider) atFrame(now time.Time) frameCredential {
 	if p.lapsed {
 		return frameCredential{}
@@ -188,6 +216,10 @@ func (p *credentialProvider) atFrame(now time.Time) frameCredential {
 		}
 		out.lapse = &lapse{status, fmt.Sprintf("%s; uploads fail with HTTP 403 %q", why, textSecurityTokenGone)}
 		return out
+	}
+	if readErr != nil {
+		out.readFailure = &lapse{StatusOf(readErr), fmt.Sprintf("re-reading %q failed: %v; still signing with %s (expires %s)",
+			p.path, readErr, MaskKey(p.cur.AccessKeyID), p.cur.Expiration.UTC().Format(time.RFC3339))}
 	}
 	out.ok = true
 	out.accessKey = p.cur.AccessKeyID

@@ -22,11 +22,21 @@ func TestResolveCredentials(t *testing.T) {
 	}
 	opens := func(string) bool { return true }
 	missing := func(string) bool { return false }
-	base := credentialSettings{accessKey: defaultAccessKey, secretKey: "secret_key", credentialPath: ".kvs/credential"}
+	base := credentialSettings{accessKey: defaultAccessKey, secretKey: defaultSecretKey, sessionToken: defaultSessionToken,
+		credentialPath: ".kvs/credential"}
 	withKey := base
 	withKey.accessKey, withKey.secretKey = "AKIAPROP0001", "propsecret"
 	withIoT := base
 	withIoT.iotCertificate = true
+	keyOnly := base // access-key set, secret-key left at its placeholder
+	keyOnly.accessKey = "AKIAPROP0001"
+	secretOnly := base // secret-key alone counts for nothing
+	secretOnly.secretKey = "propsecret"
+	expiringRead := func(left time.Duration) func(string, time.Time) (FileCredential, error) {
+		return func(string, time.Time) (FileCredential, error) {
+			return FileCredential{AccessKeyID: "AKIAFILE0001", SecretAccessKey: "s", Expiration: t0.Add(left)}, nil
+		}
+	}
 
 	tests := []struct {
 		name       string
@@ -45,6 +55,11 @@ func TestResolveCredentials(t *testing.T) {
 		{"env vars set to empty still count as set", base, map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, goodRead, opens, SourceEnv, "empty access key id"},
 		{"bad file fails start", base, nil, badRead, opens, SourceFile, textRotatingProvider},
 		{"no file, no keys", base, nil, goodRead, missing, "", textNoCredentials},
+		{"access-key set with secret-key left at its placeholder", keyOnly, nil, goodRead, opens, SourceStatic, `secret-key is still its placeholder "secret_key"`},
+		{"secret-key without access-key is ignored", secretOnly, nil, goodRead, opens, SourceFile, ""},
+		{"access-key set to its placeholder is ignored", base, map[string]string{"AWS_ACCESS_KEY_ID": "AKIAENV00001", "AWS_SECRET_ACCESS_KEY": "B"}, goodRead, opens, SourceEnv, ""},
+		{"file credential with 30 s left starts", base, nil, expiringRead(30 * time.Second), opens, SourceFile, ""},
+		{"file credential with under 30 s left fails start", base, nil, expiringRead(29 * time.Second), opens, SourceFile, "status 0x52000049: " + textExpiringSoon},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,9 +146,9 @@ func TestFileProviderLapses(t *testing.T) {
 		file       *fakeFile
 		at         time.Duration // after t0
 		wantOK     bool
-		wantStatus uint32
+		wantStatus uint32 // of the lapse, or of the failed read when wantOK
 	}{
-		{"failed re-read while the old one has over 30 s left keeps going", &fakeFile{errs: []error{&StatusError{StatusInvalidFileFormat, "x"}}}, 25 * time.Second, true, 0},
+		{"failed re-read while the old one has over 30 s left is a stream error, frames go on", &fakeFile{errs: []error{&StatusError{StatusInvalidFileFormat, "x"}}}, 25 * time.Second, true, StatusInvalidFileFormat},
 		{"failed re-read with under 30 s left lapses with the read's status", &fakeFile{errs: []error{&StatusError{StatusInvalidFileFormat, "x"}}}, 31 * time.Second, false, StatusInvalidFileFormat},
 		{"re-read giving a credential with under 30 s left lapses", &fakeFile{creds: []FileCredential{{AccessKeyID: "AKIASHORT001", Expiration: t0.Add(50 * time.Second)}}}, 25 * time.Second, false, StatusTokenExpired},
 		{"same file re-read (not refreshed) lapses at 30 s before expiry", &fakeFile{creds: []FileCredential{cur, cur}}, 31 * time.Second, false, StatusTokenExpired},
@@ -146,7 +161,20 @@ func TestFileProviderLapses(t *testing.T) {
 				t.Fatalf("ok=%v, want %v (%+v)", r.ok, tc.wantOK, r)
 			}
 			if tc.wantOK {
+				if r.accessKey != cur.AccessKeyID || r.lapse != nil {
+					t.Fatalf("%+v: want the cached key and no lapse", r)
+				}
+				if r.readFailure == nil || r.readFailure.status != tc.wantStatus {
+					t.Fatalf("read failure %+v, want a stream error with status 0x%08x", r.readFailure, tc.wantStatus)
+				}
+				// Every failed re-read is one.
+				if r := p.atFrame(t0.Add(tc.at + time.Second)); !r.ok || r.readFailure == nil || tc.file.reads != 2 {
+					t.Fatalf("second frame: %+v reads %d, want another failed re-read and stream error", r, tc.file.reads)
+				}
 				return
+			}
+			if r.readFailure != nil {
+				t.Errorf("read failure %+v reported beside the lapse: one stream error is due", r.readFailure)
 			}
 			if r.lapse == nil || r.lapse.status != tc.wantStatus {
 				t.Fatalf("lapse %+v, want status 0x%08x", r.lapse, tc.wantStatus)

@@ -413,7 +413,10 @@ func (s *standin) start() (run *runState, reportPath, failure string) {
 		report.addRead(choice.fileRead)
 	}
 	if err != nil {
-		if errors.Is(err, errEmptyStaticKeys) {
+		// Credentials kvssink accepts at producer init but that fail the
+		// stream creation (describe/create/get-token) at NULL->READY.
+		if errors.Is(err, errEmptyStaticKeys) || errors.Is(err, errPlaceholderSecret) ||
+			StatusOf(err) == StatusInvalidTokenExpiration {
 			return fail("Failed to create stream. Error: ", "%v", err)
 		}
 		return fail(initFailed, "%v", err)

@@ -828,3 +828,95 @@ func TestPadTemplatesMatchRealElement(t *testing.T) {
 	}
 }
 
+// TestFailedRereadRaisesStreamError: a re-read of the credential file that
+// fails raises a stream error with the read's status, every time, even while
+// the cached credential still has 30 s or more.
+func TestFailedRereadRaisesStreamError(t *testing.T) {
+	clearEnv(t)
+	// The stand-in's clock runs 29m24s ahead: the credential has 36-37 s
+	// left, so every frame re-reads the file (now + 38 s is past the
+	// expiration) while the credential stays usable for ~6 s, far longer
+	// than these 25 frames take.
+	t.Setenv(kvssinkstandin.EnvClockOffset, "29m24s")
+	cred := writeCredentialFile(t, fmt.Sprintf("CREDENTIALS AKIAREREAD0001 %s s t\n", expiration(time.Now().Add(30*time.Minute+time.Second))))
+	var signals atomic.Int64
+	var status atomic.Uint64
+	out := run(t, pipelineTest{
+		desc: withMod(h264(25, false)) + " ! kvssink name=k credential-path=" + cred,
+		setup: func(p *gst.Pipeline) {
+			k, _ := p.GetElementByName("k")
+			if _, err := k.Connect("stream-error", func(_ *gst.Element, s uint64) { signals.Add(1); status.Store(s) }); err != nil {
+				t.Fatalf("connect stream-error: %v", err)
+			}
+			// kvssink started from the good file at NULL->READY (sinks change
+			// state first); break it before the first frame reaches kvssink.
+			bufferProbe(t, p, "mod", func(i int, _ *gst.PadProbeInfo) gst.PadProbeReturn {
+				if i == 0 {
+					if err := os.WriteFile(cred, []byte("NOT-CREDENTIALS x y z\n"), 0o600); err != nil {
+						t.Errorf("break the credential file: %v", err)
+					}
+				}
+				return gst.PadProbeOK
+			})
+		},
+	})
+	r := out.report
+	if !out.eos || len(out.errs) != 0 {
+		t.Fatalf("eos=%v errors=%v, want the stream to go on with the cached credential", out.eos, out.errs)
+	}
+	if r.FramesAccepted["video_0"] != 25 {
+		t.Errorf("accepted %v dropped %v, want all 25 frames", r.FramesAccepted, r.FramesDropped)
+	}
+	if signals.Load() != 25 || status.Load() != 0x15000024 {
+		t.Errorf("%d stream-error signals, last status 0x%x; want one per failed re-read (25) with 0x15000024", signals.Load(), status.Load())
+	}
+	if r.StreamErrorsTotal != 25 || len(r.StreamErrors) != 25 || r.StreamErrors[0].Status != "0x15000024" ||
+		!strings.Contains(r.StreamErrors[0].Message, "re-reading") {
+		t.Errorf("stream errors total %d: %+v, want 25 with status 0x15000024", r.StreamErrorsTotal, r.StreamErrors)
+	}
+	if len(r.CredentialReads) != 2 || !r.CredentialReads[0].OK || r.CredentialReads[1].OK ||
+		r.CredentialReads[1].Count != 25 || r.CredentialReads[1].Status != "0x15000024" {
+		t.Errorf("credential reads %+v, want the start read and 25 failed re-reads", r.CredentialReads)
+	}
+}
+
+// TestStartFailsWithCredentialExpiringSoon: a credential file with under
+// 30 s left fails NULL->READY (stream creation needs a streaming token).
+func TestStartFailsWithCredentialExpiringSoon(t *testing.T) {
+	clearEnv(t)
+	cred := writeCredentialFile(t, fmt.Sprintf("CREDENTIALS AKIASOON00001 %s s t\n", expiration(time.Now().Add(20*time.Second))))
+	reportPath := filepath.Join(t.TempDir(), "report.json")
+	p, err := gst.NewPipelineFromString(h264(10, false) + " ! kvssink name=k credential-path=" + cred + " report=" + reportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gerr := startFailure(t, p)
+	debug := gerr.DebugString()
+	for _, want := range []string{"Failed to create stream. Error: ", "0x52000049",
+		"Invalid auth token as it is expiring in less than 30 seconds", "********0001"} {
+		if !strings.Contains(debug, want) {
+			t.Errorf("debug %q does not contain %q", debug, want)
+		}
+	}
+	r, err := kvssinkstandin.ReadReport(reportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Started || len(r.Errors) != 1 || !strings.Contains(r.Errors[0], "0x52000049") {
+		t.Errorf("report started=%v errors %v, want the start failure", r.Started, r.Errors)
+	}
+}
+
+// TestStartFailsWithPlaceholderSecret: with access-key set, kvssink takes
+// secret-key as it is, even its placeholder, and every signed call fails.
+func TestStartFailsWithPlaceholderSecret(t *testing.T) {
+	clearEnv(t)
+	p, err := gst.NewPipelineFromString(h264(10, false) + " ! kvssink name=k access-key=AKIASTATIC0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gerr := startFailure(t, p)
+	if !strings.Contains(gerr.DebugString(), `Failed to create stream. Error: the access-key property is set but secret-key is still its placeholder "secret_key"`) {
+		t.Fatalf("debug %q", gerr.DebugString())
+	}
+}

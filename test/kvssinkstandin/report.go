@@ -50,8 +50,11 @@ type Report struct {
 	CredentialReads []CredentialRead `json:"credential_reads"`
 	AccessKeysUsed  []AccessKeyUse   `json:"access_keys_used"`
 	// FramesWithExpiredCredentials counts frames put after credentials lapsed.
-	FramesWithExpiredCredentials uint64        `json:"frames_with_expired_credentials"`
-	StreamErrors                 []StreamError `json:"stream_errors"`
+	FramesWithExpiredCredentials uint64 `json:"frames_with_expired_credentials"`
+	// StreamErrors lists the first stream errors raised (stream-error
+	// signal): credentials lapsing, every failed credential file re-read.
+	StreamErrors      []StreamError `json:"stream_errors"`
+	StreamErrorsTotal int           `json:"stream_errors_total"`
 
 	Errors        []string  `json:"errors"`
 	Warnings      []string  `json:"warnings"`
@@ -152,6 +155,13 @@ func (r *Report) addWarning(w string) {
 func (r *Report) addError(e string) {
 	if len(r.Errors) < maxListed {
 		r.Errors = append(r.Errors, e)
+	}
+}
+
+func (r *Report) addStreamError(e StreamError) {
+	r.StreamErrorsTotal++
+	if len(r.StreamErrors) < maxListed {
+		r.StreamErrors = append(r.StreamErrors, e)
 	}
 }
 

@@ -101,6 +101,9 @@ func (r *runState) putBuffer(pad string, flags gst.BufferFlags, pts, dts uint64)
 		r.report.addRead(rec)
 	}
 	var acts []action
+	if cred.readFailure != nil {
+		acts = append(acts, r.streamError(now, cred.readFailure))
+	}
 	if cred.lapse != nil && !r.lapseDone {
 		r.lapseDone = true
 		acts = append(acts, r.lapseActions(now, cred.lapse)...)
@@ -151,11 +154,16 @@ func (r *runState) putBuffer(pad string, flags gst.BufferFlags, pts, dts uint64)
 	return true, acts
 }
 
+// streamError records a stream error and returns the stream-error signal to emit.
+func (r *runState) streamError(now time.Time, l *lapse) action {
+	r.report.addStreamError(StreamError{Time: now, Status: fmt.Sprintf("0x%08x", l.status), Message: l.message})
+	return action{kind: actStreamError, status: l.status}
+}
+
 // lapseActions: raise stream-error, then error out or stall.
 func (r *runState) lapseActions(now time.Time, l *lapse) []action {
 	status := fmt.Sprintf("0x%08x", l.status)
-	r.report.StreamErrors = append(r.report.StreamErrors, StreamError{Time: now, Status: status, Message: l.message})
-	acts := []action{{kind: actStreamError, status: l.status}}
+	acts := []action{r.streamError(now, l)}
 	if r.lapseMode == LapseStall {
 		r.report.addWarning(textExpiringSoon + ": " + l.message)
 		acts = append(acts, action{kind: actWarning, text: textExpiringSoon})
