@@ -469,7 +469,9 @@ func (s *standin) bufferProbe(padName string) gst.PadProbeCallback {
 	}
 }
 
-// eventProbe records caps, segments, flushes and EOS.
+// eventProbe records caps, segments and EOS. Flushes get no special
+// handling, as in kvssink: the producer does not wait for a keyframe after
+// one, and timestamp bases are reset only at NULL->READY.
 func (s *standin) eventProbe(padName string) gst.PadProbeCallback {
 	return func(pad *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
 		if info.Type()&(gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush) == 0 {
@@ -496,8 +498,6 @@ func (s *standin) eventProbe(padName string) gst.PadProbeCallback {
 				rate: seg.GetRate(), start: seg.GetStart(), stop: seg.GetStop(),
 				base: seg.GetBase(), offset: seg.GetOffset(), duration: seg.GetDuration(),
 			}, seg.GetFormat() == gst.FormatTime)
-		case gst.EventTypeFlushStop:
-			run.flushStop(padName)
 		case gst.EventTypeEOS:
 			if data, seq := run.eosEvent(padName); data != nil {
 				run.writer.write(data, seq)

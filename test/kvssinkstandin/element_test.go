@@ -828,6 +828,49 @@ func TestPadTemplatesMatchRealElement(t *testing.T) {
 	}
 }
 
+// TestFlushDoesNotWaitForKeyframe: kvssink gives flushes no special
+// handling, so delta frames right after a FLUSH_START/FLUSH_STOP still go in.
+func TestFlushDoesNotWaitForKeyframe(t *testing.T) {
+	clearEnv(t)
+	cred := validCredentialFile(t)
+	var flushed atomic.Bool
+	out := run(t, pipelineTest{
+		desc: withMod(h264(30, false)) + " ! kvssink name=k credential-path=" + cred,
+		setup: func(p *gst.Pipeline) {
+			mod, err := p.GetElementByName("mod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := 0
+			mod.GetStaticPad("src").AddProbe(gst.PadProbeTypeBuffer, func(pad *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+				defer func() { i++ }()
+				// Frame 15 is a delta frame (keyframes every 10): flush right before it.
+				if i != 15 || !info.GetBuffer().HasFlags(gst.BufferFlagDeltaUnit) {
+					return gst.PadProbeOK
+				}
+				seg := pad.GetStickyEvent(gst.EventTypeSegment, 0)
+				if seg == nil {
+					return gst.PadProbeOK
+				}
+				ok := pad.PushEvent(gst.NewFlushStartEvent()) && pad.PushEvent(gst.NewFlushStopEvent(false)) && pad.PushEvent(seg)
+				flushed.Store(ok)
+				return gst.PadProbeOK
+			})
+		},
+	})
+	r := out.report
+	if !flushed.Load() {
+		t.Fatal("the flush was not sent before delta frame 15")
+	}
+	if !out.eos || len(out.errs) != 0 {
+		t.Fatalf("eos=%v errors=%v", out.eos, out.errs)
+	}
+	if r.FramesAccepted["video_0"] != 30 || len(r.FramesDropped) != 0 || r.Keyframes != 3 {
+		t.Errorf("accepted %v dropped %v keyframes %d, want all 30 frames (3 keyframes) and no drop after the flush",
+			r.FramesAccepted, r.FramesDropped, r.Keyframes)
+	}
+}
+
 // TestFailedRereadRaisesStreamError: a re-read of the credential file that
 // fails raises a stream error with the read's status, every time, even while
 // the cached credential still has 30 s or more.

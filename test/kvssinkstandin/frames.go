@@ -20,7 +20,7 @@ const (
 	DropDiscont            = "discont"       // flags exactly DISCONT (a keyframe carrying only DISCONT)
 	DropDiscontDelta       = "discont-delta" // DISCONT together with DELTA_UNIT
 	DropHeaderNoTimestamp  = "header-no-ts"
-	DropNotKeyframe        = "not-keyframe" // before the first keyframe, or after a flush
+	DropNotKeyframe        = "not-keyframe" // before the track's first keyframe since NULL->READY
 	DropBackwards          = "backwards"
 	DropFragmentTooLong    = "fragment-too-long"
 	DropCredentialsExpired = "credentials-expired"
@@ -135,7 +135,9 @@ type trackChecker struct {
 	// is per element in kvssink; per track here, the same for one track.
 	lastDTS uint64
 
-	waitKeyframe bool // at start and after a flush
+	// waitKeyframe: no keyframe yet. A checker is made at each NULL->READY
+	// and flushes do not reset it (kvssink gives them no special handling).
+	waitKeyframe bool
 
 	hasPrev    bool
 	prevDecode uint64
@@ -153,10 +155,6 @@ func newTrackChecker(cfg trackConfig) *trackChecker {
 
 // setSegment stores the segment from a SEGMENT event.
 func (c *trackChecker) setSegment(s segment) { c.seg, c.hasSeg = s, true }
-
-// flushed is a FLUSH_STOP: the producer needs a keyframe again. Timestamp
-// bases are NOT reset (kvssink resets them only at NULL->READY).
-func (c *trackChecker) flushed() { c.waitKeyframe = true }
 
 // prepare applies clipping, the droppable-flags rule and the DTS fill-in.
 // It returns the drop reason, or "" with the frame to put.

@@ -53,7 +53,6 @@ const delta = gst.BufferFlagDeltaUnit
 
 func key(ptsMs uint64) in             { return in{0, ptsMs * ms, ptsMs * ms} }
 func delt(ptsMs uint64) in            { return in{delta, ptsMs * ms, ptsMs * ms} }
-func flush() in                       { return in{flags: gst.BufferFlags(1 << 30)} } // marker: FLUSH_STOP
 func with(f gst.BufferFlags, b in) in { b.flags |= f; return b }
 
 type out struct {
@@ -65,12 +64,8 @@ var accepted = out{}
 
 func TestTrackChecker(t *testing.T) {
 	video := trackConfig{fragments: true, keyFrameFragmentation: true, fragmentDuration: 2000 * ms, timecodeScale: ms}
-	tests := []struct {
-		name   string
-		cfg    trackConfig
-		frames []in
-		want   []out
-	}{
+	seg := segment{rate: 1, start: 0, stop: 100_000 * ms, duration: clockNone}
+	runTrackCheckerCases(t, seg, []trackCheckerCase{
 		{"non-keyframes skipped until the first keyframe", video,
 			[]in{delt(0), delt(40), key(80), delt(120)},
 			[]out{{DropNotKeyframe, 0}, {DropNotKeyframe, 0}, accepted, accepted}},
@@ -101,28 +96,38 @@ func TestTrackChecker(t *testing.T) {
 		{"more than 32.767 s in one fragment", video,
 			[]in{key(0), delt(32_767), delt(32_768)},
 			[]out{accepted, accepted, {DropFragmentTooLong, StatusFragmentTooLong}}},
-		{"flush makes the producer wait for a keyframe again", video,
-			[]in{key(0), delt(40), flush(), delt(80), key(120)},
-			[]out{accepted, accepted, accepted, {DropNotKeyframe, 0}, accepted}},
 		{"without key-frame-fragmentation fragments wait for fragment-duration", trackConfig{fragments: true, fragmentDuration: 2000 * ms, timecodeScale: ms},
 			// the keyframe at 1000 ms does not start a fragment, so 34 s after 0 is too long
 			[]in{key(0), key(1000), delt(33_000)},
 			[]out{accepted, accepted, {DropFragmentTooLong, StatusFragmentTooLong}}},
+		{"segment clipping drops buffers after the segment stop", video,
+			[]in{key(0), key(100_000), {0, 100_000*ms + 1, clockNone}, {0, clockNone - 1, clockNone}},
+			[]out{accepted, accepted, {DropClipped, 0}, {DropClipped, 0}}},
+	})
+	// A segment starting at 1 s: buffers before it are clipped.
+	late := segment{rate: 1, start: 1000 * ms, stop: clockNone, duration: clockNone}
+	runTrackCheckerCases(t, late, []trackCheckerCase{
 		{"segment clipping drops buffers before the segment start", video,
-			[]in{key(0), {0, clockNone - 1, clockNone}},
-			[]out{accepted, {DropClipped, 0}}},
-	}
+			[]in{key(0), key(999), key(1000), delt(1040)},
+			[]out{{DropClipped, 0}, {DropClipped, 0}, accepted, accepted}},
+	})
+}
+
+type trackCheckerCase struct {
+	name   string
+	cfg    trackConfig
+	frames []in
+	want   []out
+}
+
+func runTrackCheckerCases(t *testing.T, seg segment, tests []trackCheckerCase) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newTrackChecker(tc.cfg)
-			c.setSegment(segment{rate: 1, start: 0, stop: 100_000 * ms, duration: clockNone})
+			c.setSegment(seg)
 			var got []out
 			for _, f := range tc.frames {
-				if f.flags == flush().flags {
-					c.flushed()
-					got = append(got, accepted)
-					continue
-				}
 				fr, reason := c.prepare(f.flags, f.pts, f.dts)
 				if reason == "" {
 					var status uint32

@@ -229,14 +229,6 @@ func (r *runState) segmentEvent(pad string, s segment, timeFormat bool) {
 	t.checker.setSegment(s)
 }
 
-func (r *runState) flushStop(pad string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if t := r.tracks[pad]; t != nil {
-		t.checker.flushed()
-	}
-}
-
 // eosEvent marks pad ended; once every track ended (kvssink posts EOS when
 // all its pads have it) it marks the report and returns it to write.
 func (r *runState) eosEvent(pad string) (data []byte, seq uint64) {
