@@ -631,3 +631,30 @@ func TestExampleEnvFileRunsEveryRecipe(t *testing.T) {
 		})
 	}
 }
+
+// srtsrc derives its listen address and port from the URI when the URI is
+// set: a mode=listener property after it listened on a random port. The mode
+// must be in the URI; a mode the operator put there is kept.
+func TestSRTModeIsInTheURI(t *testing.T) {
+	for _, tc := range []struct {
+		script string
+		env    []string
+		uri    string
+	}{
+		{"srt-listener.sh", nil, "srt://:8888?mode=listener"},
+		{"srt-listener.sh", []string{"SOURCE=srt://127.0.0.1:9000"}, "srt://127.0.0.1:9000?mode=listener"},
+		{"srt-caller.sh", []string{"SOURCE=srt://enc.example:9000?streamid=cam1"}, "srt://enc.example:9000?streamid=cam1&mode=caller"},
+		{"srt-listener.sh", []string{"SOURCE=srt://:9000?mode=rendezvous"}, "srt://:9000?mode=rendezvous"},
+	} {
+		argv := shellWords(t, dryRun(t, tc.script, tc.env...))[1:]
+		rb, _ := findElement(elements(argv), "reconnectbin")
+		src, _ := prop(rb, "source")
+		srt := elements(gstTokens(gstUnquote(t, src)))[0]
+		if uri, _ := prop(srt, "uri"); gstUnquote(t, uri) != tc.uri {
+			t.Errorf("%s %v: srtsrc uri=%s, want %s", tc.script, tc.env, gstUnquote(t, uri), tc.uri)
+		}
+		if _, ok := prop(srt, "mode"); ok {
+			t.Errorf("%s %v: srtsrc has a mode property, which the URI overrides: %q", tc.script, tc.env, srt)
+		}
+	}
+}

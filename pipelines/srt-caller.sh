@@ -24,7 +24,7 @@ split_host_port "$SOURCE" srt
 require_uint SRT_LATENCY_MS
 kvsrelay_common_env
 
-src="srtsrc uri=$(gst_quote "$SOURCE") mode=caller latency=$SRT_LATENCY_MS"
+src="srtsrc uri=$(gst_quote "$(srt_uri "$SOURCE" caller)") latency=$SRT_LATENCY_MS"
 [[ -z ${SRT_PASSPHRASE:-} ]] || src+=" passphrase=$(gst_quote "$SRT_PASSPHRASE")"
 [[ -z ${SRT_STREAMID:-} ]] || src+=" streamid=$(gst_quote "$SRT_STREAMID")"
 ts_pipeline "$src"

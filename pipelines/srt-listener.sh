@@ -23,6 +23,6 @@ split_host_port "$SOURCE" srt
 require_uint SRT_LATENCY_MS
 kvsrelay_common_env
 
-src="srtsrc uri=$(gst_quote "$SOURCE") mode=listener latency=$SRT_LATENCY_MS"
+src="srtsrc uri=$(gst_quote "$(srt_uri "$SOURCE" listener)") latency=$SRT_LATENCY_MS"
 [[ -z ${SRT_PASSPHRASE:-} ]] || src+=" passphrase=$(gst_quote "$SRT_PASSPHRASE")"
 ts_pipeline "$src"

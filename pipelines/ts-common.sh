@@ -40,3 +40,19 @@ split_host_port() {
 	fi
 	((PORT > 0 && PORT < 65536)) || die "SOURCE=\"$url\": port $PORT is out of range"
 }
+
+# srt_uri URL MODE: URL with mode=MODE in its query (kept if URL sets one).
+# srtsrc takes the mode only from the URI: its listen address and port are
+# derived from the URI when the URI is set, so a separate mode=listener
+# property after it leaves the listener on a random port (GStreamer 1.22).
+srt_uri() {
+	local url=$1 mode=$2 query=
+	[[ $url == *\?* ]] && query=${url#*\?}
+	if [[ $query =~ (^|&)mode= ]]; then
+		printf '%s' "$url"
+	elif [[ -n $query ]]; then
+		printf '%s&mode=%s' "$url" "$mode"
+	else
+		printf '%s?mode=%s' "$url" "$mode"
+	fi
+}
