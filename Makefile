@@ -1,8 +1,8 @@
 # kvsrelay: self-healing live relays into AWS Kinesis Video Streams.
 #
-#   make deps      install the system packages (GStreamer, plugins, test tools)
-#   make build     build/libgstkvsrelay.so and the test build in build/test-plugins/
-#   make test      build and run every test (unit and integration)
+#   make deps      install the system packages (GStreamer, plugins, test tools) and Go when none >= 1.21 is found
+#   make build     build/libgstkvsrelay.so, the test build in build/test-plugins/, kvscredfile, gst-inspect-helper
+#   make test      make deps, build and run every test (unit and integration); test-run skips deps
 #   make demo      live recovery demo: a flaky local source relayed through reconnectbin
 #   make install   put the plugin where GStreamer finds it (user folder; PREFIX/DESTDIR for a system folder)
 #   make install-systemd  relay recipes and the kvs-relay@ / kvscredfile@ units (see pipelines/README.md)
@@ -10,56 +10,99 @@
 #   make bench     side-by-side benchmark of recovery, stall detection, overhead and memory
 
 SHELL      := /bin/bash
-GO         ?= go
+
+# Go: the go on PATH when it is >= 1.21, else $(KVSRELAY_GO_DIR)/bin/go
+# (/usr/local/go, where make deps installs it), so a PATH without
+# /usr/local/go/bin works too; its folder goes first on the recipes' PATH
+# (tests run go). Every recipe running Go starts with $(CHECK_GO): a missing
+# or too old Go is one sentence saying what to do, not "go: not found".
+GO         ?= $(shell scripts/find-go.sh)
+GO         := $(GO)
+CHECK_GO    = @scripts/find-go.sh --check '$(GO)'
+export PATH := $(if $(findstring /,$(GO)),$(dir $(GO)):)$(PATH)
+# Go >= 1.21 fetches the Go version go.mod asks for, unless a distribution's
+# go.env says GOTOOLCHAIN=local; an explicit GOTOOLCHAIN is kept.
+export GOTOOLCHAIN ?= auto
+
 BUILD      := build
 PLUGIN     := $(BUILD)/libgstkvsrelay.so
 TESTPLUGIN := $(BUILD)/test-plugins/libgstkvsrelay.so
+CREDFILE   := $(BUILD)/kvscredfile
+HELPER     := $(BUILD)/gst-inspect-helper
 GOFLAGS_SO := -buildmode=c-shared -trimpath -ldflags="-s -w"
-SOURCES    := $(shell find plugin internal test/kvssinkstandin -name '*.go' 2>/dev/null) go.mod go.sum
+SOURCES    := $(shell find plugin internal test/kvssinkstandin \( -name '*.go' -o -name '*.c' -o -name '*.h' \) 2>/dev/null) go.mod go.sum
 
-# make install: the user's plugin folder by default; PREFIX=/usr/local (and
-# DESTDIR for packaging) installs into the system's GStreamer plugin folder.
-PREFIX     ?=
+# make install: by default the user's plugin folder, which GStreamer scans
+# ($XDG_DATA_HOME, else ~/.local/share, /gstreamer-1.0/plugins), programs into
+# ~/.local/bin. PREFIX=/usr installs into GStreamer's own system folder,
+# /usr/lib/<triplet>/gstreamer-1.0. Any other prefix works but is not scanned
+# by default: PREFIX=/usr/local gives /usr/local/lib/<triplet>/gstreamer-1.0,
+# which a relay must put on GST_PLUGIN_PATH (the kvs-relay@ units do).
+# DESTDIR stages an install for packaging and means PREFIX=/usr unless PREFIX
+# is given: a package never installs into the packager's home.
+PREFIX     ?= $(if $(DESTDIR),/usr)
 MULTIARCH  := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null)
 ifeq ($(PREFIX),)
-PLUGINDIR  ?= $(HOME)/.local/share/gstreamer-1.0/plugins
+PLUGINDIR  ?= $(or $(XDG_DATA_HOME),$(HOME)/.local/share)/gstreamer-1.0/plugins
 BINDIR     ?= $(HOME)/.local/bin
 else
 PLUGINDIR  ?= $(PREFIX)/lib/$(MULTIARCH)/gstreamer-1.0
 BINDIR     ?= $(PREFIX)/bin
 endif
+INSTALL_FILES := $(PLUGIN) $(CREDFILE) $(HELPER)
 
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all deps build test test-unit test-kvssink demo install uninstall docs docs-check bench clean
+.PHONY: all deps build test test-run test-unit test-kvssink demo demo-run install install-check-built uninstall docs docs-check bench bench-run clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
-build: $(PLUGIN) $(TESTPLUGIN)
+build: $(PLUGIN) $(TESTPLUGIN) $(CREDFILE) $(HELPER)
 
 # Built beside and renamed into place, so a process loading the plugin
 # (a running relay, a test) never sees a half-written file.
 $(PLUGIN): $(SOURCES)
+	$(CHECK_GO)
 	@mkdir -p $(dir $@)
 	$(GO) build $(GOFLAGS_SO) -o $@.tmp ./plugin
 	@mv -f $@.tmp $@ && rm -f $@.h $(basename $@).h
 
 # The test build carries the kvssink stand-in; it is never installed.
 $(TESTPLUGIN): $(SOURCES)
+	$(CHECK_GO)
 	@mkdir -p $(dir $@)
 	$(GO) build -tags kvsrelay_testelements $(GOFLAGS_SO) -o $@.tmp ./plugin
 	@mv -f $@.tmp $@ && rm -f $@.h $(basename $@).h
 
+$(CREDFILE): $(SOURCES) $(shell find cmd/kvscredfile -name '*.go')
+	$(CHECK_GO)
+	$(GO) build -trimpath -o $@ ./cmd/kvscredfile
+
+# Without cgo: the doctor then runs, and says what is missing, on a host
+# without GStreamer's libraries (its docs subcommand needs a cgo build).
+$(HELPER): $(SOURCES) $(shell find cmd/gst-inspect-helper -name '*.go')
+	$(CHECK_GO)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/gst-inspect-helper
+
+# test, demo and bench install what they need first (make deps), then build
+# and run: one after the other, also under make -j.
+test demo bench:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory $@-run
+
 # Every test, unit and integration. Integration tests find the fresh test
-# build through KVSRELAY_TEST_PLUGIN_DIR; each runs with its own registry.
-test: deps build
-	KVSRELAY_TEST_PLUGIN_DIR=$(CURDIR)/$(dir $(TESTPLUGIN)) \
+# build through KVSRELAY_TEST_PLUGIN_DIR and the shipped one through
+# KVSRELAY_PLUGIN_DIR; each runs with its own registry.
+test-run: build
+	$(CHECK_GO)
+	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(dir $(TESTPLUGIN))) KVSRELAY_PLUGIN_DIR=$(abspath $(dir $(PLUGIN))) \
 	  $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -p 2 ./...
 
 test-unit:
+	$(CHECK_GO)
 	$(GO) test -race ./internal/...
 
 # Runs the relay and credential-rotation tests against a real kvssink
@@ -67,37 +110,53 @@ test-unit:
 # build (no stand-in). Only the TestRealKVSSink* tests: the other relay and
 # credential tests read the stand-in's report, which the real element lacks.
 test-kvssink: build
+	$(CHECK_GO)
 	@if [ -z "$$KVSSINK_PLUGIN_DIR" ]; then \
 	  echo "test-kvssink: skipped: set KVSSINK_PLUGIN_DIR to the folder holding a real libgstkvssink.so"; \
 	else \
 	  $(GO) test -count=1 ./test/kvsendpoint/ && \
-	  KVSRELAY_TEST_PLUGIN_DIR=$(CURDIR)/$(BUILD) KVSSINK_PLUGIN_DIR=$$KVSSINK_PLUGIN_DIR \
+	  KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(BUILD)) KVSSINK_PLUGIN_DIR=$$KVSSINK_PLUGIN_DIR \
 	    $(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) -run 'RealKVSSink' ./test/relay/; \
 	fi
 
-demo: deps $(PLUGIN)
-	$(GO) run ./cmd/kvsrelay-demo -plugin-dir $(CURDIR)/$(BUILD) $(DEMO_ARGS)
+demo-run: $(PLUGIN)
+	$(CHECK_GO)
+	$(GO) run ./cmd/kvsrelay-demo -plugin-dir $(abspath $(BUILD)) $(DEMO_ARGS)
 
-$(BUILD)/kvscredfile: $(SOURCES) $(shell find cmd/kvscredfile -name '*.go')
-	$(GO) build -trimpath -o $@ ./cmd/kvscredfile
-
-install: $(PLUGIN) $(BUILD)/kvscredfile
+# Under sudo, install what the user built and never build: root's PATH (sudo
+# resets it) may have no Go, and a root build leaves root-owned files in
+# build/ and root's caches. Root itself (CI, a root shell) builds as usual.
+install: $(if $(filter-out root,$(SUDO_USER)),install-check-built,$(INSTALL_FILES))
 	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR)
 	install -m 0644 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so
-	install -m 0755 $(BUILD)/kvscredfile $(DESTDIR)$(BINDIR)/kvscredfile
-	@echo "installed $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so and $(DESTDIR)$(BINDIR)/kvscredfile"
+	install -m 0755 $(CREDFILE) $(DESTDIR)$(BINDIR)/kvscredfile
+	install -m 0755 $(HELPER) $(DESTDIR)$(BINDIR)/gst-inspect-helper
+	@echo "installed $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so, $(DESTDIR)$(BINDIR)/kvscredfile and $(DESTDIR)$(BINDIR)/gst-inspect-helper"
+
+install-check-built:
+	@if [ -z "$(PREFIX)" ]; then \
+	  echo "install: sudo make install without PREFIX would install into root's home ($(PLUGINDIR)): run make install without sudo for your user, or sudo make install PREFIX=/usr for GStreamer's system folder" >&2; \
+	  exit 1; \
+	fi
+	@if ! $(MAKE) --no-print-directory -q $(INSTALL_FILES) 2>/dev/null; then \
+	  echo "install: $(INSTALL_FILES) are missing or older than the sources, and sudo make install does not build as root: run make build as $(SUDO_USER) (without sudo), then sudo make install$(if $(PREFIX), PREFIX=$(PREFIX)) again" >&2; \
+	  exit 1; \
+	fi
 
 uninstall:
-	rm -f $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so $(DESTDIR)$(BINDIR)/kvscredfile
+	rm -f $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so $(DESTDIR)$(BINDIR)/kvscredfile $(DESTDIR)$(BINDIR)/gst-inspect-helper
 
 docs:
+	$(CHECK_GO)
 	$(GO) run ./cmd/gst-inspect-helper docs -o docs/elements.md
 
 docs-check:
+	$(CHECK_GO)
 	$(GO) run ./cmd/gst-inspect-helper docs -o docs/elements.md -check
 
-bench: deps build
-	KVSRELAY_TEST_PLUGIN_DIR=$(CURDIR)/$(dir $(TESTPLUGIN)) $(GO) run ./cmd/kvsrelay-bench -o docs/benchmarks.md $(BENCH_ARGS)
+bench-run: build
+	$(CHECK_GO)
+	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(dir $(TESTPLUGIN))) $(GO) run ./cmd/kvsrelay-bench -o docs/benchmarks.md $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)
