@@ -1,13 +1,16 @@
 package ops_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/kvsrelay/kvsrelay/test/harness"
+	"github.com/kvsrelay/kvsrelay/test/imdsfake"
 	"github.com/kvsrelay/kvsrelay/test/kvssinkstandin"
 	"github.com/kvsrelay/kvsrelay/test/servers"
 )
@@ -102,5 +105,133 @@ func TestRecipeHLSTranscodeIntoKVSSink(t *testing.T) {
 	}
 	if rep.CapsChanges != 0 || rep.RunningTimeViolations != 0 || len(rep.Errors) != 0 {
 		t.Errorf("kvssink: %d caps changes, %d running-time violations, errors %v", rep.CapsChanges, rep.RunningTimeViolations, rep.Errors)
+	}
+}
+
+// asWritten runs a recipe exactly as an operator would against real KVS: no
+// SINK or CREDS override, so the pipeline keeps kvscredprovider (getting
+// credentials from a local IMDS fake) and ends in kvssink, here the test
+// build's stand-in, which reports every frame it accepted. The only recipe
+// variable a test passes is the camera's (SOURCE), pointed at a local server;
+// GST_LAUNCH_FLAGS=-m -e only lets the harness read the bus and end cleanly.
+type asWritten struct {
+	t      *testing.T
+	report string
+	launch *harness.Launch
+}
+
+func startAsWritten(t *testing.T, script string, recipeVars ...string) *asWritten {
+	t.Helper()
+	imds := imdsfake.Start(t, imdsfake.Options{})
+	report := filepath.Join(t.TempDir(), "kvssink.json")
+	env := harness.Env(t, append([]string{
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL(),
+		"KVSSINK_STANDIN_REPORT=" + report,
+		"GST_LAUNCH_FLAGS=-m -e",
+	}, recipeVars...)...)
+	return &asWritten{t: t, report: report, launch: harness.StartCommand(t, env, "bash", recipe(script))}
+}
+
+func (r *asWritten) accepted() uint64 {
+	rep, err := kvssinkstandin.ReadReport(r.report)
+	if err != nil {
+		return 0
+	}
+	return rep.TotalAccepted()
+}
+
+// finish waits for kvssink to accept frames (two seconds of video at the
+// sources' 25 fps), ends the relay with an EOS and checks what kvssink saw:
+// one H.264 track with codec data that never changed, no frame going
+// backwards, credentials from kvscredprovider's file, no errors.
+func (r *asWritten) finish() *kvssinkstandin.Report {
+	t := r.t
+	t.Helper()
+	const frames = 50
+	harness.WaitUntil(t, 60*time.Second, "kvssink to accept frames", func() bool {
+		return r.accepted() >= frames || r.launch.Exited()
+	})
+	if r.launch.Exited() {
+		t.Fatalf("the recipe exited (%d) before kvssink accepted %d frames", r.launch.ExitCode(), frames)
+	}
+	r.launch.Interrupt()
+	if code := r.launch.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("recipe exited %d", code)
+	}
+	rep, err := kvssinkstandin.ReadReport(r.report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Started || rep.TotalAccepted() < frames || rep.Keyframes == 0 {
+		t.Errorf("kvssink: started %v, %d frames accepted, %d keyframes", rep.Started, rep.TotalAccepted(), rep.Keyframes)
+	}
+	if len(rep.Caps) == 0 || !strings.Contains(rep.Caps[0].Caps, "video/x-h264") || rep.Caps[0].CodecData == "" {
+		t.Errorf("kvssink caps %+v: want H.264 with codec data", rep.Caps)
+	}
+	if rep.CapsChanges != 0 || rep.RunningTimeViolations != 0 || len(rep.Errors) != 0 {
+		t.Errorf("kvssink: %d caps changes, %d running-time violations, errors %v", rep.CapsChanges, rep.RunningTimeViolations, rep.Errors)
+	}
+	if rep.CredentialSource != "file" || rep.FramesWithExpiredCredentials != 0 {
+		t.Errorf("kvssink credentials from %q (%d frames with expired ones): want kvscredprovider's file", rep.CredentialSource, rep.FramesWithExpiredCredentials)
+	}
+	t.Logf("kvssink accepted %d frames, %d keyframes, max gap %v", rep.TotalAccepted(), rep.Keyframes, time.Duration(rep.MaxGapNs))
+	return rep
+}
+
+// h264TS is a live camera stand-in for the MPEG-TS senders below: H.264 with
+// SPS/PPS before every keyframe, muxed for SRT/UDP (7 TS packets a buffer).
+const h264TS = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! " +
+	"x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 bitrate=400 ! " +
+	"video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1 ! mpegtsmux alignment=7"
+
+// startSender runs a gst-launch-1.0 sender; the test's cleanup kills it.
+func startSender(t *testing.T, name, desc string) *servers.Process {
+	t.Helper()
+	servers.RequireElements(t, "videotestsrc", "x264enc", "h264parse", "mpegtsmux")
+	return servers.StartProcess(t, servers.ProcessOptions{Name: name, Path: servers.GstLaunch, Args: strings.Fields(desc)})
+}
+
+// The RTSP camera recipe, H.264 passed through, from a local
+// gst-rtsp-server camera.
+func TestRecipeRTSPPassthroughIntoKVSSink(t *testing.T) {
+	cam := servers.NewRTSPServer(t, servers.RTSPOptions{})
+	startAsWritten(t, "rtsp-passthrough.sh", "SOURCE="+cam.URL()).finish()
+}
+
+// SRT, this host calling an encoder that listens.
+func TestRecipeSRTCallerIntoKVSSink(t *testing.T) {
+	enc := servers.NewSRTSender(t, servers.SRTOptions{})
+	startAsWritten(t, "srt-caller.sh", "SOURCE="+enc.URL()).finish()
+}
+
+// SRT, this host listening and the encoder calling in once it listens.
+func TestRecipeSRTListenerIntoKVSSink(t *testing.T) {
+	servers.RequireElements(t, "srtsink", "srtsrc")
+	port := servers.FreeUDPPort(t)
+	r := startAsWritten(t, "srt-listener.sh", "SOURCE=srt://127.0.0.1:"+strconv.Itoa(port))
+	if err := servers.WaitUDPBound(port, 30*time.Second); err != nil {
+		t.Fatalf("the relay does not listen on UDP port %d: %v", port, err)
+	}
+	startSender(t, "srt-caller-encoder", fmt.Sprintf("%s ! srtsink uri=srt://127.0.0.1:%d?mode=caller", h264TS, port))
+	r.finish()
+}
+
+// MPEG-TS over UDP (unicast) from an encoder sending to this host.
+func TestRecipeMPEGTSOverUDPIntoKVSSink(t *testing.T) {
+	servers.RequireElements(t, "udpsink")
+	port := servers.FreeUDPPort(t)
+	r := startAsWritten(t, "mpegts-udp.sh", "SOURCE=udp://127.0.0.1:"+strconv.Itoa(port))
+	if err := servers.WaitUDPBound(port, 30*time.Second); err != nil {
+		t.Fatalf("the relay does not receive on UDP port %d: %v", port, err)
+	}
+	startSender(t, "udp-encoder", fmt.Sprintf("%s ! udpsink host=127.0.0.1 port=%d", h264TS, port))
+	r.finish()
+}
+
+// The test pattern needs no camera at all: as written, 720p x264.
+func TestRecipeTestPatternIntoKVSSink(t *testing.T) {
+	rep := startAsWritten(t, "testpattern.sh").finish()
+	if len(rep.Caps) > 0 && (rep.Caps[0].Width != 1280 || rep.Caps[0].Height != 720) {
+		t.Errorf("kvssink got %dx%d, want the recipe's default 1280x720", rep.Caps[0].Width, rep.Caps[0].Height)
 	}
 }
