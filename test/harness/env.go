@@ -86,7 +86,78 @@ func SystemPluginDir() string {
 			return dir
 		}
 	}
-	return "/usr/lib/x86_64-linux-gnu/gstreamer-1.0"
+	triplet := map[string]string{"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu", "arm": "arm-linux-gnueabihf",
+		"386": "i386-linux-gnu", "ppc64le": "powerpc64le-linux-gnu", "s390x": "s390x-linux-gnu", "riscv64": "riscv64-linux-gnu"}[runtime.GOARCH]
+	return filepath.Join("/usr/lib", triplet, "gstreamer-1.0")
+}
+
+// kvssinkInSystemPluginDir is why the system plugin folder cannot be used
+// ("" when it can). GStreamer scans it recursively, and a real kvssink
+// copied there (as some producer SDK guides suggest) would register
+// "kvssink" beside the test build's stand-in: the tests could not tell
+// which one ran. Checked once per test process.
+var kvssinkInSystemPluginDir = sync.OnceValue(func() string { return systemKVSSinkProblem(SystemPluginDir()) })
+
+// systemKVSSinkProblem looks for a kvssink plugin file under dir.
+func systemKVSSinkProblem(dir string) string {
+	var found string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error { //nolint:errcheck
+		switch {
+		case err != nil && d != nil && d.IsDir():
+			return filepath.SkipDir // unreadable: GStreamer cannot load from it either
+		case err != nil:
+			return nil
+		case !d.IsDir() && strings.HasPrefix(d.Name(), "libgstkvssink") && strings.HasSuffix(d.Name(), ".so"):
+			found = path
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if found == "" {
+		return ""
+	}
+	return fmt.Sprintf("GStreamer's system plugin folder %s holds a real kvssink (%s), which every test pipeline "+
+		"would load beside the test build's kvssink stand-in, so the tests cannot tell which one ran: move it to "+
+		"a folder of its own (put that on GST_PLUGIN_PATH for your relays) and run the real-kvssink tests with "+
+		"%s=that-folder make test-kvssink", dir, found, EnvKVSSinkPluginDir)
+}
+
+// CheckSystemPluginDir fails tb when GStreamer's system plugin folder holds a
+// real kvssink (see kvssinkInSystemPluginDir). Env and InitGStreamer check it.
+func CheckSystemPluginDir(tb testing.TB) {
+	tb.Helper()
+	if problem := kvssinkInSystemPluginDir(); problem != "" {
+		tb.Fatal(problem)
+	}
+}
+
+// EnvShippedPluginDir names the folder holding the shipped build of
+// libgstkvsrelay.so (no kvssink stand-in); make test sets it.
+const EnvShippedPluginDir = "KVSRELAY_PLUGIN_DIR"
+
+// ShippedPluginDir is a private folder holding a copy of the shipped
+// libgstkvsrelay.so from KVSRELAY_PLUGIN_DIR, and nothing else: GStreamer
+// scans plugin folders recursively, and build/ also holds the test build
+// (build/test-plugins/, with the kvssink stand-in). The test is skipped when
+// KVSRELAY_PLUGIN_DIR is unset (a plain go test; make test sets it).
+func ShippedPluginDir(tb testing.TB) string {
+	tb.Helper()
+	src := os.Getenv(EnvShippedPluginDir)
+	if src == "" {
+		tb.Skipf("%s is not set: make test points it at the folder holding the shipped libgstkvsrelay.so (build/)", EnvShippedPluginDir)
+	}
+	data, err := os.ReadFile(filepath.Join(src, "libgstkvsrelay.so"))
+	if err != nil {
+		tb.Fatalf("%s=%s: %v (run make build)", EnvShippedPluginDir, src, err)
+	}
+	dir := filepath.Join(tb.TempDir(), "shipped")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "libgstkvsrelay.so"), data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
 }
 
 // awsCredentialVars are never inherited by a test's children: kvssink
@@ -104,7 +175,15 @@ var awsCredentialVars = []string{
 // then extra ("KEY=VALUE") on top.
 func Env(tb testing.TB, extra ...string) []string {
 	tb.Helper()
-	pluginDir := TestPluginDir(tb)
+	return PluginEnv(tb, TestPluginDir(tb), extra...)
+}
+
+// PluginEnv is Env with pluginDir as the only GST_PLUGIN_PATH folder (and
+// GStreamer's system folder), for a build other than the test build (see
+// ShippedPluginDir). pluginDir is scanned recursively.
+func PluginEnv(tb testing.TB, pluginDir string, extra ...string) []string {
+	tb.Helper()
+	CheckSystemPluginDir(tb)
 	drop := map[string]bool{"GST_PLUGIN_PATH": true, "GST_PLUGIN_PATH_1_0": true, "GST_REGISTRY": true,
 		"GST_REGISTRY_1_0": true, "GST_PLUGIN_SYSTEM_PATH": true, "GST_PLUGIN_SYSTEM_PATH_1_0": true,
 		"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true}

@@ -13,15 +13,29 @@ import (
 	"github.com/kvsrelay/kvsrelay/plugin/kvsrelay"
 )
 
-var initOnce sync.Once
+var (
+	initOnce sync.Once
+	// registryDir is the removed registry folder, for the harness's tests.
+	registryDir string
+)
 
 // InitGStreamer initialises GStreamer in this (Go) process with an isolated
 // registry and registers kvsrelay's elements statically, plus any extra
 // registrations (the kvssink stand-in). This process never loads
 // libgstkvsrelay.so: the system plugin path is restricted to GStreamer's own
 // folder and GST_PLUGIN_PATH is cleared. Call it from TestMain.
+//
+// It exits the process with a message when GStreamer's system plugin folder
+// holds a real kvssink (see CheckSystemPluginDir). The registry file lives
+// in a temp folder that is removed as soon as gst_init has read and written
+// it: GStreamer keeps the registry in memory from then on, and children
+// started through Env get registries of their own.
 func InitGStreamer(extra ...func(*gst.Plugin) bool) {
 	initOnce.Do(func() {
+		if problem := kvssinkInSystemPluginDir(); problem != "" {
+			fmt.Fprintln(os.Stderr, "harness: "+problem)
+			os.Exit(2)
+		}
 		dir, err := os.MkdirTemp("", "kvsrelay-registry-*")
 		if err != nil {
 			panic(err)
@@ -31,6 +45,8 @@ func InitGStreamer(extra ...func(*gst.Plugin) bool) {
 		os.Unsetenv("GST_PLUGIN_PATH")
 		os.Unsetenv("GST_PLUGIN_PATH_1_0")
 		gst.Init(nil)
+		os.RemoveAll(dir)
+		registryDir = dir
 		if !kvsrelay.Register(nil) {
 			panic("registering kvsrelay's elements failed")
 		}
