@@ -33,8 +33,8 @@ GOFLAGS_SO := -buildmode=c-shared -trimpath -ldflags="-s -w"
 SOURCES    := $(shell find plugin internal test/kvssinkstandin \( -name '*.go' -o -name '*.c' -o -name '*.h' \) 2>/dev/null) go.mod go.sum
 
 # make install: by default the user's plugin folder, which GStreamer scans
-# ($XDG_DATA_HOME, else ~/.local/share, /gstreamer-1.0/plugins), programs into
-# ~/.local/bin. PREFIX=/usr installs into GStreamer's own system folder,
+# ($XDG_DATA_HOME/gstreamer-1.0/plugins, ~/.local/share/gstreamer-1.0/plugins
+# when XDG_DATA_HOME is unset), programs into ~/.local/bin. PREFIX=/usr installs into GStreamer's own system folder,
 # /usr/lib/<triplet>/gstreamer-1.0. Any other prefix works but is not scanned
 # by default: PREFIX=/usr/local gives /usr/local/lib/<triplet>/gstreamer-1.0,
 # which a relay must put on GST_PLUGIN_PATH (the kvs-relay@ units do).
