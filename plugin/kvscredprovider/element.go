@@ -11,6 +11,7 @@ import (
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/credfile"
 	"github.com/kvsrelay/kvsrelay/internal/credsource"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/gvalue"
@@ -58,6 +59,28 @@ type credProvider struct {
 	// per kvssink and property (or once for the environment).
 	warnMu sync.Mutex
 	warned map[string]bool
+
+	// lastMu guards last: the credentials the refresh had written when it
+	// was stopped at READY->NULL, kept in memory only (never logged: the
+	// type prints masked) so that the next NULL->READY can start on them
+	// when the source is down at that moment (credrefresh.Options.Seed).
+	lastMu sync.Mutex
+	last   lastCredentials
+
+	metrics metrics // CloudWatch EMF streams of the kvssinks supplied
+}
+
+// lastCredentials are credentials kept across a stop, with the settings
+// that fetched them: they are reused only for the same source and role.
+type lastCredentials struct {
+	creds credfile.Credentials
+	from  settings
+}
+
+// sameSource reports whether credentials fetched with a could stand for
+// credentials fetched with b.
+func sameSource(a, b settings) bool {
+	return a.source == b.source && a.role == b.role && a.profile == b.profile
 }
 
 // New is called by the GObject type system for every new instance.
@@ -202,12 +225,28 @@ func (p *credProvider) status() string {
 	return "idle"
 }
 
-// attached runs when the element joined a bin, in the adding thread before
-// gst_bin_add returns: watch the top-level bin, write credentials, point
-// every kvssink at them.
+// attached runs when the element joined a bin, or when a bin holding it
+// joined another one, in the adding thread before gst_bin_add returns:
+// watch the top-level bin, write credentials, point every kvssink at them.
 func (p *credProvider) attached() {
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
+	top := p.resolveTopLocked()
+	p.registerMetrics(top)
+	if p.sess.Load() == nil {
+		// A WARNING only: the refresh keeps trying, and if there are still
+		// no credentials at NULL->READY, that fails with an ERROR.
+		if err := p.startLocked(); err != nil {
+			p.postStartError(err, true)
+		}
+	}
+	p.configureAll(top)
+	p.warnEnvironment()
+}
+
+// resolveTopLocked finds the top-level bin and makes sure it is the one
+// watched for kvssinks added later. The caller holds stateMu.
+func (p *credProvider) resolveTopLocked() *gst.Bin {
 	top := gstshim.TopLevelBin(p.self)
 	if top != nil {
 		cat.LogDebug(fmt.Sprintf("%s: in bin, top-level bin %s", p.self.GetName(), top.GetName()))
@@ -220,15 +259,7 @@ func (p *credProvider) attached() {
 		p.watch = gstshim.WatchDeepElementAdded(top, p.elementAdded)
 	}
 	p.inBin = top != nil
-	if p.sess.Load() == nil {
-		// A WARNING only: the refresh keeps trying, and if there are still
-		// no credentials at NULL->READY, that fails with an ERROR.
-		if err := p.startLocked(); err != nil {
-			p.postStartError(err, true)
-		}
-	}
-	p.configureAll(top, false)
-	p.warnEnvironment()
+	return top
 }
 
 // detached runs when the element left its bin (also when the bin is
@@ -243,6 +274,7 @@ func (p *credProvider) detached() {
 	p.inBin = false
 	p.stopLocked()
 	p.releaseSinks(false)
+	p.forgetLast()
 }
 
 // startLocked starts a refresh with the current settings. It returns why
@@ -253,7 +285,14 @@ func (p *credProvider) startLocked() error {
 	p.settingsMu.Lock()
 	s := p.settings
 	p.settingsMu.Unlock()
-	sess, err := startSession(p, s)
+	p.lastMu.Lock()
+	var seed credfile.Credentials
+	if sameSource(p.last.from, s) {
+		seed = p.last.creds
+	}
+	p.last = lastCredentials{} // the new refresh holds them now
+	p.lastMu.Unlock()
+	sess, err := startSession(p, s, seed)
 	if sess != nil {
 		p.sess.Store(sess)
 	} else {
@@ -262,13 +301,25 @@ func (p *credProvider) startLocked() error {
 	return err
 }
 
-// stopLocked stops the refresh, if any, and removes the file. The caller
-// holds stateMu.
+// stopLocked stops the refresh, if any, and removes the file. The
+// credentials it had written stay in memory for the next start (see
+// lastCredentials). The caller holds stateMu.
 func (p *credProvider) stopLocked() {
 	if sess := p.sess.Swap(nil); sess != nil {
 		p.stopped.Store(true)
 		sess.stop()
+		p.lastMu.Lock()
+		p.last = lastCredentials{creds: sess.keeper.Credentials(), from: sess.settings}
+		p.lastMu.Unlock()
+		p.metrics.clearExpiry()
 	}
+}
+
+// forgetLast drops the credentials kept in memory.
+func (p *credProvider) forgetLast() {
+	p.lastMu.Lock()
+	p.last = lastCredentials{}
+	p.lastMu.Unlock()
 }
 
 // restartLocked applies changed settings: a new refresh, and every kvssink
@@ -281,7 +332,7 @@ func (p *credProvider) restartLocked() {
 	if err := p.startLocked(); err != nil {
 		p.postStartError(err, true)
 	}
-	p.configureAll(gstshim.TopLevelBin(p.self), false)
+	p.configureAll(p.resolveTopLocked())
 }
 
 func (p *credProvider) postStartError(err error, warning bool) {
@@ -323,9 +374,15 @@ func (p *credProvider) stop() {
 }
 
 // ensureCredentials is the NULL->READY check. It posts the ERROR itself.
+// It also resolves the top-level bin again: kvssinks in a part of the
+// pipeline this element could not see when it was attached (which the
+// bin hooks should rule out) are found now, and any that started without
+// this element's file get an ERROR (see configureSink).
 func (p *credProvider) ensureCredentials() error {
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
+	top := p.resolveTopLocked()
+	p.registerMetrics(top)
 	sess := p.sess.Load()
 	if sess == nil {
 		// Stopped at READY->NULL, never in a bin, or the start failed on bad settings: try (again)
@@ -335,12 +392,8 @@ func (p *credProvider) ensureCredentials() error {
 			p.postStartError(err, false)
 			return err
 		}
-		p.configureAll(gstshim.TopLevelBin(p.self), false)
-	} else {
-		// kvssinks in a bin that joined the pipeline after this element
-		// are only found now: they have started already.
-		p.configureAll(gstshim.TopLevelBin(p.self), true)
 	}
+	p.configureAll(top)
 	if sess.keeper.Expiration().IsZero() {
 		why := "no attempt finished yet"
 		if err := sess.keeper.LastError(); err != nil {

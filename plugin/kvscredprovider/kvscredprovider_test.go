@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,44 @@ func errorsFrom(p *harness.Pipeline, source string, typ gst.MessageType) []strin
 		}
 	}
 	return out
+}
+
+// privateDir is a 0700 folder (t.TempDir gives 0755 ones, which the
+// provider warns about).
+func privateDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "private")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// faultReason matches the refresh-failed reason each IMDS fault causes.
+var faultReason = map[imdsfake.Fault]*regexp.Regexp{
+	imdsfake.FaultConnRefused: regexp.MustCompile(`connection reset|connection refused|EOF`),
+	imdsfake.FaultServerError: regexp.MustCompile(`StatusCode: 500`),
+	imdsfake.FaultMalformed:   regexp.MustCompile(`malformed IMDS answer`),
+	imdsfake.FaultThrottle:    regexp.MustCompile(`StatusCode: 429`),
+	imdsfake.FaultHang:        regexp.MustCompile(`deadline exceeded|[Tt]imeout`),
+}
+
+// refreshFailures returns the refresh-failed element messages so far.
+func refreshFailures(p *harness.Pipeline) []*gst.Message {
+	var out []*gst.Message
+	for _, m := range p.Messages() {
+		if harness.ElementMessage(kvscredprovider.MessageRefreshFailed)(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// reason is a refresh-failed message's reason field.
+func reason(m *gst.Message) string {
+	v, _ := m.GetStructure().GetValue("reason")
+	s, _ := v.(string)
+	return s
 }
 
 func fromCP(typ gst.MessageType) func(*gst.Message) bool {
@@ -199,29 +238,46 @@ func TestOutagesKeepFileUntilExpiry(t *testing.T) {
 	})
 	defer restore()
 	srv := fakeIMDS(t, imdsfake.Options{Lifetime: time.Hour, Now: clock.Now})
-	path := filepath.Join(t.TempDir(), "credential")
+	path := filepath.Join(privateDir(t), "credential")
 	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+encoded+" ! kvssink name=sink")
 	cp := element(t, p, "cp")
 	first := assertIssued(t, srv, path)
 
-	failures := harness.ElementMessage(kvscredprovider.MessageRefreshFailed)
 	// Past the refresh point (expiry - 15 min) with IMDS broken. Broken
 	// first: an IMDS that answers with the same credentials is asked again
 	// only when it must have rotated (5 min before expiry).
 	srv.SetFault(imdsfake.FaultConnRefused)
 	clock.Advance(46 * time.Minute)
-	seen := 0
 	for _, fault := range []imdsfake.Fault{imdsfake.FaultConnRefused, imdsfake.FaultServerError, imdsfake.FaultMalformed,
 		imdsfake.FaultThrottle, imdsfake.FaultHang} {
+		// Counted from the switch: each fault must itself cause failures,
+		// told apart by their reason. One attempt still in flight at the
+		// switch may report the previous fault, before the new ones.
+		before := len(refreshFailures(p))
 		srv.SetFault(fault)
-		seen += 2
-		m := p.WaitFor(20*time.Second, seen, fmt.Sprintf("refresh failures with %v", fault), failures)
-		st := m.GetStructure()
-		reason, _ := st.GetValue("reason")
-		left, _ := st.GetValue("time-left")
-		if r, _ := reason.(string); r == "" {
-			t.Errorf("%v: refresh-failed without a reason", fault)
+		want := faultReason[fault]
+		matches := func(m *gst.Message) bool {
+			return harness.ElementMessage(kvscredprovider.MessageRefreshFailed)(m) && want.MatchString(reason(m))
 		}
+		n := 0
+		for _, m := range refreshFailures(p)[:before] {
+			if matches(m) {
+				n++
+			}
+		}
+		m := p.WaitFor(30*time.Second, n+2, fmt.Sprintf("two refresh failures caused by %v", fault), matches)
+		sinceSwitch := refreshFailures(p)[before:]
+		for i, f := range sinceSwitch {
+			if matches(f) {
+				break
+			}
+			if i > 0 {
+				t.Fatalf("%v: %d failures with another reason after the switch (want at most the one in flight): %q",
+					fault, i+1, reason(f))
+			}
+		}
+		st := m.GetStructure()
+		left, _ := st.GetValue("time-left")
 		if l, _ := left.(uint64); time.Duration(l) <= 0 || time.Duration(l) > 15*time.Minute {
 			t.Errorf("%v: time-left %v, want the 14 min or so the file still has", fault, time.Duration(l))
 		}
@@ -236,7 +292,7 @@ func TestOutagesKeepFileUntilExpiry(t *testing.T) {
 	if errs := errorsFrom(p, "cp", gst.MessageError); len(errs) > 0 {
 		t.Fatalf("ERROR while the credentials were still valid: %v", errs)
 	}
-	if warns := errorsFrom(p, "cp", gst.MessageWarning); len(warns) != 1 {
+	if warns := errorsFrom(p, "cp", gst.MessageWarning); len(warns) != 1 || !strings.Contains(warns[0], "Refreshing AWS credentials failed") {
 		t.Fatalf("want one WARNING for the outage, got %d: %v", len(warns), warns)
 	}
 
@@ -374,5 +430,255 @@ func TestRestartedPipelineGetsFreshCredentials(t *testing.T) {
 	}
 	if errs := errorsFrom(p, "", gst.MessageError); len(errs) > 0 {
 		t.Fatalf("ERRORs: %v", errs)
+	}
+}
+
+// syncBus posts a marker on the pipeline's bus and waits until it has been
+// collected: every message posted before it has been collected too.
+func syncBus(t *testing.T, p *harness.Pipeline, name string) {
+	t.Helper()
+	st := gst.NewStructure(name)
+	if !p.GetPipelineBus().Post(gst.NewApplicationMessage(p, st)) {
+		t.Fatal("posting the marker failed")
+	}
+	p.WaitFor(10*time.Second, 1, "the bus marker "+name, func(m *gst.Message) bool {
+		s := m.GetStructure()
+		return m.Type() == gst.MessageApplication && s != nil && s.Name() == name
+	})
+}
+
+// kvssink's own defaults for its static credential properties are
+// placeholders ("access_key", "secret_key", "session_token" in the real
+// element), not static credentials: a plain kvssink, or one with the
+// placeholders written out, gets no WARNING.
+func TestPlaceholdersAreNotStaticCredentials(t *testing.T) {
+	for name, props := range map[string]string{
+		"plain":        "",
+		"placeholders": " access-key=access_key secret-key=secret_key session-token=session_token",
+	} {
+		t.Run(name, func(t *testing.T) {
+			fakeIMDS(t, imdsfake.Options{})
+			dir := privateDir(t)
+			report := filepath.Join(dir, "report.json")
+			p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+filepath.Join(dir, "credential")+" "+
+				encoded+" ! kvssink name=sink stream-name=t report="+report+props)
+			p.Start()
+			harness.WaitUntil(t, 30*time.Second, "kvssink to accept frames", func() bool {
+				r, err := kvssinkstandin.ReadReport(report)
+				return err == nil && r.TotalAccepted() > 5
+			})
+			syncBus(t, p, "placeholders-checked")
+			if warns := errorsFrom(p, "cp", gst.MessageWarning); len(warns) != 0 {
+				t.Fatalf("WARNINGs for kvssink's placeholders: %v", warns)
+			}
+			if r, _ := kvssinkstandin.ReadReport(report); r.CredentialSource != kvssinkstandin.SourceFile {
+				t.Fatalf("kvssink used credentials from %q", r.CredentialSource)
+			}
+		})
+	}
+}
+
+// kvscredprovider inside a bin of its own ("( kvscredprovider )" in a
+// gst-launch line), one or two levels deep, still supplies the kvssink
+// outside it before the pipeline starts.
+func TestProviderInsideABin(t *testing.T) {
+	for name, wrap := range map[string][2]string{"one bin": {"( ", " )"}, "nested bins": {"( ( ", " ) )"}} {
+		t.Run(name, func(t *testing.T) {
+			srv := fakeIMDS(t, imdsfake.Options{})
+			dir := privateDir(t)
+			path := filepath.Join(dir, "credential")
+			report := filepath.Join(dir, "report.json")
+			p := harness.NewPipeline(t, encoded+" ! kvssink name=sink stream-name=t report="+report+" "+
+				wrap[0]+"kvscredprovider name=cp credential-path="+path+wrap[1])
+			assertIssued(t, srv, path)
+			if got := stringProp(t, element(t, p, "sink"), "credential-path"); got != path {
+				t.Fatalf("before the start, kvssink credential-path = %q, want %q", got, path)
+			}
+			p.Start()
+			harness.WaitUntil(t, 30*time.Second, "kvssink to accept frames", func() bool {
+				r, err := kvssinkstandin.ReadReport(report)
+				return err == nil && r.TotalAccepted() > 5
+			})
+			r, _ := kvssinkstandin.ReadReport(report)
+			if r.CredentialSource != kvssinkstandin.SourceFile || r.CredentialPath != path || !r.CredentialReads[0].OK {
+				t.Fatalf("kvssink started from %q (%s), reads %+v", r.CredentialSource, r.CredentialPath, r.CredentialReads)
+			}
+			if errs := errorsFrom(p, "", gst.MessageError); len(errs) > 0 {
+				t.Fatalf("ERRORs: %v", errs)
+			}
+		})
+	}
+}
+
+// A kvssink added to the pipeline after it was built (by an application)
+// is pointed at the file as it is added, before anything starts it.
+func TestKvssinkAddedAfterThePipelineWasBuilt(t *testing.T) {
+	srv := fakeIMDS(t, imdsfake.Options{})
+	dir := privateDir(t)
+	path := filepath.Join(dir, "credential")
+	report := filepath.Join(dir, "report.json")
+	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+
+		strings.TrimSuffix(encoded, "video/x-h264,stream-format=avc,alignment=au")+
+		"capsfilter name=out caps=video/x-h264,stream-format=avc,alignment=au")
+	assertIssued(t, srv, path)
+	sink, err := gst.NewElementWithName("kvssink", "late-sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"stream-name": "t", "report": report} {
+		if err := sink.SetProperty(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Add(sink); err != nil {
+		t.Fatal(err)
+	}
+	if got := stringProp(t, sink, "credential-path"); got != path {
+		t.Fatalf("kvssink added later has credential-path %q, want %q", got, path)
+	}
+	if err := element(t, p, "out").Link(sink); err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	harness.WaitUntil(t, 30*time.Second, "kvssink to accept frames", func() bool {
+		r, err := kvssinkstandin.ReadReport(report)
+		return err == nil && r.TotalAccepted() > 5
+	})
+	if r, _ := kvssinkstandin.ReadReport(report); r.CredentialSource != kvssinkstandin.SourceFile || r.CredentialPath != path {
+		t.Fatalf("kvssink started from %q (%s)", r.CredentialSource, r.CredentialPath)
+	}
+}
+
+// A kvssink that is already running when kvscredprovider joins cannot be
+// supplied any more (it read credential-path at its start): an ERROR names
+// it and what to do.
+func TestKvssinkStartedBeforeTheProviderIsAnError(t *testing.T) {
+	fakeIMDS(t, imdsfake.Options{})
+	dir := privateDir(t)
+	own := filepath.Join(dir, "own-credential")
+	now := time.Now()
+	if err := credfile.Write(own, credfile.Credentials{AccessKeyID: "ASIAOWNFILEKEY000001", SecretAccessKey: "own-secret",
+		SessionToken: "own-token", Expires: now.Add(time.Hour)}, now); err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(dir, "report.json")
+	p := harness.NewPipeline(t, encoded+" ! kvssink name=sink stream-name=t credential-path="+own+" report="+report)
+	p.Start()
+	harness.WaitUntil(t, 30*time.Second, "kvssink to accept frames", func() bool {
+		r, err := kvssinkstandin.ReadReport(report)
+		return err == nil && r.TotalAccepted() > 0
+	})
+	cp, err := gst.NewElementWithName(kvscredprovider.FactoryName, "cp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.SetProperty("credential-path", filepath.Join(dir, "credential")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Add(cp); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(20*time.Second, 1, "kvscredprovider's ERROR", fromCP(gst.MessageError))
+	errs := errorsFrom(p, "cp", gst.MessageError)
+	if len(errs) != 1 || !strings.Contains(errs[0], "sink was already started") || !strings.Contains(errs[0], "credential-path") {
+		t.Fatalf("ERRORs %v, want one naming sink as started before kvscredprovider", errs)
+	}
+}
+
+// Static stability across a restart: the pipeline goes to NULL (the file
+// is removed) and starts again while IMDS is down. The credentials kept in
+// memory are still good for most of an hour, so they are written again and
+// kvssink starts; the failing background refresh is announced with one
+// WARNING, not an ERROR.
+func TestRestartDuringOutageStartsOnKeptCredentials(t *testing.T) {
+	srv := fakeIMDS(t, imdsfake.Options{Lifetime: time.Hour})
+	dir := privateDir(t)
+	path := filepath.Join(dir, "credential")
+	report := filepath.Join(dir, "report.json")
+	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+encoded+" ! kvssink name=sink report="+report)
+	first := assertIssued(t, srv, path)
+	p.Start()
+	harness.WaitUntil(t, 30*time.Second, "kvssink to accept frames", func() bool {
+		r, err := kvssinkstandin.ReadReport(report)
+		return err == nil && r.TotalAccepted() > 5
+	})
+	if err := p.SetState(gst.StateNull); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("credential file still there in NULL: %v", err)
+	}
+	if err := os.Remove(report); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.SetFault(imdsfake.FaultServerError)
+	p.Start()
+	harness.WaitUntil(t, 30*time.Second, "kvssink to accept frames after the restart", func() bool {
+		r, err := kvssinkstandin.ReadReport(report)
+		return err == nil && r.Started && r.TotalAccepted() > 5
+	})
+	r, _ := kvssinkstandin.ReadReport(report)
+	if r.CredentialSource != kvssinkstandin.SourceFile || !r.CredentialReads[0].OK {
+		t.Fatalf("after the restart kvssink started with %q, reads %+v", r.CredentialSource, r.CredentialReads)
+	}
+	if c, ok := readFile(path); !ok || !c.SameAs(first) {
+		t.Fatalf("after the restart the file holds %v (ok %v), want the kept credentials", c, ok)
+	}
+	m := p.WaitFor(20*time.Second, 1, "the failed background refresh", harness.ElementMessage(kvscredprovider.MessageRefreshFailed))
+	if !faultReason[imdsfake.FaultServerError].MatchString(reason(m)) {
+		t.Fatalf("refresh failed because %q, want the 500", reason(m))
+	}
+	p.WaitFor(20*time.Second, 1, "the outage WARNING", fromCP(gst.MessageWarning))
+	reused := func(m *gst.Message) bool {
+		if !harness.ElementMessage(kvscredprovider.MessageRefreshed)(m) {
+			return false
+		}
+		v, _ := m.GetStructure().GetValue("reused")
+		b, _ := v.(bool)
+		return b
+	}
+	p.WaitFor(10*time.Second, 1, "a refreshed message marked reused", reused)
+	if errs := errorsFrom(p, "", gst.MessageError); len(errs) > 0 {
+		t.Fatalf("ERRORs: %v", errs)
+	}
+	if s := stringProp(t, element(t, p, "cp"), "status"); s != "degraded" {
+		t.Fatalf("status %q, want degraded", s)
+	}
+}
+
+// A real outage that follows answers repeating the current credentials
+// (IMDS rotating late) still gets its WARNING: those answers are not
+// failures, so the first real failure is attempt 1.
+func TestOutageAfterLateRotationIsAnnounced(t *testing.T) {
+	clock := &jumpClock{}
+	restore := kvscredprovider.SetKeeperOptionsForTest(func(o *credrefresh.Options) {
+		o.Clock = clock
+		o.RetryInitial = 100 * time.Millisecond
+		o.RetryMax = 500 * time.Millisecond
+	})
+	defer restore()
+	// IMDS keeps serving the same credentials until 1 min before expiry.
+	srv := fakeIMDS(t, imdsfake.Options{Lifetime: time.Hour, RotateBefore: time.Minute, Now: clock.Now})
+	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+filepath.Join(privateDir(t), "credential")+
+		" "+encoded+" ! kvssink name=sink")
+	role := imdsfake.PathRole("kvsrelay-test-role")
+	asked := func(n int) {
+		t.Helper()
+		harness.WaitUntil(t, 20*time.Second, fmt.Sprintf("%d credential requests", n), func() bool { return srv.Requests(role) >= n })
+	}
+	asked(1)
+	clock.Advance(46 * time.Minute) // refresh point: unchanged
+	asked(2)
+	clock.Advance(10 * time.Minute) // past the publish point: unchanged, retried with backoff
+	asked(4)
+	srv.SetFault(imdsfake.FaultServerError)
+	m := p.WaitFor(20*time.Second, 1, "the first refresh failure", harness.ElementMessage(kvscredprovider.MessageRefreshFailed))
+	if v, _ := m.GetStructure().GetValue("attempt"); v != 1 {
+		t.Fatalf("first refresh failure has attempt %v, want 1", v)
+	}
+	w := p.WaitFor(20*time.Second, 1, "the outage WARNING", fromCP(gst.MessageWarning))
+	if !strings.Contains(w.ParseWarning().Error(), "Refreshing AWS credentials failed") {
+		t.Fatalf("WARNING %q", w.ParseWarning().Error())
 	}
 }

@@ -2,6 +2,7 @@ package kvscredprovider
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/go-gst/go-gst/gst"
 
@@ -12,16 +13,35 @@ import (
 // stand-in).
 const kvssinkFactory = "kvssink"
 
-// Placeholders kvssink uses to tell "not set" from static keys.
+// Placeholders kvssink uses as the defaults of its static credential
+// properties: a property still holding its placeholder (or empty) is not
+// used by kvssink (gstkvssink.cpp: the access-key property counts only when
+// changed from "access_key"; AWS_SESSION_TOKEN is read only while
+// session-token still equals "session_token").
 const (
-	kvssinkDefaultAccessKey = "access_key"
-	kvssinkDefaultSecretKey = "secret_key"
+	kvssinkDefaultAccessKey    = "access_key"
+	kvssinkDefaultSecretKey    = "secret_key"
+	kvssinkDefaultSessionToken = "session_token"
 )
 
+// staticCredentialProps are kvssink's properties that, when set, make it use
+// static credentials instead of the file, with the placeholder each has
+// while unset.
+var staticCredentialProps = []struct{ prop, placeholder string }{
+	{"access-key", kvssinkDefaultAccessKey},
+	{"secret-key", kvssinkDefaultSecretKey},
+	{"session-token", kvssinkDefaultSessionToken},
+}
+
+// staticPropertySet reports whether a static credential property holds a
+// real value: neither empty nor kvssink's placeholder.
+func staticPropertySet(v any, placeholder string) bool {
+	s, _ := v.(string)
+	return s != "" && s != placeholder
+}
+
 // configureAll points every kvssink inside top (recursively) at the file.
-// late: the kvssinks have started already (found at NULL->READY), so one
-// that was not pointed at the file yet gets a warning.
-func (p *credProvider) configureAll(top *gst.Bin, late bool) {
+func (p *credProvider) configureAll(top *gst.Bin) {
 	if top == nil {
 		return
 	}
@@ -32,7 +52,26 @@ func (p *credProvider) configureAll(top *gst.Bin, late bool) {
 	}
 	for _, el := range elements {
 		if isKvssink(el) {
-			p.configureSink(el, late)
+			p.configureSink(el)
+		}
+	}
+}
+
+// registerMetrics records into the metrics streams of every kvssink inside
+// top from now on, before any credentials exist (so failures of the first
+// fetch count too).
+func (p *credProvider) registerMetrics(top *gst.Bin) {
+	if top == nil {
+		return
+	}
+	p.metrics.start()
+	elements, err := top.GetElementsRecursive()
+	if err != nil {
+		return
+	}
+	for _, el := range elements {
+		if isKvssink(el) {
+			p.metrics.addSink(el, time.Time{})
 		}
 	}
 }
@@ -42,11 +81,11 @@ func (p *credProvider) configureAll(top *gst.Bin, late bool) {
 // before anything can start it.
 func (p *credProvider) elementAdded(el *gst.Element) {
 	if isKvssink(el) {
-		p.configureSink(el, false)
+		p.configureSink(el)
 		return
 	}
 	if gstshim.IsBin(el) {
-		p.configureAll(gst.ToGstBin(el), false)
+		p.configureAll(gst.ToGstBin(el))
 	}
 }
 
@@ -58,7 +97,16 @@ func isKvssink(el *gst.Element) bool {
 // configureSink sets the kvssink's credential-path and warns about settings
 // that make kvssink ignore the file. Property values are compared, never
 // logged: they may be secrets.
-func (p *credProvider) configureSink(el *gst.Element, late bool) {
+//
+// A kvssink that has already left NULL without this element's file gets an
+// ERROR, not a warning: kvssink reads credential-path only at NULL->READY, so
+// nothing this element does reaches it any more. It is using other
+// credentials (static keys, the environment, some other file) that nobody
+// refreshes, or none, and the failure would come much later and far from its
+// cause: at its first token renewal (within 40 minutes) as an upload that
+// silently stops or an ERROR, then a 120 s hang at EOS (see the kvssink
+// contract). Failing now names the cause while it is easy to fix.
+func (p *credProvider) configureSink(el *gst.Element) {
 	sess := p.sess.Load()
 	if sess == nil || sess.keeper.Expiration().IsZero() {
 		p.holdSink(el)
@@ -67,13 +115,17 @@ func (p *credProvider) configureSink(el *gst.Element, late bool) {
 		return
 	}
 	name := el.GetName()
+	p.metrics.addSink(el, sess.keeper.Expiration())
 	if cur, _ := el.GetProperty("credential-path"); cur != sess.path {
-		if late && p.firstWarning(name+"/late") {
-			text := fmt.Sprintf("%s had started before %s could set its credential-path (it sits in a bin added "+
-				"to the pipeline later); it may be using other credentials. Put %s and kvssink in the same pipeline "+
-				"before starting it", name, p.self.GetName(), FactoryName)
-			cat.LogWarning(text)
-			gstshim.PostError(p.self, true, gstshim.ResourceError, gst.ResourceErrorSettings, text, "")
+		if state := el.GetCurrentState(); state != gst.StateNull && p.firstWarning(name+"/late") {
+			text := fmt.Sprintf("%s was already started (state %s) when %s could give it its credential file: kvssink "+
+				"reads credential-path only when it starts, so it is not using the credentials %s keeps fresh, and its "+
+				"upload will fail when the credentials it has expire. Put %s in the pipeline before kvssink is started "+
+				"(in the same gst-launch line, or added before the pipeline's state is set), or give that kvssink "+
+				"credential-path=%s", name, state, p.self.GetName(), p.self.GetName(), FactoryName, sess.path)
+			cat.LogError(text)
+			gstshim.PostError(p.self, false, gstshim.ResourceError, gst.ResourceErrorSettings, text,
+				"kvssink started before kvscredprovider could configure it")
 		}
 		if err := el.SetProperty("credential-path", sess.path); err != nil {
 			cat.LogWarning(fmt.Sprintf("setting credential-path on %s: %v", name, err))
@@ -81,17 +133,9 @@ func (p *credProvider) configureSink(el *gst.Element, late bool) {
 		}
 		cat.LogInfo(fmt.Sprintf("%s: credential-path set to %s", name, sess.path))
 	}
-	checks := []struct {
-		prop    string
-		ignored func(v any) bool // true when kvssink does not use the property
-	}{
-		{"access-key", func(v any) bool { s, _ := v.(string); return s == kvssinkDefaultAccessKey }},
-		{"secret-key", func(v any) bool { s, _ := v.(string); return s == kvssinkDefaultSecretKey }},
-		{"session-token", func(v any) bool { s, _ := v.(string); return s == "" }},
-	}
-	for _, c := range checks {
+	for _, c := range staticCredentialProps {
 		v, err := el.GetProperty(c.prop)
-		if err != nil || c.ignored(v) || !p.firstWarning(name+"/"+c.prop) {
+		if err != nil || !staticPropertySet(v, c.placeholder) || !p.firstWarning(name+"/"+c.prop) {
 			continue
 		}
 		text := fmt.Sprintf("%s has its %s property set: kvssink then uses static credentials instead of the "+

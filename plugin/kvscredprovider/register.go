@@ -31,12 +31,40 @@
 //     time, the kvssinks are released and start normally. With credentials
 //     in place nothing is ever held.
 //
+// The provider may also sit inside a bin of its own ("( kvscredprovider )"
+// in a gst-launch line, or a bin an application builds and adds to its
+// pipeline later): when that bin joins a larger one, step 1 runs again for
+// the new top-level bin (the set_clock override in internal/gstshim sees
+// the add, since a bin hands its clock to everything inside it), still
+// before the pipeline's first state change. At its own NULL->READY the
+// provider resolves the top-level bin once more; a kvssink it finds already
+// started without its file (the provider joined a running pipeline, or a
+// bin with a running kvssink joined later) gets an ERROR: kvssink reads
+// credential-path only at its start, so that kvssink would fail silently
+// at its first token renewal instead.
+//
 // At READY->NULL the provider stops refreshing and removes the file; the
 // kvssinks (already in NULL: a bin stops its sinks first) are held there, so
 // that a restart of the pipeline brings them up only after the provider's
-// NULL->READY has fetched and written fresh credentials. Leaving the bin
-// (gst_bin_remove, or the pipeline being freed) also stops the refresh,
-// removes the file and releases held kvssinks.
+// NULL->READY has written credentials again. The credentials it had are
+// kept in memory (never logged) across the stop: if they still have well
+// over kvssink's margins left (credrefresh.MinSeedRemaining) the restart
+// writes them at once and asks the source in the background, so an IMDS
+// outage at that moment does not fail the start (static stability). Leaving
+// the bin (gst_bin_remove, or the pipeline being freed) also stops the
+// refresh, removes the file, forgets the credentials and releases held
+// kvssinks.
+//
+// The credential folder: one created by the provider is 0700; an existing
+// one that group or other users can write to is refused (they could replace
+// the file kvssink reads), one they can only list gets a WARNING (the file
+// itself is 0600). systemd creates RuntimeDirectory= folders 0755 unless
+// RuntimeDirectoryMode=0700 is set.
+//
+// With KVSRELAY_METRICS set, CredentialSecondsToExpiry and
+// CredentialRefreshFailures are recorded in the CloudWatch EMF stream of
+// every kvssink supplied (named after its stream-name, as reconnectbin
+// names its stream), see metrics.go.
 //
 // Settings (source, role, profile, credential-path, refresh-before) are read
 // when the element joins a bin (gst-launch-1.0 sets them before that) and at
@@ -77,11 +105,16 @@ const (
 // Bus message names (GST_MESSAGE_ELEMENT structures).
 const (
 	// MessageRefreshed: new credentials were written. Fields access-key-id
-	// (string, masked ****ABCD) and expiration (string, RFC 3339 UTC).
+	// (string, masked ****ABCD), expiration (string, RFC 3339 UTC) and
+	// reused (boolean: true when credentials kept in memory from before a
+	// restart were written again instead of fetched).
 	MessageRefreshed = "kvscredprovider-refreshed"
 	// MessageRefreshFailed: a fetch or write failed; the file keeps the last
 	// valid credentials. Fields reason (string), time-left (guint64 ns the
-	// current credentials stay valid, 0 when there are none), attempt (gint).
+	// current credentials stay valid, 0 when there are none), attempt (gint:
+	// failed attempts since the last successful write; answers that only
+	// repeat the current credentials do not count). The first failure of an
+	// outage (attempt 1) is also posted as a bus WARNING.
 	MessageRefreshFailed = "kvscredprovider-refresh-failed"
 )
 
@@ -131,7 +164,9 @@ var properties = []*glib.ParamSpec{
 		"File the credentials are written to (mode 0600, atomically replaced) and that every kvssink in the "+
 			"pipeline gets as its credential-path. Unset: credential-<pid>-<element name> in $RUNTIME_DIRECTORY, "+
 			"else $XDG_RUNTIME_DIR/kvsrelay, else a new private temporary folder; reading the property then "+
-			"gives the chosen file once the element is in a bin. The file is removed at READY->NULL and when the element leaves its bin.",
+			"gives the chosen file once the element is in a bin. A missing folder is created 0700; an existing "+
+			"folder that group or others can write to is refused, one they can read gets a warning. "+
+			"The file is removed at READY->NULL and when the element leaves its bin.",
 		nil, rw),
 	propRefreshBefore: glib.NewUint64Param("refresh-before", "Refresh before expiry (ns)",
 		"Fetch new credentials this long before the current ones expire; failed attempts are retried with "+

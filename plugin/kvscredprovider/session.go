@@ -30,6 +30,7 @@ func (e *propertyError) Error() string { return e.msg }
 
 // session is one running credential refresh for one file.
 type session struct {
+	settings settings // what it was started with
 	path     string
 	ownDir   string // temporary folder created for the file, removed at stop
 	describe string // source description for messages
@@ -39,10 +40,14 @@ type session struct {
 }
 
 // startSession validates s, writes credentials (waiting up to PrimeTimeout)
-// and starts the refresh goroutine. It returns a nil session only when s is
-// unusable; with a session it may still return the error of the first
-// fetch, while the refresh keeps trying in the background.
-func startSession(p *credProvider, s settings) (*session, error) {
+// and starts the refresh goroutine. seed (zero: none) are credentials kept
+// from before a stop: if they have well over kvssink's margins left
+// (credrefresh.MinSeedRemaining) they are written at once and the source is
+// asked in the background, so a restart during an IMDS outage still starts.
+// It returns a nil session only when s is unusable; with a session it may
+// still return the error of the first fetch, while the refresh keeps trying
+// in the background.
+func startSession(p *credProvider, s settings, seed credfile.Credentials) (*session, error) {
 	if s.refreshBefore < MinRefreshBefore {
 		return nil, &propertyError{fmt.Sprintf("%s: property refresh-before is %s (%d ns); it must be at least %s (%d ns): "+
 			"kvssink needs the credential file valid for over a minute when it re-reads it",
@@ -56,11 +61,12 @@ func startSession(p *credProvider, s settings) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.self.GetName(), err)
 	}
-	sess := &session{path: path, ownDir: ownDir, describe: src.Describe(), done: make(chan struct{})}
+	sess := &session{settings: s, path: path, ownDir: ownDir, describe: src.Describe(), done: make(chan struct{})}
 	opts := credrefresh.Options{
 		RefreshBefore: s.refreshBefore,
 		Transient:     credsource.IsTransient,
 		OnEvent:       func(e credrefresh.Event) { p.onEvent(sess, e) },
+		Seed:          seed,
 	}
 	if keeperOptionsHook != nil {
 		keeperOptionsHook(&opts)
@@ -80,6 +86,11 @@ func startSession(p *credProvider, s settings) (*session, error) {
 	primeCtx, primeCancel := context.WithTimeout(ctx, PrimeTimeout)
 	primeErr := keeper.Prime(primeCtx)
 	primeCancel()
+	if w := credfile.FolderWarning(filepath.Dir(path)); w != "" && p.firstWarning("folder") {
+		text := fmt.Sprintf("%s: %s", p.self.GetName(), w)
+		cat.LogWarning(text)
+		gstshim.PostError(p.self, true, gstshim.ResourceError, gst.ResourceErrorSettings, text, "")
+	}
 	go func() {
 		defer close(sess.done)
 		_ = keeper.Run(ctx)
@@ -156,9 +167,11 @@ func (p *credProvider) onEvent(sess *session, e credrefresh.Event) {
 	switch e.Kind {
 	case credrefresh.EventRefreshed:
 		cat.LogInfo(fmt.Sprintf("%s: %s (file %s)", name, e, sess.path))
+		p.metrics.setExpiry(e.Expires)
 		p.postElementMessage(MessageRefreshed, map[string]any{
 			"access-key-id": e.KeyID,
 			"expiration":    e.Expires.UTC().Format(time.RFC3339),
+			"reused":        e.Reused,
 		})
 		// kvssinks held because the first fetch had failed may start now;
 		// the next state change includes them again.
@@ -167,6 +180,7 @@ func (p *credProvider) onEvent(sess *session, e credrefresh.Event) {
 		cat.LogDebug(fmt.Sprintf("%s: %s", name, e))
 	case credrefresh.EventRefreshFailed:
 		cat.LogWarning(fmt.Sprintf("%s: %s", name, e))
+		p.metrics.addFailure()
 		reason := "unknown"
 		if e.Err != nil {
 			reason = e.Err.Error()
@@ -177,8 +191,10 @@ func (p *credProvider) onEvent(sess *session, e credrefresh.Event) {
 			"attempt":   e.Attempt,
 		})
 		if e.Attempt == 1 && !e.Expires.IsZero() {
-			// One bus WARNING per outage; the element messages count
-			// every attempt.
+			// One bus WARNING per outage: attempt 1 is the first failure
+			// since the last successful write (answers that only repeat
+			// the current credentials do not count); the element
+			// messages count every attempt.
 			gstshim.PostError(p.self, true, gstshim.ResourceError, gst.ResourceErrorRead,
 				fmt.Sprintf("Refreshing AWS credentials failed; kvssink keeps using key %s, valid for %s more; retrying: %s",
 					e.KeyID, e.TimeLeft.Round(time.Second), reason), sess.describe)

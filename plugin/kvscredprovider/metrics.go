@@ -1,0 +1,90 @@
+package kvscredprovider
+
+import (
+	"sync"
+	"time"
+
+	"github.com/go-gst/go-gst/gst"
+
+	"github.com/kvsrelay/kvsrelay/internal/emf"
+)
+
+// metrics records CredentialSecondsToExpiry and CredentialRefreshFailures
+// into the process's CloudWatch EMF recorder (internal/emf), in the stream
+// of every kvssink this element supplies: emf.Default().Stream(<kvssink
+// stream-name>), the same stream reconnectbin records into when it feeds
+// that kvssink, so one line per stream carries both. Inert unless
+// KVSRELAY_METRICS is set (emf.StartDefaultFromEnv, shared by the process).
+type metrics struct {
+	mu      sync.Mutex
+	checked bool // StartDefaultFromEnv was called
+	on      bool
+	streams map[string]*emf.Stream
+	expiry  time.Time // of the credentials in the file; zero when none
+}
+
+// start turns recording on if KVSRELAY_METRICS asks for it (once).
+func (m *metrics) start() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.checked {
+		return
+	}
+	m.checked = true
+	on, err := emf.StartDefaultFromEnv()
+	if err != nil {
+		cat.LogWarning("metrics disabled: " + err.Error())
+	}
+	m.on = on
+}
+
+// addSink records into the stream of kvssink el from now on; expiry is
+// when the credentials now in the file expire (zero: none yet).
+func (m *metrics) addSink(el *gst.Element, expiry time.Time) {
+	name := ""
+	if v, err := el.GetProperty("stream-name"); err == nil {
+		name, _ = v.(string)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.on {
+		return
+	}
+	if m.streams == nil {
+		m.streams = map[string]*emf.Stream{}
+	}
+	st := emf.Default().Stream(name)
+	if _, ok := m.streams[st.Name()]; ok {
+		return
+	}
+	m.streams[st.Name()] = st
+	if !expiry.IsZero() {
+		m.expiry = expiry
+	}
+	if !m.expiry.IsZero() {
+		st.SetCredentialExpiry(m.expiry)
+	}
+}
+
+// setExpiry records new credentials in the file.
+func (m *metrics) setExpiry(t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expiry = t
+	for _, st := range m.streams {
+		st.SetCredentialExpiry(t)
+	}
+}
+
+// clearExpiry records that the file is gone (the element stopped): the
+// gauge is left out of the lines until credentials are written again.
+func (m *metrics) clearExpiry() { m.setExpiry(time.Time{}) }
+
+// addFailure counts one failed refresh attempt.
+func (m *metrics) addFailure() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, st := range m.streams {
+		st.AddCredentialRefreshFailure()
+	}
+}
