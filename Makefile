@@ -1,7 +1,7 @@
 # kvsrelay: self-healing live relays into AWS Kinesis Video Streams.
 #
 #   make deps      install the system packages (GStreamer, plugins, test tools) and Go when none >= 1.21 is found
-#   make build     build/libgstkvsrelay.so, the test build in build/test-plugins/, kvscredfile, gst-inspect-helper
+#   make build     build/libgstkvsrelay.so, kvscredfile, gst-inspect-helper, and the test build in build-test/
 #   make test      make deps, build and run every test (unit and integration); test-run skips deps
 #   make demo      live recovery demo: a flaky local source relayed through reconnectbin
 #   make install   put the plugin where GStreamer finds it (user folder; PREFIX/DESTDIR for a system folder)
@@ -26,7 +26,11 @@ export GOTOOLCHAIN ?= auto
 
 BUILD      := build
 PLUGIN     := $(BUILD)/libgstkvsrelay.so
-TESTPLUGIN := $(BUILD)/test-plugins/libgstkvsrelay.so
+# The test build (with the kvssink stand-in) lives outside build/: GStreamer
+# scans plugin folders recursively, so GST_PLUGIN_PATH=$PWD/build would
+# otherwise load the stand-in as "kvssink".
+TESTBUILD  := build-test
+TESTPLUGIN := $(TESTBUILD)/libgstkvsrelay.so
 CREDFILE   := $(BUILD)/kvscredfile
 HELPER     := $(BUILD)/gst-inspect-helper
 GOFLAGS_SO := -buildmode=c-shared -trimpath -ldflags="-s -w"
@@ -159,6 +163,6 @@ bench-run: build
 	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(dir $(TESTPLUGIN))) $(GO) run ./cmd/kvsrelay-bench -o docs/benchmarks.md $(BENCH_ARGS)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(TESTBUILD)
 
 include pipelines/install.mk

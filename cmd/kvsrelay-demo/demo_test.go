@@ -14,7 +14,7 @@ import (
 )
 
 // demoPluginDir finds the plugin build to run the demo against: the folder
-// named by KVSRELAY_TEST_PLUGIN_DIR (make test passes build/test-plugins),
+// named by KVSRELAY_TEST_PLUGIN_DIR (make test passes build-test),
 // else the repository's build/.
 func demoPluginDir(t *testing.T) string {
 	if dir := os.Getenv("KVSRELAY_TEST_PLUGIN_DIR"); dir != "" {

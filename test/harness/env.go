@@ -51,11 +51,11 @@ func TestPluginDir(tb testing.TB) string {
 
 func buildTestPlugin() (string, error) {
 	root := RepoRoot()
-	dir := filepath.Join(root, "build", "test-plugins")
+	dir := filepath.Join(root, "build-test")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	lock, err := os.OpenFile(filepath.Join(root, "build", ".test-plugin.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(dir, ".test-plugin.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return "", err
 	}
@@ -138,7 +138,7 @@ const EnvShippedPluginDir = "KVSRELAY_PLUGIN_DIR"
 // ShippedPluginDir is a private folder holding a copy of the shipped
 // libgstkvsrelay.so from KVSRELAY_PLUGIN_DIR, and nothing else: GStreamer
 // scans plugin folders recursively, and build/ also holds the test build
-// (build/test-plugins/, with the kvssink stand-in). The test is skipped when
+// (build-test/, with the kvssink stand-in). The test is skipped when
 // KVSRELAY_PLUGIN_DIR is unset (a plain go test; make test sets it).
 func ShippedPluginDir(tb testing.TB) string {
 	tb.Helper()

@@ -135,3 +135,30 @@ func TestShippedReconnectbinRunsToEOS(t *testing.T) {
 		t.Errorf("gst-launch-1.0 printed an error or warning:\n%s", out)
 	}
 }
+
+// TestBuildFolderAsWrittenInTheREADME: GST_PLUGIN_PATH=$PWD/build (the
+// README's way to try the plugin without installing it) must find the
+// shipped plugin and nothing else of ours. GStreamer scans that folder
+// recursively, so a test build with the kvssink stand-in anywhere under
+// build/ would be loaded too, and could even stand in for a real kvssink.
+func TestBuildFolderAsWrittenInTheREADME(t *testing.T) {
+	build := os.Getenv(harness.EnvShippedPluginDir)
+	if build == "" {
+		t.Skip(harness.EnvShippedPluginDir + " is not set (make test sets it to build/)")
+	}
+	var found []string
+	filepath.WalkDir(build, func(path string, d os.DirEntry, err error) error { //nolint:errcheck
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".so") {
+			found = append(found, strings.TrimPrefix(path, build+"/"))
+		}
+		return nil
+	})
+	if !slices.Equal(found, []string{"libgstkvsrelay.so"}) {
+		t.Fatalf("%s holds the plugins %v; GStreamer would load every one of them, want only libgstkvsrelay.so", build, found)
+	}
+	env := harness.PluginEnv(t, build)
+	out, code := harness.Run(t, env, 60*time.Second, "gst-inspect-1.0", "kvssink")
+	if code == 0 && strings.Contains(out, build) {
+		t.Errorf("with GST_PLUGIN_PATH=%s, kvssink resolves to a build of ours:\n%s", build, out)
+	}
+}
