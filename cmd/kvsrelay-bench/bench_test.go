@@ -65,14 +65,37 @@ var (
 	numberCell = regexp.MustCompile(`^[<>]?-?\d+(\.\d+)?$`)
 )
 
-func TestQuickBenchProducesParsableReport(t *testing.T) {
-	pluginDir := os.Getenv("KVSRELAY_TEST_PLUGIN_DIR")
-	if pluginDir == "" {
-		local, _ := filepath.Abs(filepath.Join("..", "..", "build", "test-plugins"))
-		if _, err := os.Stat(filepath.Join(local, "libgstkvsrelay.so")); err != nil {
-			t.Skip("no plugin build: set KVSRELAY_TEST_PLUGIN_DIR or run make build")
+// benchPluginDir is the plugin build the quick bench measures, as make
+// bench does: the shipped build ($KVSRELAY_PLUGIN_DIR, else the repository's
+// build/), and the test build ($KVSRELAY_TEST_PLUGIN_DIR) only without one.
+func benchPluginDir() string {
+	shipped, _ := filepath.Abs(filepath.Join("..", "..", "build"))
+	test, _ := filepath.Abs(filepath.Join("..", "..", "build", "test-plugins"))
+	for _, dir := range []string{os.Getenv("KVSRELAY_PLUGIN_DIR"), shipped, os.Getenv("KVSRELAY_TEST_PLUGIN_DIR"), test} {
+		if dir == "" {
+			continue
 		}
-		pluginDir = local
+		if _, err := os.Stat(filepath.Join(dir, "libgstkvsrelay.so")); err == nil {
+			return dir
+		}
+	}
+	return ""
+}
+
+// column returns the index of the named column, or -1.
+func (t mdTable) column(name string) int {
+	for i, h := range t.header {
+		if h == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestQuickBenchProducesParsableReport(t *testing.T) {
+	pluginDir := benchPluginDir()
+	if pluginDir == "" {
+		t.Skip("no plugin build: set KVSRELAY_PLUGIN_DIR or KVSRELAY_TEST_PLUGIN_DIR, or run make build")
 	}
 	if testing.Short() {
 		t.Skip("the quick bench takes about 3 minutes")
@@ -151,5 +174,86 @@ func TestQuickBenchProducesParsableReport(t *testing.T) {
 	}
 	if !strings.Contains(doc, "| reconnectbin |") {
 		t.Error("no reconnectbin row in the recovery tables")
+	}
+	if !regexp.MustCompile(`(?m)^- Plugin: \S+libgstkvsrelay\.so, elements .*reconnectbin`).MatchString(doc) {
+		t.Error("machine header does not say which plugin build was measured")
+	}
+	checkReportColumns(t, tables)
+	if t.Failed() {
+		t.Logf("report:\n%s", doc)
+	}
+}
+
+// checkReportColumns checks the columns people read the results off: the
+// recovery tables' start-limit recovery, ratio and minus-floor, the storm's
+// ratio and lag, the overhead's slope and start-up, the memory scenario's
+// network sources.
+func checkReportColumns(t *testing.T, tables []mdTable) {
+	t.Helper()
+	recovery, ratios, minusFloors := 0, 0, 0
+	for _, tb := range tables {
+		switch {
+		case tb.column("recovery median (s)") >= 0:
+			recovery++
+			for _, col := range []string{"recovery under start limit median (s)", "ratio vs reconnectbin under start limit (x)",
+				"own fresh-start floor (s)", "recovery minus floor (s)", "lag behind live at recovery median (s)", "start-limit hits (count)"} {
+				if tb.column(col) < 0 {
+					t.Errorf("recovery table %v has no %q column", tb.header, col)
+				}
+			}
+			ratio, minus := tb.column("ratio vs reconnectbin under start limit (x)"), tb.column("recovery minus floor (s)")
+			if ratio < 0 || minus < 0 {
+				continue
+			}
+			// The numbers are for people to read; that the columns are
+			// filled in (the floor scenario runs first) is checked over all
+			// tables: a contender that did not recover shows n/a.
+			for _, row := range tb.rows {
+				if numberCell.MatchString(row[ratio]) {
+					ratios++
+				}
+				if numberCell.MatchString(row[minus]) {
+					minusFloors++
+				}
+			}
+		case tb.column("time with real frames (%)") >= 0:
+			for _, col := range []string{"real frames under start limit (%)", "lag behind live median (s)", "lag behind live at end (s)",
+				"reconnectbin fallback=none real-frame time / this row's under start limit (x)"} {
+				if tb.column(col) < 0 {
+					t.Errorf("storm table %v has no %q column", tb.header, col)
+				}
+			}
+			var names []string
+			for _, row := range tb.rows {
+				names = append(names, row[0])
+			}
+			for _, want := range []string{"reconnectbin fallback=none", "reconnectbin fallback=black", "reconnectbin fallback=image"} {
+				if !strings.Contains(strings.Join(names, "\n"), want) {
+					t.Errorf("storm table has no %q row (rows %q)", want, names)
+				}
+			}
+		case strings.HasPrefix(tb.header[0], "Path"):
+			for _, col := range []string{"without per frame (us)", "with reconnectbin per frame (us)", "extra per frame (us)", "start-up without (s)", "start-up with reconnectbin (s)"} {
+				if tb.column(col) < 0 {
+					t.Errorf("overhead table %v has no %q column", tb.header, col)
+				}
+			}
+		case tb.header[0] == "Source" && tb.column("change median (value)") >= 0:
+			var sources []string
+			for _, row := range tb.rows {
+				sources = append(sources, row[0])
+			}
+			for _, want := range []string{"tcpclientsrc", "souphttpsrc"} {
+				if !strings.Contains(strings.Join(sources, "\n"), want) {
+					t.Errorf("memory table has no network source %q (rows %q)", want, sources)
+				}
+			}
+		}
+	}
+	if recovery < 5 {
+		t.Errorf("report has %d recovery tables, want 5 (HLS A, B, C, TCP, SRT)", recovery)
+	}
+	if ratios == 0 || minusFloors == 0 {
+		t.Errorf("the recovery tables have %d ratios and %d recovery-minus-floor numbers, want some of each", ratios, minusFloors)
 	}
 }

@@ -52,7 +52,9 @@ func (s Source) clientHead(withQueue bool) []string {
 type ReconnectSettings struct {
 	StallTimeout time.Duration
 	Fallback     string // "", "none", "black", "image"
-	OutputCaps   string
+	// FallbackImage is the picture file of fallback=image.
+	FallbackImage string
+	OutputCaps    string
 }
 
 func reconnectbinContender(name string, src Source, s ReconnectSettings) Contender {
@@ -66,10 +68,13 @@ func reconnectbinContender(name string, src Source, s ReconnectSettings) Contend
 	if s.Fallback != "" {
 		args = append(args, "fallback="+s.Fallback)
 	}
+	if s.FallbackImage != "" {
+		args = append(args, "fallback-image="+s.FallbackImage)
+	}
 	args = append(args, sinkTail...)
 	// reconnectbin itself runs under the same supervisor with systemd's
 	// RestartSec=5, as deployed; it is not expected to exit.
-	return Contender{Name: name, Path: "gst-launch-1.0", Args: args, RestartSec: 5 * time.Second, Messages: true, Reference: true}
+	return Contender{Name: name, Kind: "reconnectbin", Path: "gst-launch-1.0", Args: args, RestartSec: 5 * time.Second, Messages: true, Reference: true}
 }
 
 func gstLaunchContender(src Source, restartSec time.Duration) Contender {
@@ -78,7 +83,7 @@ func gstLaunchContender(src Source, restartSec time.Duration) Contender {
 	if src.Proto != "hls" {
 		label = "gst-launch (plain " + src.Proto + " client)"
 	}
-	return Contender{Name: fmt.Sprintf("%s, RestartSec=%s", label, secs(restartSec)), Path: "gst-launch-1.0", Args: args, RestartSec: restartSec}
+	return Contender{Name: fmt.Sprintf("%s, RestartSec=%s", label, secs(restartSec)), Kind: "gst-launch", Path: "gst-launch-1.0", Args: args, RestartSec: restartSec}
 }
 
 func ffmpegContender(src Source, restartSec time.Duration) Contender {
@@ -95,7 +100,7 @@ func ffmpegContender(src Source, restartSec time.Duration) Contender {
 		// passthrough: never invent duplicate frames during an outage;
 		// flush_packets: hand each frame over at once.
 		"-fps_mode", "passthrough", "-flush_packets", "1", "-f", "rawvideo", "pipe:3")
-	return Contender{Name: fmt.Sprintf("ffmpeg, RestartSec=%s", secs(restartSec)), Path: "ffmpeg", Args: args, RestartSec: restartSec}
+	return Contender{Name: fmt.Sprintf("ffmpeg, RestartSec=%s", secs(restartSec)), Kind: "ffmpeg", Path: "ffmpeg", Args: args, RestartSec: restartSec}
 }
 
 func secs(d time.Duration) string {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -48,10 +49,14 @@ func gstSystemPluginDir() (string, error) {
 	return dir, nil
 }
 
-// resolvePluginDir picks the folder holding libgstkvsrelay.so: the flag,
-// else KVSRELAY_TEST_PLUGIN_DIR, else build/test-plugins, else build.
+// resolvePluginDir picks the folder holding the libgstkvsrelay.so to
+// measure: the flag, else $KVSRELAY_PLUGIN_DIR, else the shipped build of
+// make build (build/), and only without one of those the test build
+// ($KVSRELAY_TEST_PLUGIN_DIR, build/test-plugins), which differs from the
+// shipped one by the kvssink stand-in the bench never uses. An explicit
+// choice (flag, $KVSRELAY_PLUGIN_DIR) that is wrong is an error.
 func resolvePluginDir(flagValue string) (string, error) {
-	candidates := []string{flagValue, os.Getenv("KVSRELAY_TEST_PLUGIN_DIR"), filepath.Join("build", "test-plugins"), "build"}
+	candidates := []string{flagValue, os.Getenv("KVSRELAY_PLUGIN_DIR"), "build", os.Getenv("KVSRELAY_TEST_PLUGIN_DIR"), filepath.Join("build", "test-plugins")}
 	for i, dir := range candidates {
 		if dir == "" {
 			continue
@@ -63,11 +68,37 @@ func resolvePluginDir(flagValue string) (string, error) {
 		if _, err := os.Stat(filepath.Join(abs, "libgstkvsrelay.so")); err == nil {
 			return abs, nil
 		} else if i < 2 {
-			// An explicit choice that is wrong is an error, not a fallback.
 			return "", fmt.Errorf("plugin dir %s has no libgstkvsrelay.so (run make build): %w", abs, err)
 		}
 	}
-	return "", fmt.Errorf("no libgstkvsrelay.so found: pass -plugin-dir or set KVSRELAY_TEST_PLUGIN_DIR (run make build)")
+	return "", fmt.Errorf("no libgstkvsrelay.so found: pass -plugin-dir or set KVSRELAY_PLUGIN_DIR (run make build)")
+}
+
+var featureLine = regexp.MustCompile(`(?m)^  ([a-z][a-z0-9-]*): `)
+
+// pluginElements lists the elements gst-inspect-1.0 shows for the kvsrelay
+// plugin.
+func pluginElements(env []string) ([]string, error) {
+	cmd := exec.Command("gst-inspect-1.0", "kvsrelay")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("gst-inspect-1.0 kvsrelay: %w: %s", err, lastLine(string(out)))
+	}
+	var names []string
+	for _, m := range featureLine.FindAllStringSubmatch(string(out), -1) {
+		names = append(names, m[1])
+	}
+	return names, nil
+}
+
+// describeBuild says which build of the plugin was measured.
+func describeBuild(dir string, elements []string) string {
+	kind := "shipped build (no test elements)"
+	if contains(elements, "kvssink") {
+		kind = "test build: it also carries the kvssink stand-in, which no scenario uses; numbers are meant to be read off the shipped build (make build's build/libgstkvsrelay.so)"
+	}
+	return fmt.Sprintf("%s, elements %s; %s", filepath.Join(dir, "libgstkvsrelay.so"), strings.Join(elements, ", "), kind)
 }
 
 // Machine describes where the numbers were measured.
@@ -78,6 +109,7 @@ type Machine struct {
 	FFmpeg    string
 	Go        string
 	Kernel    string
+	Plugin    string // which libgstkvsrelay.so was measured
 }
 
 func probeMachine() Machine {
@@ -130,6 +162,7 @@ func (m Machine) Markdown() string {
 	fmt.Fprintf(&b, "- FFmpeg: %s\n", orUnknown(m.FFmpeg))
 	fmt.Fprintf(&b, "- Go: %s\n", m.Go)
 	fmt.Fprintf(&b, "- Kernel: %s\n", orUnknown(m.Kernel))
+	fmt.Fprintf(&b, "- Plugin: %s\n", orUnknown(m.Plugin))
 	return b.String()
 }
 

@@ -10,13 +10,13 @@ import (
 // frame against a healthy source, per protocol and contender, and how long
 // the HLS encoder takes from a restart to its first playlist. These are
 // the floors a restarting supervisor cannot beat.
-func (b *Bench) floorScenario(s *scope, sh *sharedServers, floors map[string]Sample) ([]Table, error) {
+func (b *Bench) floorScenario(s *scope, sh *sharedServers, floors floorTable) ([]Table, error) {
 	tm := b.timing()
 	t := Table{
 		Title:   "Fresh start against a healthy source",
 		Columns: []string{"Source", "Contender", "first frame median (s)", "first frame p90 (s)"},
 		Notes: []string{
-			"From process start to the first real frame at the sink, one client at a time: the least any supervisor restart costs, before any outage is counted.",
+			"From process start to the first real frame at the sink, one client at a time: the least any supervisor restart costs, before any outage is counted. Each recovery table subtracts the contender's own floor.",
 		},
 	}
 	hls := sh.HLS()
@@ -27,7 +27,7 @@ func (b *Bench) floorScenario(s *scope, sh *sharedServers, floors map[string]Sam
 			reconnectbinContender("reconnectbin", src, ReconnectSettings{}),
 			ffmpegContender(src, 0),
 		}
-		for ci, c := range contenders {
+		for _, c := range contenders {
 			var samples []Sample
 			for rep := 1; rep <= b.cfg.Reps; rep++ {
 				b.progress("floor %s: %s rep %d/%d", src.Proto, c.Name, rep, b.cfg.Reps)
@@ -45,8 +45,8 @@ func (b *Bench) floorScenario(s *scope, sh *sharedServers, floors map[string]Sam
 			med, ok := median(samples)
 			p, _ := p90(samples)
 			t.AddRow(src.Proto, c.Name, formatSample(med, ok, 2), formatSample(p, ok, 2))
-			if ci == 0 && ok && !med.Censored {
-				floors[src.Proto] = med
+			if ok && !med.Censored {
+				floors.set(src.Proto, c.Kind, med)
 			}
 		}
 	}
@@ -73,12 +73,17 @@ func (b *Bench) floorScenario(s *scope, sh *sharedServers, floors map[string]Sam
 	return []Table{t}, nil
 }
 
-func floorOf(floors map[string]Sample, proto string) (Sample, bool) {
-	f, ok := floors[proto]
-	return f, ok
+// floorTable holds the fresh-start floors by protocol and contender kind.
+type floorTable map[string]map[string]Sample
+
+func (f floorTable) set(proto, kind string, s Sample) {
+	if f[proto] == nil {
+		f[proto] = map[string]Sample{}
+	}
+	f[proto][kind] = s
 }
 
-func (b *Bench) hlsFaultA(s *scope, sh *sharedServers, down time.Duration, floors map[string]Sample) ([]Table, error) {
+func (b *Bench) hlsFaultA(s *scope, sh *sharedServers, down time.Duration, floors floorTable) ([]Table, error) {
 	hls := sh.HLS()
 	title := fmt.Sprintf("HLS fault A: encoder and server down %s s", secs(down))
 	fault := func() (time.Time, time.Time, error) {
@@ -108,13 +113,12 @@ func (b *Bench) hlsFaultA(s *scope, sh *sharedServers, down time.Duration, floor
 	if err != nil {
 		return nil, err
 	}
-	floor, ok := floorOf(floors, "hls")
-	return []Table{recoveryTable(title, results, floor, ok,
+	return []Table{recoveryTable(title, results, floors["hls"], b.timing().recoveryBound,
 		"The server stops listening and the encoder is killed; after the outage the encoder restarts and the server listens again as soon as the new playlist lists a segment (the encoder's own restart time is in the floor table).",
 		"reconnectbin with default settings (stall-timeout 5 s, retry-delay 0.25 s, max-retry-delay 2 s).")}, nil
 }
 
-func (b *Bench) hlsFaultB(s *scope, sh *sharedServers, floors map[string]Sample) ([]Table, error) {
+func (b *Bench) hlsFaultB(s *scope, sh *sharedServers, floors floorTable) ([]Table, error) {
 	hls := sh.HLS()
 	title := "HLS fault B: encoder restarted behind a frozen playlist, numbering from 0"
 	fault := func() (time.Time, time.Time, error) {
@@ -126,12 +130,11 @@ func (b *Bench) hlsFaultB(s *scope, sh *sharedServers, floors map[string]Sample)
 	if err != nil {
 		return nil, err
 	}
-	floor, ok := floorOf(floors, "hls")
-	return []Table{recoveryTable(title, results, floor, ok,
+	return []Table{recoveryTable(title, results, floors["hls"], b.timing().recoveryBound,
 		"The playlist freezes, the encoder restarts with media sequence and segment names starting again at 0, and once it has two segments the playlist is live again: clients that remember the old sequence see it go backwards.")}, nil
 }
 
-func (b *Bench) hlsFaultC(s *scope, sh *sharedServers, floors map[string]Sample) ([]Table, error) {
+func (b *Bench) hlsFaultC(s *scope, sh *sharedServers, floors floorTable) ([]Table, error) {
 	hls := sh.HLS()
 	down := b.timing().outage503
 	title := fmt.Sprintf("HLS fault C: server answers 503 for %s s", secs(down))
@@ -148,11 +151,10 @@ func (b *Bench) hlsFaultC(s *scope, sh *sharedServers, floors map[string]Sample)
 	if err != nil {
 		return nil, err
 	}
-	floor, ok := floorOf(floors, "hls")
-	return []Table{recoveryTable(title, results, floor, ok, "Playlist and segment requests get HTTP 503 while the encoder keeps running.")}, nil
+	return []Table{recoveryTable(title, results, floors["hls"], b.timing().recoveryBound, "Playlist and segment requests get HTTP 503 while the encoder keeps running.")}, nil
 }
 
-func (b *Bench) tsKill(s *scope, sh *sharedServers, floors map[string]Sample) ([]Table, error) {
+func (b *Bench) tsKill(s *scope, sh *sharedServers, floors floorTable) ([]Table, error) {
 	ts := sh.TS()
 	down := b.timing().outageTS
 	title := fmt.Sprintf("MPEG-TS over TCP: server killed for %s s", secs(down))
@@ -171,12 +173,11 @@ func (b *Bench) tsKill(s *scope, sh *sharedServers, floors map[string]Sample) ([
 	if err != nil {
 		return nil, err
 	}
-	floor, ok := floorOf(floors, "tcp")
-	return []Table{recoveryTable(title, results, floor, ok,
+	return []Table{recoveryTable(title, results, floors["tcp"], b.timing().recoveryBound,
 		"The TS server is SIGKILLed (connections reset, port refused) and restarted on the same port; it is back when the port listens. ffmpeg's -reconnect options are HTTP-only and not used here.")}, nil
 }
 
-func (b *Bench) srtKill(s *scope, sh *sharedServers, floors map[string]Sample) ([]Table, error) {
+func (b *Bench) srtKill(s *scope, sh *sharedServers, floors floorTable) ([]Table, error) {
 	srt := sh.SRT()
 	down := b.timing().outageTS
 	title := fmt.Sprintf("SRT: sender killed for %s s", secs(down))
@@ -195,7 +196,6 @@ func (b *Bench) srtKill(s *scope, sh *sharedServers, floors map[string]Sample) (
 	if err != nil {
 		return nil, err
 	}
-	floor, ok := floorOf(floors, "srt")
-	return []Table{recoveryTable(title, results, floor, ok,
+	return []Table{recoveryTable(title, results, floors["srt"], b.timing().recoveryBound,
 		"The SRT listener (the camera side) is SIGKILLed and restarted on the same port; callers see no close and must notice the silence.")}, nil
 }

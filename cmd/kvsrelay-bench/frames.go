@@ -10,43 +10,53 @@ import (
 // Every contender ends in the same measurable sink: raw I420 frames of
 // frameWidth x frameHeight written to file descriptor 3, which the bench
 // reads and timestamps on arrival. Tiny frames keep the sink's own cost
-// negligible next to decoding.
+// negligible next to decoding; the source stamp (stamp.go) is 8x8 pixels a
+// cell at this size.
 const (
 	frameWidth  = 64
 	frameHeight = 48
 	frameBytes  = frameWidth * frameHeight * 3 / 2
-	// realLumaMin: the test sources draw a white ball (luma 235) on black;
-	// a fallback frame is uniform black (luma 16). A frame whose brightest
-	// pixel reaches this is real picture.
-	realLumaMin = 100
 )
 
 // FrameMark is one frame's arrival at the bench.
 type FrameMark struct {
-	At   time.Time
+	At time.Time
+	// Stamped: the frame carries a readable source stamp, Stamp. Fallback
+	// frames (black, image) and unreadable (concealed, corrupt) frames do
+	// not.
+	Stamped bool
+	Stamp   uint32
+	// Real: new picture from the source, its stamp newer than that of
+	// every frame the contender showed before. A held (repeated) frame or
+	// a stale frame flushed late is stamped but not real.
 	Real bool
 }
 
-// isRealFrame tells a real picture from a black fallback frame by the
-// brightest pixel of the luma plane.
-func isRealFrame(frame []byte) bool {
-	luma := frame
-	if len(luma) > frameWidth*frameHeight {
-		luma = luma[:frameWidth*frameHeight]
+// realFrames classifies frames as they arrive: a frame is real when its
+// stamp is newer than the newest stamp seen so far.
+type realFrames struct {
+	newest uint32
+	seen   bool
+}
+
+// classify reads frame's stamp and reports whether it is new picture.
+func (c *realFrames) classify(frame []byte) FrameMark {
+	n, ok := readStamp(frame, frameWidth, frameHeight)
+	m := FrameMark{Stamped: ok, Stamp: n}
+	if ok && (!c.seen || n > c.newest) {
+		m.Real = true
+		c.newest, c.seen = n, true
 	}
-	for _, y := range luma {
-		if y >= realLumaMin {
-			return true
-		}
-	}
-	return false
+	return m
 }
 
 // FrameLog collects frame arrivals of one contender across all its process
-// runs. Safe for concurrent use.
+// runs (a frame repeated by a restarted process is not new picture either).
+// Safe for concurrent use.
 type FrameLog struct {
 	mu    sync.Mutex
 	marks []FrameMark
+	real  realFrames
 	now   func() time.Time
 }
 
@@ -65,8 +75,10 @@ func (l *FrameLog) ReadFrom(r io.Reader) (int64, error) {
 			}
 			return total, err
 		}
-		mark := FrameMark{At: l.now(), Real: isRealFrame(buf)}
+		at := l.now()
 		l.mu.Lock()
+		mark := l.real.classify(buf)
+		mark.At = at
 		l.marks = append(l.marks, mark)
 		l.mu.Unlock()
 	}

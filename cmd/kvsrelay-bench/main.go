@@ -27,6 +27,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/test/servers"
 )
 
 func main() {
@@ -52,7 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Out, "o", "", "also write the tables to this markdown file (e.g. docs/benchmarks.md)")
 	fs.BoolVar(&c.Quick, "quick", false, "tiny configuration (one repetition, short outages), about 3 minutes")
-	fs.StringVar(&c.PluginDir, "plugin-dir", "", "folder holding libgstkvsrelay.so (default: $KVSRELAY_TEST_PLUGIN_DIR, build/test-plugins, build)")
+	fs.StringVar(&c.PluginDir, "plugin-dir", "", "folder holding libgstkvsrelay.so (default: $KVSRELAY_PLUGIN_DIR, else the shipped build in build/; the test build ($KVSRELAY_TEST_PLUGIN_DIR, build/test-plugins) only without those)")
 	fs.IntVar(&c.Reps, "reps", 0, "repetitions per scenario (default 3, 1 with -quick)")
 	fs.Uint64Var(&c.Seed, "seed", 20251017, "seed of the fault storm's schedule")
 	fs.StringVar(&c.Only, "only", "", "comma-separated scenario keys to run (floor,hls-a,hls-b,hls-c,tcp,srt,stall,storm,overhead,memory,credentials); default all")
@@ -132,9 +134,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 const methodNotes = `## How to read this
 
-- Every contender runs as its own child process, side by side against the same local source and the same fault, and ends in the same measurable sink: tiny raw frames written to a pipe that the bench reads and timestamps. "First real frame" is the first frame with picture content (not a black fallback frame) to reach that pipe.
-- Baselines are restarted by a supervisor that behaves like systemd's Restart=always with the RestartSec shown. "start-limit hits" counts the starts systemd's default start limit (5 starts in 10 s) would have refused: with a real unit the first hit leaves the relay down until someone intervenes.
-- Ratios are baseline / reconnectbin of the medians: above 1 means reconnectbin is better. ">x" means the baseline did not recover within the scenario's bound in the median case, so the true ratio is larger.
+- Every contender runs as its own child process, side by side against the same local source and the same fault, and ends in the same measurable sink: tiny raw frames (64x48) written to a pipe that the bench reads and timestamps.
+- The bench draws every source frame itself and stamps it with the moment it was made (a frame counter of 40 ms ticks with a CRC, in 48 black-or-white cells that survive x264 and the scaling to 64x48); the test servers encode and serve these frames. A "real" frame is new picture from the source: its stamp is newer than that of every frame the contender showed before. Fallback frames (black, image) carry no stamp; fallback's hold phase (the last frame repeated for fallback-hold), frames a restarted process shows a second time and stale frames a decoder flushes late carry an old one: none of them count. "Lag behind live" is a frame's arrival at the sink minus the moment its picture was made.
+- Baselines are restarted by a supervisor that behaves like systemd's Restart=always with the RestartSec shown; it keeps restarting for measurement's sake. "start-limit hits" counts the starts systemd's default start limit (5 starts in 10 s) would have refused: with a real unit the first hit leaves the relay down until someone intervenes, and the "under start limit" columns count it that way.
+- Ratios are taken so that above 1 means reconnectbin is better: recovery tables divide the baseline's median recovery under the start limit by reconnectbin's; the storm table divides reconnectbin's real-frame time by the row's. ">x" means the baseline did not recover within the scenario's bound (or the start limit would have stopped it) in the median case, so the true ratio is larger.
 - Columns with a unit in parentheses are numbers; ">v" means "did not happen within v", n/a means not applicable or not measured.
 
 `
@@ -146,8 +149,10 @@ type Bench struct {
 	log       io.Writer
 	machine   Machine
 	pluginDir string
+	pluginSrc string // where the measured plugin was copied from, and which build it is
 	tmp       string
-	env       []string // contenders: our plugin, own registry, no AWS_*
+	feed      *stampFeed // the stamped picture of every test source
+	env       []string   // contenders: our plugin, own registry, no AWS_*
 	props     map[string]string
 	stepMu    sync.Mutex
 	step      int
@@ -176,12 +181,13 @@ func newBench(ctx context.Context, cfg Config, log io.Writer) (*Bench, error) {
 	// Measure a snapshot of the plugin: a rebuild of build/ during a run (a
 	// developer's make build) would otherwise be half-written under the
 	// contenders, or differ between repetitions.
+	pluginSrc := pluginDir
 	snapshot := filepath.Join(tmp, "plugin")
 	if err := copyPlugin(pluginDir, snapshot); err != nil {
 		return nil, err
 	}
 	pluginDir = snapshot
-	b := &Bench{ctx: ctx, cfg: cfg, log: log, pluginDir: pluginDir, tmp: tmp}
+	b := &Bench{ctx: ctx, cfg: cfg, log: log, pluginDir: pluginDir, pluginSrc: pluginSrc, tmp: tmp}
 	b.env = childEnv(os.Environ(), pluginDir, sysDir, filepath.Join(tmp, "contenders-registry.bin"))
 	// The media servers (test/servers) inherit the bench's environment:
 	// give them their own registry and only the system plugins, and no AWS
@@ -195,6 +201,11 @@ func newBench(ctx context.Context, cfg Config, log io.Writer) (*Bench, error) {
 	_ = os.Setenv("GST_REGISTRY", filepath.Join(tmp, "servers-registry.bin"))
 	_ = os.Setenv("GST_PLUGIN_SYSTEM_PATH_1_0", sysDir)
 
+	b.feed, err = startStampFeed(time.Now())
+	if err != nil {
+		b.close()
+		return nil, err
+	}
 	b.machine = probeMachine()
 	// gst-inspect builds the contenders' registry once, so no contender
 	// pays for a plugin scan inside a measurement, and tells which
@@ -204,11 +215,31 @@ func newBench(ctx context.Context, cfg Config, log io.Writer) (*Bench, error) {
 		b.close()
 		return nil, fmt.Errorf("reconnectbin not loadable from %s: %w", pluginDir, err)
 	}
-	fmt.Fprintf(log, "kvsrelay-bench: plugin %s, %s, GStreamer %s, %d cores\n", pluginDir, b.machine.CPU, b.machine.GStreamer, b.machine.Cores)
+	elements, err := pluginElements(b.env)
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	b.machine.Plugin = describeBuild(b.pluginSrc, elements)
+	fmt.Fprintf(log, "kvsrelay-bench: plugin %s; %s, GStreamer %s, %d cores\n", b.machine.Plugin, b.machine.CPU, b.machine.GStreamer, b.machine.Cores)
 	return b, nil
 }
 
-func (b *Bench) close() { _ = os.RemoveAll(b.tmp) }
+func (b *Bench) close() {
+	if b.feed != nil {
+		b.feed.Close()
+	}
+	_ = os.RemoveAll(b.tmp)
+}
+
+// sourceMedia is the media of every test server: its picture comes from
+// the stamp feed (stamp.go), at the size and rate the feed draws.
+func (b *Bench) sourceMedia() servers.MediaOptions {
+	return servers.MediaOptions{Width: stampWidth, Height: stampHeight, Framerate: stampFPS, Pattern: b.feed.sourcePattern()}
+}
+
+// lag is how long after its picture was made the frame arrived.
+func (b *Bench) lag(m FrameMark) time.Duration { return m.At.Sub(b.feed.madeAt(m.Stamp)) }
 
 // progress prints a progress line of the current foreground step to
 // stderr.

@@ -31,71 +31,98 @@ func (b *Bench) runCPU(args []string, timeout time.Duration) (time.Duration, err
 }
 
 // overheadScenario pushes the same frames through a pipeline with and
-// without reconnectbin around the source and compares CPU seconds.
+// without reconnectbin around the source and compares CPU seconds. Each
+// pipeline runs with two frame counts: the difference is the per-frame
+// cost (the slope), what is left at zero frames the fixed cost of starting
+// and stopping the process (loading the plugin and its Go runtime).
 func (b *Bench) overheadScenario(s *scope) ([]Table, error) {
-	n := b.timing().overheadFrames
+	counts := b.timing().overheadFrames
+	n1, n2 := counts[0], counts[1]
 	reps := b.cfg.Reps + 2 // cheap, and CPU time is noisier than it looks
 	if b.cfg.Quick {
 		reps = 1
 	}
-	tsFile := filepath.Join(s.TempDir(), "1080p.ts")
-	b.progress("overhead: encoding %d 1080p frames to MPEG-TS for the passthrough case", n)
-	if _, err := b.runCPU([]string{"-q", "videotestsrc", fmt.Sprintf("num-buffers=%d", n), "!",
-		"video/x-raw,width=1920,height=1080,framerate=25/1", "!", "x264enc", "speed-preset=ultrafast", "tune=zerolatency", "key-int-max=25", "!",
-		"h264parse", "!", "mpegtsmux", "!", "filesink", "location=" + tsFile}, 5*time.Minute); err != nil {
-		return nil, err
+	dir := s.TempDir()
+	tsFile := func(n int) string { return filepath.Join(dir, fmt.Sprintf("1080p-%d.ts", n)) }
+	for _, n := range counts {
+		b.progress("overhead: encoding %d 1080p frames to MPEG-TS for the passthrough case", n)
+		if _, err := b.runCPU([]string{"-q", "videotestsrc", fmt.Sprintf("num-buffers=%d", n), "!",
+			"video/x-raw,width=1920,height=1080,framerate=25/1", "!", "x264enc", "speed-preset=ultrafast", "tune=zerolatency", "key-int-max=25", "!",
+			"h264parse", "!", "mpegtsmux", "!", "filesink", "location=" + tsFile(n)}, 5*time.Minute); err != nil {
+			return nil, err
+		}
 	}
-	raw := fmt.Sprintf("videotestsrc num-buffers=%d pattern=black ! capsfilter caps=video/x-raw,width=1920,height=1080", n)
-	ts := fmt.Sprintf("filesrc location=%s ! tsdemux ! h264parse", tsFile)
 	cases := []struct {
 		name  string
-		chain string
+		chain func(n int) string
 	}{
-		{fmt.Sprintf("%d raw 1080p frames (videotestsrc pattern=black ! fakesink)", n), raw},
-		{fmt.Sprintf("%d 1080p H.264 frames, MPEG-TS passthrough (filesrc ! tsdemux ! h264parse ! fakesink)", n), ts},
+		{"raw 1080p frames (videotestsrc pattern=black ! fakesink)", func(n int) string {
+			return fmt.Sprintf("videotestsrc num-buffers=%d pattern=black ! capsfilter caps=video/x-raw,width=1920,height=1080", n)
+		}},
+		{"1080p H.264 frames, MPEG-TS passthrough (filesrc ! tsdemux ! h264parse ! fakesink)", func(n int) string {
+			return fmt.Sprintf("filesrc location=%s ! tsdemux ! h264parse", tsFile(n))
+		}},
 	}
 	t := Table{
-		Title: "Data-path overhead: CPU seconds with and without reconnectbin around the source",
-		Columns: []string{"Path", "without median (s)", "with reconnectbin median (s)", "without p90 (s)", "with reconnectbin p90 (s)",
-			"ratio with/without (x)", "extra per frame (us)"},
+		Title: fmt.Sprintf("Data-path overhead: CPU per frame with and without reconnectbin around the source (%d and %d frames)", n1, n2),
+		Columns: []string{"Path", "without per frame (us)", "with reconnectbin per frame (us)", "per-frame ratio with/without (x)", "extra per frame (us)",
+			"start-up without (s)", "start-up with reconnectbin (s)", "extra start-up (s)",
+			fmt.Sprintf("without, %d frames, median (s)", n2), fmt.Sprintf("with reconnectbin, %d frames, median (s)", n2)},
 		Notes: []string{
-			"CPU time is user+sys of the whole gst-launch-1.0 process from its rusage, including start-up (loading the plugin and its Go runtime) and shutdown.",
+			fmt.Sprintf("CPU time is user+sys of the whole gst-launch-1.0 process from its rusage, median of %d runs per frame count, with and without alternating. Per frame: the slope between %d and %d frames, (CPU(%d) - CPU(%d)) / %d. Start-up: what is left at zero frames (CPU(%d) - %d x per frame): starting and stopping the process, for reconnectbin including loading the plugin and its Go runtime, paid once per process and not per frame.", reps, n1, n2, n2, n1, n2-n1, n1, n1),
 			"reconnectbin runs with restart-on-eos=false so that the end of the frames ends the pipeline.",
 		},
 	}
 	for _, c := range cases {
-		var without, with []Sample
+		type point struct{ without, with []Sample }
+		points := map[int]*point{}
 		for rep := 1; rep <= reps; rep++ {
-			b.progress("overhead: %s rep %d/%d", c.name, rep, reps)
-			plain := append([]string{"-q"}, strings.Fields(c.chain)...)
-			plain = append(plain, "!", "fakesink")
-			wrapped := []string{"-q", "reconnectbin", `source="` + c.chain + `"`, "restart-on-eos=false", "!", "fakesink"}
-			// Alternate the order so that drift (other load, thermal) hits
-			// both sides alike.
-			for i := 0; i < 2; i++ {
-				useWrapped := (i == 1) != (rep%2 == 0)
-				args := plain
-				if useWrapped {
-					args = wrapped
+			for _, n := range counts {
+				p := points[n]
+				if p == nil {
+					p = &point{}
+					points[n] = p
 				}
-				cpu, err := b.runCPU(args, 2*time.Minute)
-				if err != nil {
-					return nil, err
-				}
-				if useWrapped {
-					with = append(with, Sample{Value: cpu.Seconds()})
-				} else {
-					without = append(without, Sample{Value: cpu.Seconds()})
+				b.progress("overhead: %d %s rep %d/%d", n, c.name, rep, reps)
+				chain := c.chain(n)
+				plain := append([]string{"-q"}, strings.Fields(chain)...)
+				plain = append(plain, "!", "fakesink")
+				wrapped := []string{"-q", "reconnectbin", `source="` + chain + `"`, "restart-on-eos=false", "!", "fakesink"}
+				// Alternate the order so that drift (other load, thermal) hits
+				// both sides alike.
+				for i := 0; i < 2; i++ {
+					useWrapped := (i == 1) != (rep%2 == 0)
+					args := plain
+					if useWrapped {
+						args = wrapped
+					}
+					cpu, err := b.runCPU(args, 2*time.Minute)
+					if err != nil {
+						return nil, err
+					}
+					if useWrapped {
+						p.with = append(p.with, Sample{Value: cpu.Seconds()})
+					} else {
+						p.without = append(p.without, Sample{Value: cpu.Seconds()})
+					}
 				}
 			}
 		}
-		wm, ok := median(without)
-		rm, _ := median(with)
-		wp, _ := p90(without)
-		rp, _ := p90(with)
-		perFrame := (rm.Value - wm.Value) / float64(n) * 1e6
-		t.AddRow(c.name, formatSample(wm, ok, 3), formatSample(rm, ok, 3), formatSample(wp, ok, 3), formatSample(rp, ok, 3),
-			formatRatio(rm, wm, ok), fmt.Sprintf("%.1f", perFrame))
+		w1, ok := median(points[n1].without)
+		w2, _ := median(points[n2].without)
+		r1, _ := median(points[n1].with)
+		r2, _ := median(points[n2].with)
+		slopeW := (w2.Value - w1.Value) / float64(n2-n1)
+		slopeR := (r2.Value - r1.Value) / float64(n2-n1)
+		fixedW := w1.Value - slopeW*float64(n1)
+		fixedR := r1.Value - slopeR*float64(n1)
+		ratio := naCell
+		if slopeW > 0 {
+			ratio = fmt.Sprintf("%.2f", slopeR/slopeW)
+		}
+		t.AddRow(c.name, fmt.Sprintf("%.1f", slopeW*1e6), fmt.Sprintf("%.1f", slopeR*1e6), ratio, fmt.Sprintf("%.1f", (slopeR-slopeW)*1e6),
+			fmt.Sprintf("%.3f", fixedW), fmt.Sprintf("%.3f", fixedR), fmt.Sprintf("%.3f", fixedR-fixedW),
+			formatSample(w2, ok, 3), formatSample(r2, ok, 3))
 	}
 	return []Table{t}, nil
 }

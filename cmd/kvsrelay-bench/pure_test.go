@@ -144,6 +144,13 @@ func TestStartLimitHits(t *testing.T) {
 		if got := startLimitHits(c.starts, 10*time.Second, 5); got != c.want {
 			t.Errorf("%s: %d hits, want %d", c.name, got, c.want)
 		}
+		hit, ok := firstStartLimitHit(c.starts, 10*time.Second, 5)
+		if ok != (c.want > 0) {
+			t.Errorf("%s: first hit found = %v, want %v", c.name, ok, c.want > 0)
+		}
+		if ok && !hit.Equal(c.starts[5]) {
+			t.Errorf("%s: first hit at %v, want the sixth start %v", c.name, hit, c.starts[5])
+		}
 	}
 }
 
@@ -161,20 +168,130 @@ func TestParseProcStatus(t *testing.T) {
 	}
 }
 
-func TestFrameClassificationAndTimeline(t *testing.T) {
-	black := make([]byte, frameBytes)
-	for i := range black[:frameWidth*frameHeight] {
-		black[i] = 16
+// scaleDown box-filters an I420 luma plane of w x h to frameWidth x
+// frameHeight, as the contenders' scalers roughly do, with chroma 128.
+func scaleDown(src []byte, w, h int) []byte {
+	out := make([]byte, frameBytes)
+	fx, fy := w/frameWidth, h/frameHeight
+	for y := 0; y < frameHeight; y++ {
+		for x := 0; x < frameWidth; x++ {
+			sum := 0
+			for dy := 0; dy < fy; dy++ {
+				for dx := 0; dx < fx; dx++ {
+					sum += int(src[(y*fy+dy)*w+x*fx+dx])
+				}
+			}
+			out[y*frameWidth+x] = byte(sum / (fx * fy))
+		}
 	}
-	picture := append([]byte(nil), black...)
-	picture[100] = 235
-	if isRealFrame(black) || !isRealFrame(picture) {
-		t.Fatal("a black fallback frame and a picture are not told apart")
+	for i := frameWidth * frameHeight; i < frameBytes; i++ {
+		out[i] = 128
+	}
+	return out
+}
+
+// stampedFrame is a sink-sized frame with stamp n, drawn at the servers'
+// size and scaled down.
+func stampedFrame(n uint32) []byte {
+	src := make([]byte, stampWidth*stampHeight*3/2)
+	drawStampFrame(src, stampWidth, stampHeight, n)
+	return scaleDown(src, stampWidth, stampHeight)
+}
+
+func uniformFrame(luma byte) []byte {
+	f := make([]byte, frameBytes)
+	for i := range f {
+		f[i] = 128
+	}
+	for i := 0; i < frameWidth*frameHeight; i++ {
+		f[i] = luma
+	}
+	return f
+}
+
+func TestStampSurvivesScalingAndNoiseButNotOtherPictures(t *testing.T) {
+	for _, n := range []uint32{0, 1, 2, 255, 256, 12345, 1<<stampBits - 1} {
+		// At the source size and scaled down to the sink's.
+		src := make([]byte, stampWidth*stampHeight*3/2)
+		drawStampFrame(src, stampWidth, stampHeight, n)
+		if got, ok := readStamp(src, stampWidth, stampHeight); !ok || got != n {
+			t.Errorf("stamp %d at %dx%d read as %d, %v", n, stampWidth, stampHeight, got, ok)
+		}
+		f := stampedFrame(n)
+		if got, ok := readStamp(f, frameWidth, frameHeight); !ok || got != n {
+			t.Errorf("stamp %d at %dx%d read as %d, %v", n, frameWidth, frameHeight, got, ok)
+		}
+		// Coding noise of +-40 luma levels and blurred cell edges (a
+		// neighbour's colour over the outer quarter of every cell).
+		noisy := append([]byte(nil), f...)
+		for i := 0; i < frameWidth*frameHeight; i++ {
+			v := int(noisy[i]) + (i*7919%81 - 40)
+			noisy[i] = byte(max(0, min(255, v)))
+		}
+		for y := 0; y < frameHeight; y++ {
+			for x := 0; x < frameWidth; x += frameWidth / stampCols {
+				noisy[y*frameWidth+x] = 255 - noisy[y*frameWidth+x]
+			}
+		}
+		if got, ok := readStamp(noisy, frameWidth, frameHeight); !ok || got != n {
+			t.Errorf("noisy stamp %d read as %d, %v", n, got, ok)
+		}
+	}
+	// Stamps wider than the counter wrap into it.
+	if got, _ := readStamp(stampedFrame(1<<stampBits+5), frameWidth, frameHeight); got != 5 {
+		t.Errorf("stamp 2^%d+5 read as %d, want 5", stampBits, got)
+	}
+
+	bars := make([]byte, frameBytes)
+	for i := 0; i < frameWidth*frameHeight; i++ {
+		bars[i] = []byte{235, 210, 170, 145, 106, 81, 41, 16}[(i%frameWidth)*8/frameWidth]
+	}
+	flipped := stampedFrame(77)
+	for y := frameHeight/6 + 2; y < frameHeight/6+6; y++ { // one data cell: the CRC no longer matches
+		for x := 2; x < 6; x++ {
+			flipped[y*frameWidth+x] = 255 - flipped[y*frameWidth+x]
+		}
+	}
+	grey := stampedFrame(77)
+	for y := 2 * frameHeight / 6; y < 3*frameHeight/6; y++ { // one cell neither black nor white
+		for x := 0; x < frameWidth/8; x++ {
+			grey[y*frameWidth+x] = 128
+		}
+	}
+	for name, f := range map[string][]byte{
+		"black fallback": uniformFrame(16), "white": uniformFrame(235), "grey concealment": uniformFrame(128),
+		"colour bars (fallback image)": bars, "a flipped data cell": flipped, "a grey cell": grey, "a torn frame": stampedFrame(77)[:100],
+	} {
+		if n, ok := readStamp(f, frameWidth, frameHeight); ok {
+			t.Errorf("%s read as stamp %d", name, n)
+		}
+	}
+}
+
+func TestRealFramesAreNewPictureOnly(t *testing.T) {
+	// A source frame, the next, fallback's hold phase repeating it, black
+	// fallback, new picture, a stale frame flushed late, an unreadable
+	// frame, new picture again.
+	frames := []struct {
+		name  string
+		frame []byte
+		real  bool
+	}{
+		{"first", stampedFrame(100), true},
+		{"next", stampedFrame(101), true},
+		{"held", stampedFrame(101), false},
+		{"held again", stampedFrame(101), false},
+		{"black fallback", uniformFrame(16), false},
+		{"new after the outage", stampedFrame(400), true},
+		{"stale, flushed late", stampedFrame(150), false},
+		{"unreadable", uniformFrame(128), false},
+		{"newer", stampedFrame(401), true},
 	}
 	var stream []byte
-	stream = append(stream, picture...)
-	stream = append(stream, black...)
-	stream = append(stream, picture[:10]...) // a torn last frame is not counted
+	for _, f := range frames {
+		stream = append(stream, f.frame...)
+	}
+	stream = append(stream, stampedFrame(500)[:10]...) // a torn last frame is not counted
 	base := time.Unix(0, 0)
 	tick := 0
 	log := &FrameLog{now: func() time.Time { tick++; return base.Add(time.Duration(tick) * time.Second) }}
@@ -182,10 +299,45 @@ func TestFrameClassificationAndTimeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	marks := log.Marks()
-	if len(marks) != 2 || !marks[0].Real || marks[1].Real {
-		t.Fatalf("marks = %+v, want one real then one fallback frame", marks)
+	if len(marks) != len(frames) {
+		t.Fatalf("%d marks, want %d", len(marks), len(frames))
 	}
+	for i, f := range frames {
+		if marks[i].Real != f.real {
+			t.Errorf("%s: real = %v, want %v", f.name, marks[i].Real, f.real)
+		}
+	}
+	if !marks[2].Stamped || marks[2].Stamp != 101 || marks[4].Stamped {
+		t.Errorf("held frame %+v should carry stamp 101, the black one %+v none", marks[2], marks[4])
+	}
+	if got := len(times(marks, true)); got != 4 {
+		t.Errorf("%d real frames, want 4", got)
+	}
+	// The classification carries across process runs of one contender:
+	// a restarted process repeating a frame shown before shows nothing new.
+	if _, err := log.ReadFrom(strings.NewReader(string(stampedFrame(401)))); err != nil {
+		t.Fatal(err)
+	}
+	if m := log.Marks(); m[len(m)-1].Real {
+		t.Error("a frame repeated by the next process run counted as real")
+	}
+}
 
+func TestStampFeedMapsStampsToTime(t *testing.T) {
+	epoch := time.Unix(1000, 0)
+	f := &stampFeed{epoch: epoch}
+	at := epoch.Add(10*time.Second + 30*time.Millisecond)
+	n := f.stampAt(at)
+	if n != 250 {
+		t.Errorf("stampAt(+10.03 s) = %d, want 250", n)
+	}
+	if d := at.Sub(f.madeAt(n)); d < 0 || d >= stampTick {
+		t.Errorf("madeAt(%d) is %v before the frame, want within one tick", n, d)
+	}
+}
+
+func TestTimeline(t *testing.T) {
+	base := time.Unix(0, 0)
 	at := func(s ...float64) []time.Time {
 		var out []time.Time
 		for _, v := range s {
@@ -280,6 +432,51 @@ func TestPresentingPacesEveryContender(t *testing.T) {
 		}
 		if before := strings.Join(tt.c.Args, " "); strings.Contains(before, "sync=true") || strings.Contains(before, "-re ") {
 			t.Errorf("%s: presenting changed the original contender: %q", tt.c.Name, before)
+		}
+	}
+}
+
+func TestRecoveryTableUsesStartLimitAndOwnFloor(t *testing.T) {
+	results := []*recoveryResult{
+		{name: "reconnectbin", kind: "reconnectbin", reference: true,
+			recovery: uncensored(1), limited: uncensored(1), dark: uncensored(5), lag: uncensored(0.2)},
+		// Restarted fast enough to look quick, but the start limit would
+		// have failed the unit before it recovered.
+		{name: "gst-launch, RestartSec=0", kind: "gst-launch",
+			recovery: uncensored(0.1), limited: []Sample{{Value: 30, Censored: true}}, dark: uncensored(4), hits: uncensored(12)},
+		{name: "ffmpeg, RestartSec=5", kind: "ffmpeg", recovery: uncensored(3), limited: uncensored(3), dark: uncensored(8)},
+	}
+	floors := map[string]Sample{"reconnectbin": {Value: 0.5}, "gst-launch": {Value: 0.2}}
+	tables, err := parseMarkdownTables(recoveryTable("T", results, floors, 30*time.Second).Markdown())
+	if err != nil || len(tables) != 1 {
+		t.Fatalf("parse: %v, %d tables", err, len(tables))
+	}
+	tb := tables[0]
+	cell := func(row int, col string) string {
+		i := tb.column(col)
+		if i < 0 {
+			t.Fatalf("no column %q in %v", col, tb.header)
+		}
+		return tb.rows[row][i]
+	}
+	want := []struct {
+		row       int
+		col, want string
+	}{
+		{0, "ratio vs reconnectbin under start limit (x)", "1.00"},
+		{1, "recovery median (s)", "0.10"},
+		{1, "recovery under start limit median (s)", ">30.00"},
+		{1, "ratio vs reconnectbin under start limit (x)", ">30.00"},
+		{2, "ratio vs reconnectbin under start limit (x)", "3.00"},
+		{0, "recovery minus floor (s)", "0.50"},
+		{1, "recovery minus floor (s)", "-0.10"},
+		{2, "recovery minus floor (s)", "n/a"}, // no ffmpeg floor measured
+		{0, "lag behind live at recovery median (s)", "0.20"},
+		{1, "start-limit hits (count)", "12"},
+	}
+	for _, w := range want {
+		if got := cell(w.row, w.col); got != w.want {
+			t.Errorf("%s: %s = %q, want %q", tb.rows[w.row][0], w.col, got, w.want)
 		}
 	}
 }

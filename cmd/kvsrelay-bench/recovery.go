@@ -96,14 +96,23 @@ type Fault func() (start, back time.Time, err error)
 // recoveryResult is one contender's measurements over the repetitions.
 type recoveryResult struct {
 	name      string
+	kind      string
 	reference bool
 	recovery  []Sample // source back -> first real frame
+	limited   []Sample // the same under systemd's default start limit (censored if the unit would have failed first)
 	dark      []Sample // longest span without real frames around the fault
+	lag       []Sample // how far behind live the first real frame after the fault was
 	starts    []Sample // process starts from fault start to the end of the rep
 	hits      []Sample // starts systemd's default start limit would refuse
 	rate      []Sample // starts per second while the source was down
 	cold      int      // repetitions in which it never showed steady picture before the fault
 }
+
+// systemd's defaults: DefaultStartLimitIntervalSec=10s, DefaultStartLimitBurst=5.
+const (
+	startLimitInterval = 10 * time.Second
+	startLimitBurst    = 5
+)
 
 // runRecovery runs reps repetitions of: start contenders, wait for steady
 // picture, inject the fault, wait until every contender shows real frames
@@ -112,7 +121,7 @@ func (b *Bench) runRecovery(title string, contenders []Contender, fault Fault) (
 	tm := b.timing()
 	results := make([]*recoveryResult, len(contenders))
 	for i, c := range contenders {
-		results[i] = &recoveryResult{name: c.Name, reference: c.Reference}
+		results[i] = &recoveryResult{name: c.Name, kind: c.Kind, reference: c.Reference}
 	}
 	for rep := 1; rep <= b.cfg.Reps; rep++ {
 		b.progress("%s: rep %d/%d: starting %d contenders side by side", title, rep, b.cfg.Reps, len(contenders))
@@ -150,59 +159,93 @@ func (b *Bench) runRecovery(title string, contenders []Contender, fault Fault) (
 		}
 		for i, r := range runners {
 			res := results[i]
-			real := times(r.Frames.Marks(), true)
+			marks := r.Frames.Marks()
+			real := times(marks, true)
 			first, ok := firstAfter(real, back)
 			if ok && first.After(deadline) {
 				ok = false
 			}
-			last, _ := lastBefore(real, start)
+			// A contender that showed no real frame before the fault (it
+			// was cold) has been without frames since the fault at least.
+			last, had := lastBefore(real, start)
+			if !had {
+				last = start
+			}
+			starts := r.Starts()
+			hit, limited := firstStartLimitHit(starts, startLimitInterval, startLimitBurst)
 			if ok {
 				res.recovery = append(res.recovery, Sample{Value: first.Sub(back).Seconds()})
 				res.dark = append(res.dark, Sample{Value: longestGap(real, last, first).Seconds()})
+				if m, found := firstMarkAt(marks, first); found {
+					res.lag = append(res.lag, Sample{Value: b.lag(m).Seconds()})
+				}
 			} else {
 				res.recovery = append(res.recovery, Sample{Value: deadline.Sub(back).Seconds(), Censored: true})
 				res.dark = append(res.dark, Sample{Value: deadline.Sub(last).Seconds(), Censored: true})
 				first = end
 			}
-			starts := r.Starts()
+			// A real unit stays failed after the first start the limit
+			// refuses: if that came before the recovery, it never recovers.
+			if limited && (!ok || hit.Before(first)) {
+				res.limited = append(res.limited, Sample{Value: tm.recoveryBound.Seconds(), Censored: true})
+			} else {
+				res.limited = append(res.limited, res.recovery[len(res.recovery)-1])
+			}
 			n := countIn(starts, start, end.Add(time.Nanosecond))
 			res.starts = append(res.starts, Sample{Value: float64(n)})
-			res.hits = append(res.hits, Sample{Value: float64(startLimitHits(starts, 10*time.Second, 5))})
+			res.hits = append(res.hits, Sample{Value: float64(startLimitHits(starts, startLimitInterval, startLimitBurst))})
 			if span := first.Sub(start).Seconds(); span > 0 {
 				res.rate = append(res.rate, Sample{Value: float64(countIn(starts, start, first)) / span})
 			}
-			b.progress("%s: rep %d/%d: %s: recovery %s s, %d starts", title, rep, b.cfg.Reps, r.c.Name,
-				formatSample(res.recovery[len(res.recovery)-1], true, 2), n)
+			b.progress("%s: rep %d/%d: %s: recovery %s s (under the start limit %s s), %d starts", title, rep, b.cfg.Reps, r.c.Name,
+				formatSample(res.recovery[len(res.recovery)-1], true, 2), formatSample(res.limited[len(res.limited)-1], true, 2), n)
 		}
 	}
 	return results, nil
 }
 
-// recoveryTable renders recovery results; floor is the fresh-client
-// baseline subtracted in the "minus floor" column (n/a if not measured).
-func recoveryTable(title string, results []*recoveryResult, floor Sample, haveFloor bool, notes ...string) Table {
-	t := Table{
-		Title: title,
-		Columns: []string{"Contender", "recovery median (s)", "recovery p90 (s)", "without frames median (s)", "without frames p90 (s)",
-			"ratio vs reconnectbin (x)", "recovery minus floor (s)", "starts per fault (count)", "starts/s while down (1/s)", "start-limit hits (count)"},
-		Notes: notes,
+// firstMarkAt returns the frame that arrived at t.
+func firstMarkAt(marks []FrameMark, t time.Time) (FrameMark, bool) {
+	for _, m := range marks {
+		if m.At.Equal(t) {
+			return m, true
+		}
 	}
+	return FrameMark{}, false
+}
+
+// recoveryColumns are the recovery tables' columns; the quick-mode test
+// requires the ratio and minus-floor columns.
+var recoveryColumns = []string{"Contender", "recovery median (s)", "recovery p90 (s)", "recovery under start limit median (s)",
+	"without frames median (s)", "without frames p90 (s)", "lag behind live at recovery median (s)",
+	"ratio vs reconnectbin under start limit (x)", "own fresh-start floor (s)", "recovery minus floor (s)",
+	"starts per fault (count)", "starts/s while down (1/s)", "start-limit hits (count)"}
+
+// recoveryTable renders recovery results; floors holds each kind of
+// contender's fresh start against this healthy source ("gst-launch",
+// "reconnectbin", "ffmpeg"), subtracted in the "minus floor" column (n/a
+// if not measured).
+func recoveryTable(title string, results []*recoveryResult, floors map[string]Sample, recoveryBound time.Duration, notes ...string) Table {
+	t := Table{Title: title, Columns: recoveryColumns, Notes: notes}
 	var ref Sample
 	var haveRef bool
 	for _, r := range results {
 		if r.reference {
-			ref, haveRef = median(r.recovery)
+			ref, haveRef = median(r.limited)
 		}
 	}
 	for _, r := range results {
 		med, ok := median(r.recovery)
 		p, _ := p90(r.recovery)
+		lm, lok := median(r.limited)
 		dm, dok := median(r.dark)
 		dp, _ := p90(r.dark)
+		lagm, lagok := median(r.lag)
 		ratio := naCell
-		if haveRef && ok {
-			ratio = formatRatio(med, ref, true)
+		if haveRef && lok {
+			ratio = formatRatio(lm, ref, true)
 		}
+		floor, haveFloor := floors[r.kind]
 		minus := naCell
 		if ok && haveFloor {
 			minus = formatSample(Sample{Value: med.Value - floor.Value, Censored: med.Censored}, true, 2)
@@ -210,17 +253,20 @@ func recoveryTable(title string, results []*recoveryResult, floor Sample, haveFl
 		st, sok := median(r.starts)
 		rate, rok := median(r.rate)
 		hits, hok := median(r.hits)
-		t.AddRow(r.name, formatSample(med, ok, 2), formatSample(p, ok, 2), formatSample(dm, dok, 2), formatSample(dp, dok, 2),
-			ratio, minus, formatSample(st, sok, 0), formatSample(rate, rok, 2), formatSample(hits, hok, 0))
+		t.AddRow(r.name, formatSample(med, ok, 2), formatSample(p, ok, 2), formatSample(lm, lok, 2),
+			formatSample(dm, dok, 2), formatSample(dp, dok, 2), formatSample(lagm, lagok, 2),
+			ratio, formatSample(floor, haveFloor, 2), minus, formatSample(st, sok, 0), formatSample(rate, rok, 2), formatSample(hits, hok, 0))
 	}
 	for _, r := range results {
 		if r.cold > 0 {
 			t.Notes = append(t.Notes, fmt.Sprintf("%s showed no steady picture against the healthy source before the fault in %d repetition(s); it was measured anyway.", r.name, r.cold))
 		}
 	}
-	if haveFloor {
-		t.Notes = append(t.Notes, fmt.Sprintf("Floor: a fresh plain gst-launch client against the healthy source shows its first frame after %s s (median); \"recovery minus floor\" subtracts it.", formatSample(floor, true, 2)))
-	}
-	t.Notes = append(t.Notes, "Recovery: from the moment the source is reachable again to the first real frame at the sink. Without frames: the longest span without real frames from the last frame before the fault to that first frame.")
+	t.Notes = append(t.Notes,
+		"Recovery: from the moment the source is reachable again to the first real frame (new picture from the source) at the sink. Without frames: the longest span without real frames from the last real frame before the fault (the fault's start for a contender that showed none) to that first frame. Lag behind live: how old that first frame's picture was when it arrived.",
+		fmt.Sprintf("Under start limit: systemd's default start limit (%d starts within %s s) stops a unit for good at the first start it refuses; a contender whose first refused start came before its recovery shows \">%s\" (it would have stayed down). The ratio is taken of these medians (baseline / reconnectbin: above 1 means reconnectbin is better); the plain recovery columns show what the process did when restarted regardless.",
+			startLimitBurst, secs(startLimitInterval), formatSample(Sample{Value: recoveryBound.Seconds()}, true, 2)),
+		"Floor: the contender's own fresh start against the healthy source (floor table: process start, plugin loading, connecting, first keyframe); recovery minus floor is what the fault cost beyond that. It is negative when a contender that stays running (reconnectbin, a baseline that did not need a restart) reconnects faster than a new process can start, or when the next keyframe happened to come sooner than in the floor runs.",
+	)
 	return t
 }

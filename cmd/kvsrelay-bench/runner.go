@@ -19,6 +19,9 @@ import (
 type Contender struct {
 	// Name labels the contender's rows, e.g. "gst-launch (incident line), RestartSec=5".
 	Name string
+	// Kind is "reconnectbin", "gst-launch" or "ffmpeg": which fresh-start
+	// floor applies.
+	Kind string
 	Path string
 	Args []string
 	// RestartSec is how long the supervisor waits after an exit before

@@ -24,14 +24,18 @@ type scenario struct {
 type timing struct {
 	outageShort, outageLong time.Duration // HLS fault A
 	outage503               time.Duration // HLS fault C
-	outageTS                time.Duration // TCP and SRT kill
-	recoveryBound           time.Duration // how long after the source is back a contender may take
-	warmBound               time.Duration
-	stallTimeout            time.Duration
-	stallBound              time.Duration
-	stormTotal              time.Duration
-	overheadFrames          int
-	rebuilds                int
+	// outageTS is the TCP and SRT kill; not a multiple of the baselines'
+	// RestartSec=5, whose restarts would otherwise land exactly when the
+	// source is back and look as fast as RestartSec=0.
+	outageTS       time.Duration
+	recoveryBound  time.Duration // how long after the source is back a contender may take
+	warmBound      time.Duration
+	stallTimeout   time.Duration
+	stallBound     time.Duration
+	stormTotal     time.Duration
+	overheadFrames [2]int // the two frame counts of the overhead slope
+	rebuilds       int    // memory: rebuilds of the local source
+	netRebuilds    int    // memory: rebuilds of each network source
 }
 
 func (b *Bench) timing() timing {
@@ -40,20 +44,21 @@ func (b *Bench) timing() timing {
 			outageShort: 4 * time.Second, outage503: 4 * time.Second, outageTS: 3 * time.Second,
 			recoveryBound: 15 * time.Second, warmBound: 20 * time.Second,
 			stallTimeout: 3 * time.Second, stallBound: 9 * time.Second,
-			stormTotal: 20 * time.Second, overheadFrames: 60, rebuilds: 50,
+			stormTotal: 20 * time.Second, overheadFrames: [2]int{30, 120}, rebuilds: 50, netRebuilds: 30,
 		}
 	}
 	return timing{
-		outageShort: 10 * time.Second, outageLong: 60 * time.Second, outage503: 10 * time.Second, outageTS: 5 * time.Second,
+		outageShort: 10 * time.Second, outageLong: 60 * time.Second, outage503: 10 * time.Second, outageTS: 7 * time.Second,
 		recoveryBound: 30 * time.Second, warmBound: 25 * time.Second,
 		stallTimeout: 3 * time.Second, stallBound: 12 * time.Second,
-		stormTotal: 120 * time.Second, overheadFrames: 300, rebuilds: 1000,
+		stormTotal: 120 * time.Second, overheadFrames: [2]int{150, 600}, rebuilds: 1000, netRebuilds: 500,
 	}
 }
 
 // sharedServers are started on first use and live for the whole run.
 type sharedServers struct {
 	scope *scope
+	media servers.MediaOptions
 	hls   *servers.HLSServer
 	ts    *servers.TSServer
 	srt   *servers.SRTSender
@@ -61,21 +66,21 @@ type sharedServers struct {
 
 func (sh *sharedServers) HLS() *servers.HLSServer {
 	if sh.hls == nil {
-		sh.hls = servers.NewHLSServer(sh.scope, servers.HLSOptions{})
+		sh.hls = servers.NewHLSServer(sh.scope, servers.HLSOptions{Media: sh.media})
 	}
 	return sh.hls
 }
 
 func (sh *sharedServers) TS() *servers.TSServer {
 	if sh.ts == nil {
-		sh.ts = servers.NewTSServer(sh.scope, servers.TSOptions{})
+		sh.ts = servers.NewTSServer(sh.scope, servers.TSOptions{Media: sh.media})
 	}
 	return sh.ts
 }
 
 func (sh *sharedServers) SRT() *servers.SRTSender {
 	if sh.srt == nil {
-		sh.srt = servers.NewSRTSender(sh.scope, servers.SRTOptions{})
+		sh.srt = servers.NewSRTSender(sh.scope, servers.SRTOptions{Media: sh.media})
 	}
 	return sh.srt
 }
@@ -96,9 +101,9 @@ func srtSource(s *servers.SRTSender) Source {
 // sections and the errors of those that failed.
 func (b *Bench) runAll() ([]string, []error) {
 	tm := b.timing()
-	shared := &sharedServers{scope: newScope("servers", b.log)}
+	shared := &sharedServers{scope: newScope("servers", b.log), media: b.sourceMedia()}
 	defer shared.scope.close()
-	floors := map[string]Sample{}
+	floors := floorTable{}
 
 	var all []scenario
 	all = append(all, scenario{key: "floor", title: "Floor: fresh clients against healthy sources", run: func(s *scope) ([]Table, error) {

@@ -97,17 +97,34 @@ func downAt(schedule []Interval, t time.Duration) bool {
 // ratelimit_below(). A real unit stays failed after its first refusal; the
 // bench keeps restarting to measure, and counts every refusal.
 func startLimitHits(starts []time.Time, interval time.Duration, burst int) int {
+	hits := 0
+	startLimit(starts, interval, burst, func(time.Time) bool { hits++; return true })
+	return hits
+}
+
+// firstStartLimitHit returns the first start systemd's start limit would
+// have refused (see startLimitHits): the moment a real unit would have
+// entered the failed state for good.
+func firstStartLimitHit(starts []time.Time, interval time.Duration, burst int) (time.Time, bool) {
+	var first time.Time
+	found := false
+	startLimit(starts, interval, burst, func(t time.Time) bool { first, found = t, true; return false })
+	return first, found
+}
+
+// startLimit calls refused for every start the limit refuses, until it
+// returns false.
+func startLimit(starts []time.Time, interval time.Duration, burst int, refused func(time.Time) bool) {
 	var begin time.Time
-	num, hits := 0, 0
+	num := 0
 	for _, ts := range starts {
 		if begin.IsZero() || ts.Sub(begin) > interval {
 			begin, num = ts, 1
 			continue
 		}
 		num++
-		if num > burst {
-			hits++
+		if num > burst && !refused(ts) {
+			return
 		}
 	}
-	return hits
 }

@@ -17,7 +17,7 @@ func (b *Bench) stallScenario(s *scope, sh *sharedServers) ([]Table, error) {
 			"detected after last frame median (s)", "excess over stall-timeout median (s)", "excess over stall-timeout p90 (s)"},
 		Notes: []string{
 			"reconnectbin: time to its reconnectbin-restart message with reason=stall. Baselines: time to the process exiting, the only thing a supervisor notices; \">v\" means they were still sitting on the dead stream when the bound passed.",
-			"After last frame: from the last frame that reached the sink (buffers already in flight when the fault began still arrive) to detection; the excess is that minus stall-timeout.",
+			"After last frame: from the last real frame that reached the sink (buffers already in flight when the fault began still arrive) to detection; the excess is that minus stall-timeout.",
 		},
 	}
 	type stallFault struct {
