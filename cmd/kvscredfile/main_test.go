@@ -55,3 +55,52 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
+
+// -refresh-before takes the element property's unit (nanoseconds) as well
+// as a Go duration.
+func TestRefreshBeforeForms(t *testing.T) {
+	for arg, want := range map[string]time.Duration{
+		"900000000000": 15 * time.Minute,
+		"150000000000": 150 * time.Second,
+		"20m":          20 * time.Minute,
+		"2m30s":        150 * time.Second,
+	} {
+		c, err := parseFlags([]string{"-credential-path", "/x/cred", "-refresh-before", arg}, func(string) string { return "" }, &bytes.Buffer{})
+		if err != nil || c.refreshBefore != want {
+			t.Errorf("-refresh-before %s: %v, %v; want %v", arg, c.refreshBefore, err, want)
+		}
+	}
+	for _, arg := range []string{"60000000000", "1000", "-5", "99999999999999999999", "15 minutes"} {
+		var stderr bytes.Buffer
+		code := run([]string{"-credential-path", t.TempDir() + "/c", "-refresh-before", arg}, func(string) string { return "" }, &stderr, nil)
+		if code != 2 || !strings.Contains(stderr.String(), "-refresh-before") {
+			t.Errorf("-refresh-before %s: exit %d, stderr %q; want exit 2 naming the flag", arg, code, stderr.String())
+		}
+	}
+}
+
+// Without $RUNTIME_DIRECTORY or $XDG_RUNTIME_DIR there is no folder a
+// sidecar's kvssink could know: -credential-path is required.
+func TestCredentialPathRequiredWithoutRuntimeDir(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run([]string{"-once"}, func(string) string { return "" }, &stderr, nil)
+	if code != 2 || !strings.Contains(stderr.String(), "-credential-path is required") {
+		t.Fatalf("exit %d, stderr %q; want exit 2 asking for -credential-path", code, stderr.String())
+	}
+}
+
+func TestMetricsStreamName(t *testing.T) {
+	for path, want := range map[string]string{
+		"/run/kvs-relay-creds/cam1/credential": "cam1",
+		"/run/kvsrelay/cam2":                   "cam2",
+		"relative/credential":                  "relative",
+	} {
+		if got := metricsStreamName(path); got != want {
+			t.Errorf("metricsStreamName(%q) = %q, want %q", path, got, want)
+		}
+	}
+	c, err := parseFlags([]string{"-credential-path", "/run/x/credential", "-stream-name", "front-door"}, func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil || c.streamName != "front-door" {
+		t.Fatalf("-stream-name: %q, %v", c.streamName, err)
+	}
+}
