@@ -76,6 +76,11 @@ const (
 	// FaultIMDSv1Only: the token endpoint does not exist (PUT answers 404)
 	// and GETs are served without a token, like an IMDSv1-only server.
 	FaultIMDSv1Only
+	// FaultExpired: the credentials path answers with the current
+	// credentials (real key, secret and token) but an expiration one minute
+	// in the past: a well-formed answer the client must refuse, with the
+	// secrets in hand (for checks that refusals never print them).
+	FaultExpired
 )
 
 func (f Fault) String() string {
@@ -94,6 +99,8 @@ func (f Fault) String() string {
 		return "throttle"
 	case FaultIMDSv1Only:
 		return "imdsv1-only"
+	case FaultExpired:
+		return "expired"
 	}
 	return fmt.Sprintf("Fault(%d)", int(f))
 }
@@ -406,6 +413,9 @@ func (s *Server) serveRole(w http.ResponseWriter, role string, fault Fault) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if fault == FaultExpired {
+		is.Expiration = s.opts.Now().Add(-time.Minute).Truncate(time.Second)
+	}
 	if fault == FaultMalformed {
 		// Truncated document: valid start, no end.
 		_, _ = w.Write([]byte(`{"Code":"Success","AccessKeyId":"` + is.AccessKeyID[:4]))

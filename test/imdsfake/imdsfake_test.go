@@ -155,3 +155,30 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("healed: %d", code)
 	}
 }
+
+func TestFaultExpired(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	s := Start(t, Options{Lifetime: time.Hour, Now: clk.Now})
+	tok := token(t, s)
+	get := func() credentialDoc {
+		t.Helper()
+		code, body := do(t, http.MethodGet, s.URL()+PathRole("kvsrelay-test-role"), map[string]string{HeaderToken: tok})
+		var doc credentialDoc
+		if code != 200 || json.Unmarshal([]byte(body), &doc) != nil {
+			t.Fatalf("credentials: %d %q", code, body)
+		}
+		return doc
+	}
+	good := get()
+	s.SetFault(FaultExpired)
+	bad := get()
+	if bad.AccessKeyID != good.AccessKeyID || bad.SecretAccessKey != good.SecretAccessKey || bad.Token != good.Token {
+		t.Fatal("FaultExpired did not serve the current credentials")
+	}
+	if want := clk.Now().Add(-time.Minute).Format(rfc3339Seconds); bad.Expiration != want {
+		t.Fatalf("expiration %s, want %s", bad.Expiration, want)
+	}
+	if iss := s.Issued(); len(iss) != 1 || !iss[0].Expiration.After(clk.Now()) {
+		t.Fatalf("issued %+v: the fault must not change what was issued", iss)
+	}
+}
