@@ -682,3 +682,32 @@ func TestOutageAfterLateRotationIsAnnounced(t *testing.T) {
 		t.Fatalf("WARNING %q", w.ParseWarning().Error())
 	}
 }
+
+// The credential folder: one others can write to fails the start with an
+// ERROR naming it and its mode; one they can only list gets a WARNING.
+func TestCredentialFolderModes(t *testing.T) {
+	for _, tt := range []struct {
+		mode os.FileMode
+		typ  gst.MessageType
+	}{{0o775, gst.MessageError}, {0o755, gst.MessageWarning}} {
+		t.Run(fmt.Sprintf("%04o", tt.mode), func(t *testing.T) {
+			fakeIMDS(t, imdsfake.Options{})
+			dir := privateDir(t)
+			if err := os.Chmod(dir, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+filepath.Join(dir, "credential")+" "+encoded+" ! kvssink name=sink")
+			if tt.typ == gst.MessageError {
+				if err := p.SetState(gst.StatePlaying); err == nil {
+					t.Fatal("the pipeline started with a credential folder others can write to")
+				}
+			}
+			p.WaitFor(20*time.Second, 1, "kvscredprovider's message about the folder", fromCP(tt.typ))
+			msgs := errorsFrom(p, "cp", tt.typ)
+			want := fmt.Sprintf("credential folder %s has mode %04o", dir, tt.mode)
+			if !strings.Contains(strings.Join(msgs, "\n"), want) {
+				t.Fatalf("messages %v, want one containing %q", msgs, want)
+			}
+		})
+	}
+}

@@ -185,6 +185,13 @@ func TestCLIFailures(t *testing.T) {
 	if err := os.WriteFile(notAFolder, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	shared := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -198,6 +205,8 @@ func TestCLIFailures(t *testing.T) {
 		{"bad endpoint", []string{"-imds-endpoint", "127.0.0.1:1"}, 2, "127.0.0.1:1"},
 		{"IMDSv1-only server", []string{"-imds-endpoint", srv.URL()}, 1, "refused the IMDSv2 token request"},
 		{"unwritable folder", []string{"-imds-endpoint", healthy.URL(), "-credential-path", filepath.Join(notAFolder, "credential")}, 1, "credential folder " + notAFolder + " is not a folder"},
+		{"folder others can write", []string{"-imds-endpoint", healthy.URL(), "-credential-path", filepath.Join(shared, "credential")}, 1, "credential folder " + shared + " has mode 0777"},
+		{"refresh-before in nanoseconds, too short", []string{"-refresh-before", "60000000000"}, 2, "150000000000 ns"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,5 +220,45 @@ func TestCLIFailures(t *testing.T) {
 				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and a message containing %q", code, p.stderr.String(), tt.code, tt.msg)
 			}
 		})
+	}
+}
+
+// With KVSRELAY_METRICS set, kvscredfile writes EMF lines for the stream
+// named by -stream-name: the expiry of the credentials in the file, and the
+// failed refreshes while IMDS answers 500.
+func TestCLIMetrics(t *testing.T) {
+	imdsfake.ClearAWSEnv(t)
+	srv := imdsfake.Start(t, imdsfake.Options{Lifetime: 3 * time.Minute, RotateBefore: 2*time.Minute + 57*time.Second})
+	dir := filepath.Join(t.TempDir(), "run")
+	path := filepath.Join(dir, "credential")
+	metrics := filepath.Join(t.TempDir(), "metrics.emf")
+	t.Setenv("KVSRELAY_METRICS", metrics)
+	t.Setenv("KVSRELAY_METRICS_INTERVAL", "200ms")
+	p := startCLI(t, "-imds-endpoint", srv.URL(), "-credential-path", path, "-refresh-before", "176000000000", "-stream-name", "cam-cli")
+
+	waitFor(t, "the first credential file", 30*time.Second, func() bool { _, ok := readCreds(path); return ok })
+	waitFor(t, "a CredentialSecondsToExpiry line for cam-cli", 20*time.Second, func() bool {
+		_, left := credentialMetrics(readEMF(t, metrics), "cam-cli")
+		return left > 0 && left <= 180
+	})
+	srv.SetFault(imdsfake.FaultServerError)
+	waitFor(t, "CredentialRefreshFailures to count two failures", 30*time.Second, func() bool {
+		failures, _ := credentialMetrics(readEMF(t, metrics), "cam-cli")
+		return failures >= 2
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", code, p.stderr.String())
+	}
+	failures, _ := credentialMetrics(readEMF(t, metrics), "cam-cli")
+	if logged := strings.Count(p.stderr.String(), "refreshing credentials failed"); int(failures) > logged {
+		t.Fatalf("%v failures in the metrics, %d in the log:\n%s", failures, logged, p.stderr.String())
+	}
+	for _, l := range readEMF(t, metrics) {
+		if l.StreamName != "cam-cli" {
+			t.Fatalf("a line for stream %q", l.StreamName)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package credentials
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -202,4 +203,109 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		case <-time.After(50 * time.Millisecond): // poll interval
 		}
 	}
+}
+
+// emfLine is one CloudWatch Embedded Metric Format line, checked against
+// the EMF rules: a root _aws object with an integer Timestamp and one
+// CloudWatchMetrics directive (namespace, dimension sets, metric
+// definitions), and every dimension and metric named there present on the
+// root (dimensions as strings, metrics as numbers).
+type emfLine struct {
+	StreamName string
+	Values     map[string]float64 // the metrics the directive declares
+}
+
+// readEMF parses the complete lines of an EMF file; an invalid line fails
+// the test.
+func readEMF(t *testing.T, path string) []emfLine {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		t.Fatal(err)
+	}
+	var out []emfLine
+	text := string(data)
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		text = text[:i] // a line still being written is left for later
+	} else {
+		return nil
+	}
+	for n, raw := range strings.Split(text, "\n") {
+		l, err := parseEMFLine(raw)
+		if err != nil {
+			t.Fatalf("%s line %d is not valid EMF: %v\n%s", path, n+1, err, raw)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func parseEMFLine(raw string) (emfLine, error) {
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
+		return emfLine{}, err
+	}
+	aws, ok := doc["_aws"].(map[string]any)
+	if !ok {
+		return emfLine{}, errors.New("no _aws object")
+	}
+	if ts, ok := aws["Timestamp"].(float64); !ok || ts != float64(int64(ts)) || ts <= 0 {
+		return emfLine{}, fmt.Errorf("_aws.Timestamp %v is not a positive integer", aws["Timestamp"])
+	}
+	dirs, ok := aws["CloudWatchMetrics"].([]any)
+	if !ok || len(dirs) != 1 {
+		return emfLine{}, fmt.Errorf("_aws.CloudWatchMetrics %v: want one directive", aws["CloudWatchMetrics"])
+	}
+	dir, _ := dirs[0].(map[string]any)
+	if ns, _ := dir["Namespace"].(string); ns == "" {
+		return emfLine{}, errors.New("directive without Namespace")
+	}
+	dims, _ := dir["Dimensions"].([]any)
+	if len(dims) == 0 {
+		return emfLine{}, errors.New("directive without Dimensions")
+	}
+	for _, set := range dims {
+		names, _ := set.([]any)
+		for _, n := range names {
+			key, _ := n.(string)
+			if v, ok := doc[key].(string); !ok || v == "" {
+				return emfLine{}, fmt.Errorf("dimension %q missing or empty on the root", key)
+			}
+		}
+	}
+	l := emfLine{Values: map[string]float64{}}
+	l.StreamName, _ = doc["StreamName"].(string)
+	metrics, _ := dir["Metrics"].([]any)
+	if len(metrics) == 0 {
+		return emfLine{}, errors.New("directive without Metrics")
+	}
+	for _, m := range metrics {
+		def, _ := m.(map[string]any)
+		name, _ := def["Name"].(string)
+		v, ok := doc[name].(float64)
+		if name == "" || !ok {
+			return emfLine{}, fmt.Errorf("metric %q declared but not a number on the root", name)
+		}
+		l.Values[name] = v
+	}
+	return l, nil
+}
+
+// credentialMetrics sums CredentialRefreshFailures over the EMF lines of
+// stream and returns the last CredentialSecondsToExpiry (-1 when none).
+func credentialMetrics(lines []emfLine, stream string) (failures float64, lastExpiry float64) {
+	lastExpiry = -1
+	for _, l := range lines {
+		if l.StreamName != stream {
+			continue
+		}
+		failures += l.Values["CredentialRefreshFailures"]
+		if v, ok := l.Values["CredentialSecondsToExpiry"]; ok {
+			lastExpiry = v
+		}
+	}
+	return failures, lastExpiry
 }

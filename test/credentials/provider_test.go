@@ -11,9 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kvsrelay/kvsrelay/internal/credfile"
 	"github.com/kvsrelay/kvsrelay/test/harness"
 	"github.com/kvsrelay/kvsrelay/test/imdsfake"
 	"github.com/kvsrelay/kvsrelay/test/kvssinkstandin"
@@ -234,7 +236,7 @@ func TestLaunchWarnsAboutEnvironmentKeys(t *testing.T) {
 	imdsfake.ClearAWSEnv(t)
 	srv := imdsfake.Start(t, imdsfake.Options{})
 	report := filepath.Join(t.TempDir(), "report.json")
-	args := append([]string{"kvscredprovider", "credential-path=" + filepath.Join(t.TempDir(), "credential")},
+	args := append([]string{"kvscredprovider", "credential-path=" + filepath.Join(privateDir(t), "credential")},
 		strings.Fields("videotestsrc is-live=true ! "+h264ToKvssink+" report="+report)...)
 	l := harness.StartLaunch(t, providerEnv(t, srv, "AWS_ACCESS_KEY_ID=AKIAFROMTHEENVIRONMENT"), args...)
 	w := l.WaitFor(20*time.Second, 1, "kvscredprovider's WARNING", fromProvider("warning"))
@@ -354,4 +356,182 @@ func TestLaunchSourceFaultsAndRotationsInterleaved(t *testing.T) {
 		t.Errorf("%d ERRORs on the bus", n)
 	}
 	t.Logf("%d keys used, %d frames accepted, largest gap %v", keys, r.TotalAccepted(), time.Duration(r.MaxGapNs))
+}
+
+// privateDir is a 0700 folder (t.TempDir gives 0755 ones, which the
+// provider warns about).
+func privateDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "private")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// kvscredprovider in a bin of its own, after kvssink in the line: kvssink
+// still starts from its file.
+func TestLaunchProviderInsideABin(t *testing.T) {
+	imdsfake.ClearAWSEnv(t)
+	srv := imdsfake.Start(t, imdsfake.Options{})
+	dir := privateDir(t)
+	path := filepath.Join(dir, "credential")
+	report := filepath.Join(dir, "report.json")
+	args := strings.Fields("videotestsrc is-live=true ! video/x-raw,width=160,height=120 ! " + h264ToKvssink + " report=" + report)
+	args = append(args, "(", "kvscredprovider", "credential-path="+path, ")")
+	l := harness.StartLaunch(t, providerEnv(t, srv), args...)
+	waitAccepted(t, report, 10, "kvssink to accept frames")
+	r := readReport(report)
+	if r.CredentialPath != path || r.CredentialSource != kvssinkstandin.SourceFile || !r.CredentialReads[0].OK {
+		t.Fatalf("kvssink started from %q (%s), reads %+v; want the provider's file %s", r.CredentialSource, r.CredentialPath, r.CredentialReads, path)
+	}
+	l.Interrupt()
+	if code := l.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("gst-launch-1.0 exited %d", code)
+	}
+	checkCredentialUse(t, srv, readReport(report))
+	if n := l.Count(harness.OfType("error")); n != 0 {
+		t.Fatalf("%d ERRORs", n)
+	}
+}
+
+// CloudWatch EMF lines from a gst-launch run: the kvssink's stream gets
+// CredentialSecondsToExpiry (the 3-minute credentials of the fast fake) and
+// counts the refresh failures while IMDS answers 500.
+func TestLaunchCredentialMetrics(t *testing.T) {
+	srv := fastIMDS(t)
+	dir := privateDir(t)
+	metrics := filepath.Join(dir, "metrics.emf")
+	args := []string{"kvscredprovider", fmt.Sprintf("refresh-before=%d", int64(fastRefreshBefore)),
+		"credential-path=" + filepath.Join(dir, "credential")}
+	args = append(args, strings.Fields("videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=5/1 ! "+
+		strings.Replace(h264ToKvssink, "stream-name=t", "stream-name=cam-metrics", 1))...)
+	l := harness.StartLaunch(t, providerEnv(t, srv, "KVSRELAY_METRICS="+metrics, "KVSRELAY_METRICS_INTERVAL=200ms"), args...)
+
+	l.WaitFor(20*time.Second, 1, "the first credentials", harness.Element("kvscredprovider-refreshed"))
+	waitFor(t, "a CredentialSecondsToExpiry line", 20*time.Second, func() bool {
+		_, left := credentialMetrics(readEMF(t, metrics), "cam-metrics")
+		return left > 0
+	})
+	if _, left := credentialMetrics(readEMF(t, metrics), "cam-metrics"); left > fastLifetime.Seconds() {
+		t.Fatalf("CredentialSecondsToExpiry %v, more than the %v the credentials live", left, fastLifetime)
+	}
+	srv.SetFault(imdsfake.FaultServerError)
+	l.WaitFor(30*time.Second, 2, "two refresh failures", harness.Element("kvscredprovider-refresh-failed"))
+	waitFor(t, "CredentialRefreshFailures to count them", 20*time.Second, func() bool {
+		failures, _ := credentialMetrics(readEMF(t, metrics), "cam-metrics")
+		return failures >= 2
+	})
+	srv.SetFault(imdsfake.FaultNone)
+	l.Interrupt()
+	if code := l.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("gst-launch-1.0 exited %d", code)
+	}
+	lines := readEMF(t, metrics)
+	failures, left := credentialMetrics(lines, "cam-metrics")
+	posted := l.Count(harness.Element("kvscredprovider-refresh-failed"))
+	if int(failures) > posted {
+		t.Errorf("CredentialRefreshFailures adds up to %v, more than the %d refresh-failed messages", failures, posted)
+	}
+	if left <= 0 || left > fastLifetime.Seconds() {
+		t.Errorf("last CredentialSecondsToExpiry %v", left)
+	}
+	for _, ln := range lines {
+		if ln.StreamName != "cam-metrics" {
+			t.Errorf("a line for stream %q: the only kvssink is cam-metrics", ln.StreamName)
+		}
+	}
+	t.Logf("%d lines, %v failures counted of %d posted, %v s left at the end", len(lines), failures, posted, left)
+}
+
+// The secret scan of TestLaunchNeverPrintsSecrets on an outage: IMDS
+// answers with real credentials that carry a past expiration (refused with
+// the secrets in hand), then heals. Every debug category at level 9, and the
+// bus messages (-m): the secret key, token and access key id never appear.
+func TestLaunchNeverPrintsSecretsDuringAnOutage(t *testing.T) {
+	srv := fastIMDS(t)
+	dir := privateDir(t)
+	path := filepath.Join(dir, "credential")
+	out, err := os.Create(filepath.Join(t.TempDir(), "output.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	args := []string{"-m", "kvscredprovider", fmt.Sprintf("refresh-before=%d", int64(fastRefreshBefore)), "credential-path=" + path}
+	args = append(args, strings.Fields("videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=5/1 ! "+h264ToKvssink)...)
+	cmd := exec.Command("gst-launch-1.0", args...)
+	cmd.Env = providerEnv(t, srv, "GST_DEBUG=*:9")
+	cmd.Stdout, cmd.Stderr = out, out
+	exited := make(chan struct{})
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	defer func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+
+	var first credfile.Credentials
+	waitFor(t, "the first credential file", 30*time.Second, func() bool {
+		var ok bool
+		first, ok = readCreds(path)
+		return ok
+	})
+	role := imdsfake.PathRole("kvsrelay-test-role")
+	asked := srv.Requests(role)
+	srv.SetFault(imdsfake.FaultExpired)
+	waitFor(t, "two refused answers", 30*time.Second, func() bool { return srv.Requests(role) >= asked+2 })
+	srv.SetFault(imdsfake.FaultNone)
+	waitFor(t, "new credentials after the outage", 30*time.Second, func() bool {
+		c, ok := readCreds(path)
+		return ok && c.AccessKeyID != first.AccessKeyID
+	})
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("gst-launch-1.0 did not exit after SIGINT")
+	}
+
+	issued := srv.Issued()
+	if _, err := out.Seek(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	lines, failed, warned := 0, 0, 0
+	for sc.Scan() {
+		line := sc.Text()
+		lines++
+		for _, is := range issued {
+			if strings.Contains(line, is.SecretAccessKey) || strings.Contains(line, is.Token) || strings.Contains(line, is.AccessKeyID) {
+				t.Fatalf("output line %d shows a credential of %s: %.300s", lines, is.IssuedAt, line)
+			}
+		}
+		// -m prints structures with spaces escaped ("already\ expired").
+		if strings.Contains(line, "kvscredprovider-refresh-failed") && strings.Contains(line, `already\ expired`) {
+			failed++
+		}
+		if strings.Contains(line, "Refreshing AWS credentials failed") {
+			warned++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if failed == 0 || warned == 0 {
+		t.Fatalf("the %d lines of output hold %d refresh-failed messages for the refused answers and %d outage WARNING lines: "+
+			"the outage path was not exercised", lines, failed, warned)
+	}
+	t.Logf("%d lines scanned, %d refresh-failed messages, %d WARNING lines", lines, failed, warned)
 }
