@@ -480,3 +480,35 @@ func TestRecoveryTableUsesStartLimitAndOwnFloor(t *testing.T) {
 		}
 	}
 }
+
+func TestFaultFramesDropStalePictureAfterTheSourceIsBack(t *testing.T) {
+	epoch := time.Unix(0, 0)
+	madeAt := func(n uint32) time.Time { return epoch.Add(time.Duration(n) * stampTick) }
+	sec := func(v float64) time.Time { return epoch.Add(time.Duration(v * float64(time.Second))) }
+	stamp := func(v float64) uint32 { return uint32(v * float64(time.Second) / float64(stampTick)) }
+	// Fault from 10 s to 13 s.
+	start, back := sec(10), sec(13)
+	marks := []FrameMark{
+		{At: sec(9.5), Stamp: stamp(9.3), Real: true},  // before the fault
+		{At: sec(10.2), Stamp: stamp(9.9), Real: true}, // in flight when it began: counts
+		{At: sec(11), Stamp: stamp(9.95), Real: true},  // a buffer drained during the outage: counts
+		{At: sec(15.2), Stamp: stamp(9.9), Real: true}, // flushed after the source is back: stale
+		{At: sec(15.3), Stamp: stamp(9.99), Real: false},
+		{At: sec(15.7), Stamp: stamp(15.5), Real: true}, // the recovery
+		{At: sec(16), Stamp: stamp(11), Real: true},     // made during the outage (HLS keeps it): counts
+	}
+	got := faultFrames(marks, start, back, madeAt)
+	var at []float64
+	for _, m := range got {
+		at = append(at, m.At.Sub(epoch).Seconds())
+	}
+	want := []float64{9.5, 10.2, 11, 15.7, 16}
+	if len(at) != len(want) {
+		t.Fatalf("fault frames arrive at %v, want %v", at, want)
+	}
+	for i := range want {
+		if at[i] != want[i] {
+			t.Fatalf("fault frames arrive at %v, want %v", at, want)
+		}
+	}
+}

@@ -143,7 +143,7 @@ func (b *Bench) runRecovery(title string, contenders []Contender, fault Fault) (
 		deadline := back.Add(tm.recoveryBound)
 		waitFor(b.ctx, time.Until(deadline), func() bool {
 			for _, r := range runners {
-				if _, ok := firstAfter(times(r.Frames.Marks(), true), back); !ok {
+				if _, ok := firstAfter(times(faultFrames(r.Frames.Marks(), start, back, b.feed.madeAt), true), back); !ok {
 					return false
 				}
 			}
@@ -159,7 +159,7 @@ func (b *Bench) runRecovery(title string, contenders []Contender, fault Fault) (
 		}
 		for i, r := range runners {
 			res := results[i]
-			marks := r.Frames.Marks()
+			marks := faultFrames(r.Frames.Marks(), start, back, b.feed.madeAt)
 			real := times(marks, true)
 			first, ok := firstAfter(real, back)
 			if ok && first.After(deadline) {
@@ -202,6 +202,27 @@ func (b *Bench) runRecovery(title string, contenders []Contender, fault Fault) (
 		}
 	}
 	return results, nil
+}
+
+// faultFrames returns the real frames that count around a fault: every
+// real frame that arrived before the source was back (including a buffer
+// of pre-fault picture shown during the outage), and after that only
+// picture made after the fault began. A frame made before the fault that
+// arrives only after the source is back (a decoder or jitter buffer
+// flushing what it held when the new connection starts) is stale: it is
+// not the source's recovery, and it does not end the time without frames.
+func faultFrames(marks []FrameMark, start, back time.Time, madeAt func(uint32) time.Time) []FrameMark {
+	var out []FrameMark
+	for _, m := range marks {
+		if !m.Real {
+			continue
+		}
+		// madeAt is the start of the frame's 40 ms tick.
+		if m.At.Before(back) || !madeAt(m.Stamp).Add(stampTick).Before(start) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // firstMarkAt returns the frame that arrived at t.
@@ -263,7 +284,7 @@ func recoveryTable(title string, results []*recoveryResult, floors map[string]Sa
 		}
 	}
 	t.Notes = append(t.Notes,
-		"Recovery: from the moment the source is reachable again to the first real frame (new picture from the source) at the sink. Without frames: the longest span without real frames from the last real frame before the fault (the fault's start for a contender that showed none) to that first frame. Lag behind live: how old that first frame's picture was when it arrived.",
+		"Recovery: from the moment the source is reachable again to the first real frame (new picture from the source) made after the fault began to reach the sink; a frame made before the fault that arrives only after the source is back (a decoder or jitter buffer flushing stale picture when the new connection starts) is neither recovery nor picture during the outage. Without frames: the longest span without such frames from the last real frame before the fault (the fault's start for a contender that showed none) to that first frame. Lag behind live: how old that first frame's picture was when it arrived.",
 		fmt.Sprintf("Under start limit: systemd's default start limit (%d starts within %s s) stops a unit for good at the first start it refuses; a contender whose first refused start came before its recovery shows \">%s\" (it would have stayed down). The ratio is taken of these medians (baseline / reconnectbin: above 1 means reconnectbin is better); the plain recovery columns show what the process did when restarted regardless.",
 			startLimitBurst, secs(startLimitInterval), formatSample(Sample{Value: recoveryBound.Seconds()}, true, 2)),
 		"Floor: the contender's own fresh start against the healthy source (floor table: process start, plugin loading, connecting, first keyframe); recovery minus floor is what the fault cost beyond that. It is negative when a contender that stays running (reconnectbin, a baseline that did not need a restart) reconnects faster than a new process can start, or when the next keyframe happened to come sooner than in the floor runs.",
