@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -510,5 +511,13 @@ func TestFaultFramesDropStalePictureAfterTheSourceIsBack(t *testing.T) {
 		if at[i] != want[i] {
 			t.Fatalf("fault frames arrive at %v, want %v", at, want)
 		}
+	}
+}
+
+func TestSlopeSeparatesPerFrameFromStartUpCost(t *testing.T) {
+	// 0.3 s to start and stop, 1 ms a frame.
+	perFrame, fixed := slope(25, 600, 0.3+0.025, 0.3+0.6)
+	if math.Abs(perFrame-0.001) > 1e-12 || math.Abs(fixed-0.3) > 1e-12 {
+		t.Errorf("slope = %g s per frame, %g s fixed; want 0.001, 0.3", perFrame, fixed)
 	}
 }

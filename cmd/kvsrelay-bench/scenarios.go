@@ -44,14 +44,14 @@ func (b *Bench) timing() timing {
 			outageShort: 4 * time.Second, outage503: 4 * time.Second, outageTS: 3 * time.Second,
 			recoveryBound: 15 * time.Second, warmBound: 20 * time.Second,
 			stallTimeout: 3 * time.Second, stallBound: 9 * time.Second,
-			stormTotal: 20 * time.Second, overheadFrames: [2]int{30, 120}, rebuilds: 50, netRebuilds: 30,
+			stormTotal: 20 * time.Second, overheadFrames: [2]int{10, 120}, rebuilds: 50, netRebuilds: 30,
 		}
 	}
 	return timing{
 		outageShort: 10 * time.Second, outageLong: 60 * time.Second, outage503: 10 * time.Second, outageTS: 7 * time.Second,
 		recoveryBound: 30 * time.Second, warmBound: 25 * time.Second,
 		stallTimeout: 3 * time.Second, stallBound: 12 * time.Second,
-		stormTotal: 120 * time.Second, overheadFrames: [2]int{150, 600}, rebuilds: 1000, netRebuilds: 500,
+		stormTotal: 120 * time.Second, overheadFrames: [2]int{25, 600}, rebuilds: 1000, netRebuilds: 500,
 	}
 }
 
