@@ -75,8 +75,19 @@ func (b *Bench) startAll(contenders []Contender, bound time.Duration) ([]*Runner
 	for _, r := range runners {
 		if !warmedUp(r, time.Now()) {
 			cold = append(cold, r.c.Name)
-			b.progress("warning: %s showed no steady picture within %v against the healthy source (%d frames, last exit: %s)",
-				r.c.Name, bound, len(r.Frames.Marks()), r.LastError())
+			marks := r.Frames.Marks()
+			stamped := 0
+			for _, m := range marks {
+				if m.Stamped {
+					stamped++
+				}
+			}
+			hint := ""
+			if len(marks) > 0 && stamped == 0 {
+				hint = "; no frame carried a readable source stamp: do the test servers still draw their picture from the stamp feed (stamp.go, sourcePattern)?"
+			}
+			b.progress("warning: %s showed no steady picture within %v against the healthy source (%d frames, last exit: %s)%s",
+				r.c.Name, bound, len(marks), r.LastError(), hint)
 		}
 	}
 	return runners, cold, nil
