@@ -2,6 +2,7 @@ package kvscredprovider_test
 
 import (
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -34,6 +35,28 @@ func (c *jumpClock) After(d time.Duration) <-chan time.Time {
 	time.AfterFunc(d, c.fire)
 	c.fire()
 	return ch
+}
+
+// waitWaiting waits until something (the refresh loop) waits on the clock.
+// A test calls it before Advance: a waiter that computed its delay before
+// the jump but registered after it would sleep the whole jump too long.
+func (c *jumpClock) waitWaiting(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c.mu.Lock()
+		n := len(c.waiters)
+		c.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nothing waits on the clock: the refresh loop is not idle")
+		}
+		<-tick.C
+	}
 }
 
 // Advance moves the clock forward by d.

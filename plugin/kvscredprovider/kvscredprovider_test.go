@@ -132,6 +132,36 @@ func refreshFailures(p *harness.Pipeline) []*gst.Message {
 	return out
 }
 
+// waitForFailures waits until the n-th refresh failure matching match has
+// been posted; at the deadline it fails with the reasons posted since the
+// before-th failure.
+func waitForFailures(t *testing.T, p *harness.Pipeline, before, n int, fault imdsfake.Fault, match func(*gst.Message) bool) *gst.Message {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		seen := 0
+		for _, m := range refreshFailures(p) {
+			if match(m) {
+				if seen++; seen == n {
+					return m
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			var reasons []string
+			if all := refreshFailures(p); len(all) > before {
+				for _, m := range all[before:] {
+					reasons = append(reasons, reason(m))
+				}
+			}
+			t.Fatalf("waiting for refresh failures caused by %v: %d of %d after 30s; reasons since the switch: %q", fault, seen, n, reasons)
+		}
+		<-tick.C
+	}
+}
+
 // reason is a refresh-failed message's reason field.
 func reason(m *gst.Message) string {
 	v, _ := m.GetStructure().GetValue("reason")
@@ -247,6 +277,7 @@ func TestOutagesKeepFileUntilExpiry(t *testing.T) {
 	// first: an IMDS that answers with the same credentials is asked again
 	// only when it must have rotated (5 min before expiry).
 	srv.SetFault(imdsfake.FaultConnRefused)
+	clock.waitWaiting(t)
 	clock.Advance(46 * time.Minute)
 	for _, fault := range []imdsfake.Fault{imdsfake.FaultConnRefused, imdsfake.FaultServerError, imdsfake.FaultMalformed,
 		imdsfake.FaultThrottle, imdsfake.FaultHang} {
@@ -265,7 +296,7 @@ func TestOutagesKeepFileUntilExpiry(t *testing.T) {
 				n++
 			}
 		}
-		m := p.WaitFor(30*time.Second, n+2, fmt.Sprintf("two refresh failures caused by %v", fault), matches)
+		m := waitForFailures(t, p, before, n+2, fault, matches)
 		sinceSwitch := refreshFailures(p)[before:]
 		for i, f := range sinceSwitch {
 			if matches(f) {
@@ -375,7 +406,7 @@ func TestUnwritableFolder(t *testing.T) {
 func TestWarnsAboutCredentialsThatWinOverTheFile(t *testing.T) {
 	fakeIMDS(t, imdsfake.Options{})
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAENVIRONMENTKEY99")
-	path := filepath.Join(t.TempDir(), "credential")
+	path := filepath.Join(privateDir(t), "credential")
 	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+encoded+
 		" ! kvssink name=sink access-key=AKIASTATICKEY0000001 session-token=SECRETTOKENVALUE")
 	p.WaitFor(20*time.Second, 3, "three WARNINGs", fromCP(gst.MessageWarning))
@@ -668,8 +699,10 @@ func TestOutageAfterLateRotationIsAnnounced(t *testing.T) {
 		harness.WaitUntil(t, 20*time.Second, fmt.Sprintf("%d credential requests", n), func() bool { return srv.Requests(role) >= n })
 	}
 	asked(1)
+	clock.waitWaiting(t)
 	clock.Advance(46 * time.Minute) // refresh point: unchanged
 	asked(2)
+	clock.waitWaiting(t)
 	clock.Advance(10 * time.Minute) // past the publish point: unchanged, retried with backoff
 	asked(4)
 	srv.SetFault(imdsfake.FaultServerError)
