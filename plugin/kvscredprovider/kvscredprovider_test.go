@@ -427,7 +427,8 @@ func TestWarnsAboutCredentialsThatWinOverTheFile(t *testing.T) {
 }
 
 // Stopping the pipeline removes the file; starting it again brings kvssink
-// up only after fresh credentials were written, so it starts from the file.
+// up only after credentials were written again (those kept in memory, still
+// valid for hours here), so it starts from the file.
 func TestRestartedPipelineGetsFreshCredentials(t *testing.T) {
 	srv := fakeIMDS(t, imdsfake.Options{})
 	dir := t.TempDir()
