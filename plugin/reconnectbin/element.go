@@ -311,9 +311,18 @@ func (b *reconnectBin) ChangeState(el *gst.Element, transition gst.StateChange) 
 // EOS and BUFFERING from any source instance never reach the pipeline (a
 // BUFFERING below 100% would make gst-launch pause a live relay). ERRORs of
 // the current instance become rebuilds; everything else passes up.
+//
+// ASYNC_START and ASYNC_DONE of an instance stay inside as well: instances
+// change state on their own (locked state), outside the bin's state
+// changes. GstBin would otherwise forward an instance's ASYNC_START to the
+// pipeline and, when the matching ASYNC_DONE arrives while the bin has no
+// state change pending, drop it ("nothing pending"): the pipeline then
+// waits for the bin forever and its sinks never leave preroll (seen as a
+// relay showing no frame at all, now and then, at start).
 func (b *reconnectBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
 	switch msg.Type() {
-	case gst.MessageError, gst.MessageWarning, gst.MessageEOS, gst.MessageBuffering:
+	case gst.MessageError, gst.MessageWarning, gst.MessageEOS, gst.MessageBuffering,
+		gst.MessageAsyncStart, gst.MessageAsyncDone:
 	default:
 		bin.ParentHandleMessage(msg)
 		return

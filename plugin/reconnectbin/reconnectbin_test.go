@@ -18,8 +18,32 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	harness.InitGStreamer()
+	harness.InitGStreamer(registerAsyncWatchBin)
 	os.Exit(m.Run())
+}
+
+// asyncWatchBin is a test-only bin that records which of its children
+// posted ASYNC_START: what a pipeline holding reconnectbin would wait for.
+type asyncWatchBin struct{}
+
+var asyncStartsFrom sync.Map // child name -> *atomic.Int64
+
+func registerAsyncWatchBin(plugin *gst.Plugin) bool {
+	return gst.RegisterElement(plugin, "asyncwatchbin", gst.RankNone, &asyncWatchBin{}, gst.ExtendsBin)
+}
+
+func (w *asyncWatchBin) New() glib.GoObjectSubclass { return &asyncWatchBin{} }
+
+func (w *asyncWatchBin) ClassInit(klass *glib.ObjectClass) {
+	gst.ToElementClass(klass).SetMetadata("Async watch bin", "Generic/Bin", "Test bin recording ASYNC_START from its children", "kvsrelay tests")
+}
+
+func (w *asyncWatchBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
+	if msg.Type() == gst.MessageAsyncStart {
+		n, _ := asyncStartsFrom.LoadOrStore(msg.Source(), new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
+	bin.ParentHandleMessage(msg)
 }
 
 // downstream records what a sink pad right after reconnectbin saw.
@@ -257,5 +281,28 @@ func sampleProcess(t *testing.T) processSample {
 func runtimeGC() {
 	for i := 0; i < 3; i++ {
 		runtime.GC()
+	}
+}
+
+// A source instance's own preroll (here the fakesink on a tee branch inside
+// the description) must not become the pipeline's: GstBin forwards a
+// child's ASYNC_START upward and, when the ASYNC_DONE comes while the bin
+// has no state change pending, drops it, so the pipeline would wait for
+// reconnectbin forever and its sink would never leave preroll (seen now and
+// then at start under load). reconnectbin, a live source, must never post
+// ASYNC_START to its parent at all.
+func TestSourcePrerollNeverHoldsThePipeline(t *testing.T) {
+	p := harness.NewPipeline(t, `asyncwatchbin.( reconnectbin name=rbpreroll retry-delay=0 max-retry-delay=0
+			source="videotestsrc is-live=true num-buffers=10 ! tee name=t t. ! queue ! fakesink async=true t. ! queue" )
+		! fakesink name=sink sync=true`)
+	p.Start()
+	p.WaitFor(30*time.Second, 3, "three rebuilds", harness.ElementMessage("reconnectbin-recovered"))
+	ret, cur := p.GetState(gst.StatePlaying, gst.ClockTime(10*time.Second))
+	_ = p.SetState(gst.StateNull)
+	if n, ok := asyncStartsFrom.Load("rbpreroll"); ok && n.(*atomic.Int64).Load() > 0 {
+		t.Errorf("reconnectbin posted ASYNC_START to its parent %d times: a source instance's preroll leaked out", n.(*atomic.Int64).Load())
+	}
+	if ret != gst.StateChangeSuccess || cur != gst.StatePlaying {
+		t.Errorf("the pipeline is %s (%s) after three rebuilds, want PLAYING", cur, ret)
 	}
 }
