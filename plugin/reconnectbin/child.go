@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
@@ -198,7 +197,7 @@ type childInstance struct {
 	rejected atomic.Bool
 
 	mu       sync.Mutex
-	handlers []signalHandler               // pad-added watches, disconnected at release
+	handlers []func()                      // pad-added watches' disconnects, called at release
 	outs     [streamCount]*gst.GhostPad    // the chosen inner pads, ghosted on bin
 	probes   [streamCount]uint64           // their probes, removed at release
 	segments [streamCount]timeline.Segment // last segment on each
@@ -218,11 +217,6 @@ type childInstance struct {
 	// lastChange is closed when the last state change changeState started
 	// has returned. Set and read only by the supervise loop.
 	lastChange chan struct{}
-}
-
-type signalHandler struct {
-	element *gst.Element
-	handle  glib.SignalHandle
 }
 
 // buildChild parses desc into a new, not yet added, source instance and wires
@@ -245,11 +239,7 @@ func (b *reconnectBin) buildChild(gen uint64, desc string, s settings) (*childIn
 		return nil, fmt.Errorf("listing the source's elements: %w", err)
 	}
 	for _, el := range elements {
-		h, err := el.Connect("pad-added", func(_ *gst.Element, pad *gst.Pad) { b.padAdded(c, pad) })
-		if err != nil {
-			return nil, fmt.Errorf("watching %s for pads: %w", el.GetName(), err)
-		}
-		c.handlers = append(c.handlers, signalHandler{el, h})
+		c.handlers = append(c.handlers, gstshim.ConnectPadAdded(el, func(pad *gst.Pad) { b.padAdded(c, pad) }))
 	}
 	return c, nil
 }
@@ -636,8 +626,8 @@ const releaseBound = 2 * time.Second
 func (c *childInstance) disconnect() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, h := range c.handlers {
-		h.element.HandlerDisconnect(h.handle)
+	for _, disconnect := range c.handlers {
+		disconnect()
 	}
 	for s, out := range c.outs {
 		if out != nil && c.probes[s] != 0 {
