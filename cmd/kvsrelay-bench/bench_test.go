@@ -70,7 +70,7 @@ var (
 // build/), and the test build ($KVSRELAY_TEST_PLUGIN_DIR) only without one.
 func benchPluginDir() string {
 	shipped, _ := filepath.Abs(filepath.Join("..", "..", "build"))
-	test, _ := filepath.Abs(filepath.Join("..", "..", "build", "test-plugins"))
+	test, _ := filepath.Abs(filepath.Join("..", "..", "build-test"))
 	for _, dir := range []string{os.Getenv("KVSRELAY_PLUGIN_DIR"), shipped, os.Getenv("KVSRELAY_TEST_PLUGIN_DIR"), test} {
 		if dir == "" {
 			continue

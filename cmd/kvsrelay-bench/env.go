@@ -52,11 +52,11 @@ func gstSystemPluginDir() (string, error) {
 // resolvePluginDir picks the folder holding the libgstkvsrelay.so to
 // measure: the flag, else $KVSRELAY_PLUGIN_DIR, else the shipped build of
 // make build (build/), and only without one of those the test build
-// ($KVSRELAY_TEST_PLUGIN_DIR, build/test-plugins), which differs from the
+// ($KVSRELAY_TEST_PLUGIN_DIR, build-test/), which differs from the
 // shipped one by the kvssink stand-in the bench never uses. An explicit
 // choice (flag, $KVSRELAY_PLUGIN_DIR) that is wrong is an error.
 func resolvePluginDir(flagValue string) (string, error) {
-	candidates := []string{flagValue, os.Getenv("KVSRELAY_PLUGIN_DIR"), "build", os.Getenv("KVSRELAY_TEST_PLUGIN_DIR"), filepath.Join("build", "test-plugins")}
+	candidates := []string{flagValue, os.Getenv("KVSRELAY_PLUGIN_DIR"), "build", os.Getenv("KVSRELAY_TEST_PLUGIN_DIR"), "build-test"}
 	for i, dir := range candidates {
 		if dir == "" {
 			continue

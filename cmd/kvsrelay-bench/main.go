@@ -54,7 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Out, "o", "", "also write the tables to this markdown file (e.g. docs/benchmarks.md)")
 	fs.BoolVar(&c.Quick, "quick", false, "tiny configuration (one repetition, short outages), about 3 minutes")
-	fs.StringVar(&c.PluginDir, "plugin-dir", "", "folder holding libgstkvsrelay.so (default: $KVSRELAY_PLUGIN_DIR, else the shipped build in build/; the test build ($KVSRELAY_TEST_PLUGIN_DIR, build/test-plugins) only without those)")
+	fs.StringVar(&c.PluginDir, "plugin-dir", "", "folder holding libgstkvsrelay.so (default: $KVSRELAY_PLUGIN_DIR, else the shipped build in build/; the test build ($KVSRELAY_TEST_PLUGIN_DIR, build-test/) only without those)")
 	fs.IntVar(&c.Reps, "reps", 0, "repetitions per scenario (default 3, 1 with -quick)")
 	fs.Uint64Var(&c.Seed, "seed", 20251017, "seed of the fault storm's schedule")
 	fs.StringVar(&c.Only, "only", "", "comma-separated scenario keys to run (floor,hls-a,hls-b,hls-c,tcp,srt,stall,storm,overhead,memory,credentials); default all")
