@@ -101,16 +101,6 @@ func errorsFrom(p *harness.Pipeline, source string, typ gst.MessageType) []strin
 	return out
 }
 
-// privateDir is a 0700 folder (t.TempDir gives 0755 ones, which the
-// provider warns about).
-func privateDir(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "private")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // faultReason matches the refresh-failed reason each IMDS fault causes.
 var faultReason = map[imdsfake.Fault]*regexp.Regexp{
@@ -260,15 +250,9 @@ func TestDefaultPathAndRemoval(t *testing.T) {
 // expire: one ERROR. When IMDS heals: new credentials, valid again. Nothing
 // empty or expired is ever written.
 func TestOutagesKeepFileUntilExpiry(t *testing.T) {
-	clock := &jumpClock{}
-	restore := kvscredprovider.SetKeeperOptionsForTest(func(o *credrefresh.Options) {
-		o.Clock = clock
-		o.RetryInitial = 100 * time.Millisecond
-		o.RetryMax = 500 * time.Millisecond
-	})
-	defer restore()
+	clock := fastRetries(t)
 	srv := fakeIMDS(t, imdsfake.Options{Lifetime: time.Hour, Now: clock.Now})
-	path := filepath.Join(privateDir(t), "credential")
+	path := filepath.Join(harness.PrivateDir(t), "credential")
 	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+encoded+" ! kvssink name=sink")
 	cp := element(t, p, "cp")
 	first := assertIssued(t, srv, path)
@@ -406,7 +390,7 @@ func TestUnwritableFolder(t *testing.T) {
 func TestWarnsAboutCredentialsThatWinOverTheFile(t *testing.T) {
 	fakeIMDS(t, imdsfake.Options{})
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAENVIRONMENTKEY99")
-	path := filepath.Join(privateDir(t), "credential")
+	path := filepath.Join(harness.PrivateDir(t), "credential")
 	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+encoded+
 		" ! kvssink name=sink access-key=AKIASTATICKEY0000001 session-token=SECRETTOKENVALUE")
 	p.WaitFor(20*time.Second, 3, "three WARNINGs", fromCP(gst.MessageWarning))
@@ -490,7 +474,7 @@ func TestPlaceholdersAreNotStaticCredentials(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			fakeIMDS(t, imdsfake.Options{})
-			dir := privateDir(t)
+			dir := harness.PrivateDir(t)
 			report := filepath.Join(dir, "report.json")
 			p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+filepath.Join(dir, "credential")+" "+
 				encoded+" ! kvssink name=sink stream-name=t report="+report+props)
@@ -517,7 +501,7 @@ func TestProviderInsideABin(t *testing.T) {
 	for name, wrap := range map[string][2]string{"one bin": {"( ", " )"}, "nested bins": {"( ( ", " ) )"}} {
 		t.Run(name, func(t *testing.T) {
 			srv := fakeIMDS(t, imdsfake.Options{})
-			dir := privateDir(t)
+			dir := harness.PrivateDir(t)
 			path := filepath.Join(dir, "credential")
 			report := filepath.Join(dir, "report.json")
 			p := harness.NewPipeline(t, encoded+" ! kvssink name=sink stream-name=t report="+report+" "+
@@ -546,7 +530,7 @@ func TestProviderInsideABin(t *testing.T) {
 // is pointed at the file as it is added, before anything starts it.
 func TestKvssinkAddedAfterThePipelineWasBuilt(t *testing.T) {
 	srv := fakeIMDS(t, imdsfake.Options{})
-	dir := privateDir(t)
+	dir := harness.PrivateDir(t)
 	path := filepath.Join(dir, "credential")
 	report := filepath.Join(dir, "report.json")
 	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+
@@ -586,7 +570,7 @@ func TestKvssinkAddedAfterThePipelineWasBuilt(t *testing.T) {
 // it and what to do.
 func TestKvssinkStartedBeforeTheProviderIsAnError(t *testing.T) {
 	fakeIMDS(t, imdsfake.Options{})
-	dir := privateDir(t)
+	dir := harness.PrivateDir(t)
 	own := filepath.Join(dir, "own-credential")
 	now := time.Now()
 	if err := credfile.Write(own, credfile.Credentials{AccessKeyID: "ASIAOWNFILEKEY000001", SecretAccessKey: "own-secret",
@@ -624,7 +608,7 @@ func TestKvssinkStartedBeforeTheProviderIsAnError(t *testing.T) {
 // WARNING, not an ERROR.
 func TestRestartDuringOutageStartsOnKeptCredentials(t *testing.T) {
 	srv := fakeIMDS(t, imdsfake.Options{Lifetime: time.Hour})
-	dir := privateDir(t)
+	dir := harness.PrivateDir(t)
 	path := filepath.Join(dir, "credential")
 	report := filepath.Join(dir, "report.json")
 	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+encoded+" ! kvssink name=sink report="+report)
@@ -683,16 +667,10 @@ func TestRestartDuringOutageStartsOnKeptCredentials(t *testing.T) {
 // (IMDS rotating late) still gets its WARNING: those answers are not
 // failures, so the first real failure is attempt 1.
 func TestOutageAfterLateRotationIsAnnounced(t *testing.T) {
-	clock := &jumpClock{}
-	restore := kvscredprovider.SetKeeperOptionsForTest(func(o *credrefresh.Options) {
-		o.Clock = clock
-		o.RetryInitial = 100 * time.Millisecond
-		o.RetryMax = 500 * time.Millisecond
-	})
-	defer restore()
+	clock := fastRetries(t)
 	// IMDS keeps serving the same credentials until 1 min before expiry.
 	srv := fakeIMDS(t, imdsfake.Options{Lifetime: time.Hour, RotateBefore: time.Minute, Now: clock.Now})
-	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+filepath.Join(privateDir(t), "credential")+
+	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+filepath.Join(harness.PrivateDir(t), "credential")+
 		" "+encoded+" ! kvssink name=sink")
 	role := imdsfake.PathRole("kvsrelay-test-role")
 	asked := func(n int) {
@@ -726,7 +704,7 @@ func TestCredentialFolderModes(t *testing.T) {
 	}{{0o775, gst.MessageError}, {0o755, gst.MessageWarning}} {
 		t.Run(fmt.Sprintf("%04o", tt.mode), func(t *testing.T) {
 			fakeIMDS(t, imdsfake.Options{})
-			dir := privateDir(t)
+			dir := harness.PrivateDir(t)
 			if err := os.Chmod(dir, tt.mode); err != nil {
 				t.Fatal(err)
 			}
@@ -744,4 +722,17 @@ func TestCredentialFolderModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fastRetries makes every provider started from now on use a jump clock
+// and retry after 100 ms, doubling to 500 ms, until the test ends.
+func fastRetries(t *testing.T) *jumpClock {
+	clock := &jumpClock{}
+	restore := kvscredprovider.SetKeeperOptionsForTest(func(o *credrefresh.Options) {
+		o.Clock = clock
+		o.RetryInitial = 100 * time.Millisecond
+		o.RetryMax = 500 * time.Millisecond
+	})
+	t.Cleanup(restore)
+	return clock
 }

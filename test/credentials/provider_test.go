@@ -236,7 +236,7 @@ func TestLaunchWarnsAboutEnvironmentKeys(t *testing.T) {
 	imdsfake.ClearAWSEnv(t)
 	srv := imdsfake.Start(t, imdsfake.Options{})
 	report := filepath.Join(t.TempDir(), "report.json")
-	args := append([]string{"kvscredprovider", "credential-path=" + filepath.Join(privateDir(t), "credential")},
+	args := append([]string{"kvscredprovider", "credential-path=" + filepath.Join(harness.PrivateDir(t), "credential")},
 		strings.Fields("videotestsrc is-live=true ! "+h264ToKvssink+" report="+report)...)
 	l := harness.StartLaunch(t, providerEnv(t, srv, "AWS_ACCESS_KEY_ID=AKIAFROMTHEENVIRONMENT"), args...)
 	w := l.WaitFor(20*time.Second, 1, "kvscredprovider's WARNING", fromProvider("warning"))
@@ -358,23 +358,13 @@ func TestLaunchSourceFaultsAndRotationsInterleaved(t *testing.T) {
 	t.Logf("%d keys used, %d frames accepted, largest gap %v", keys, r.TotalAccepted(), time.Duration(r.MaxGapNs))
 }
 
-// privateDir is a 0700 folder (t.TempDir gives 0755 ones, which the
-// provider warns about).
-func privateDir(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "private")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // kvscredprovider in a bin of its own, after kvssink in the line: kvssink
 // still starts from its file.
 func TestLaunchProviderInsideABin(t *testing.T) {
 	imdsfake.ClearAWSEnv(t)
 	srv := imdsfake.Start(t, imdsfake.Options{})
-	dir := privateDir(t)
+	dir := harness.PrivateDir(t)
 	path := filepath.Join(dir, "credential")
 	report := filepath.Join(dir, "report.json")
 	args := strings.Fields("videotestsrc is-live=true ! video/x-raw,width=160,height=120 ! " + h264ToKvssink + " report=" + report)
@@ -400,7 +390,7 @@ func TestLaunchProviderInsideABin(t *testing.T) {
 // counts the refresh failures while IMDS answers 500.
 func TestLaunchCredentialMetrics(t *testing.T) {
 	srv := fastIMDS(t)
-	dir := privateDir(t)
+	dir := harness.PrivateDir(t)
 	metrics := filepath.Join(dir, "metrics.emf")
 	args := []string{"kvscredprovider", fmt.Sprintf("refresh-before=%d", int64(fastRefreshBefore)),
 		"credential-path=" + filepath.Join(dir, "credential")}
@@ -450,7 +440,7 @@ func TestLaunchCredentialMetrics(t *testing.T) {
 // bus messages (-m): the secret key, token and access key id never appear.
 func TestLaunchNeverPrintsSecretsDuringAnOutage(t *testing.T) {
 	srv := fastIMDS(t)
-	dir := privateDir(t)
+	dir := harness.PrivateDir(t)
 	path := filepath.Join(dir, "credential")
 	out, err := os.Create(filepath.Join(t.TempDir(), "output.txt"))
 	if err != nil {

@@ -206,3 +206,15 @@ func PluginEnv(tb testing.TB, pluginDir string, extra ...string) []string {
 	)
 	return append(env, extra...)
 }
+
+// PrivateDir returns a new 0700 folder inside the test's temp folder, as a
+// credential folder should be (t.TempDir gives 0755 folders, which
+// kvscredprovider and kvscredfile warn about).
+func PrivateDir(tb testing.TB) string {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), "private")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}
