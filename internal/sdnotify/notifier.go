@@ -326,8 +326,8 @@ type Source struct {
 	// pushAge, when set, reports the oldest downstream push in flight as
 	// tracked by the caller (see WatchPushes).
 	pushAge atomic.Pointer[func() (time.Duration, bool)]
-	status    atomic.Pointer[string]
-	closed    atomic.Bool
+	status  atomic.Pointer[string]
+	closed  atomic.Bool
 
 	atPing counts // counters at the last ping; guarded by n.mu
 }

@@ -101,7 +101,6 @@ func errorsFrom(p *harness.Pipeline, source string, typ gst.MessageType) []strin
 	return out
 }
 
-
 // faultReason matches the refresh-failed reason each IMDS fault causes.
 var faultReason = map[imdsfake.Fault]*regexp.Regexp{
 	imdsfake.FaultConnRefused: regexp.MustCompile(`connection reset|connection refused|EOF`),

@@ -358,7 +358,6 @@ func TestLaunchSourceFaultsAndRotationsInterleaved(t *testing.T) {
 	t.Logf("%d keys used, %d frames accepted, largest gap %v", keys, r.TotalAccepted(), time.Duration(r.MaxGapNs))
 }
 
-
 // kvscredprovider in a bin of its own, after kvssink in the line: kvssink
 // still starts from its file.
 func TestLaunchProviderInsideABin(t *testing.T) {

@@ -98,6 +98,11 @@ func StartCommand(tb testing.TB, env []string, name string, args ...string) *Lau
 	go func() { readers.Wait(); l.reap() }()
 	tb.Cleanup(func() {
 		l.Kill()
+		// GStreamer's fault handler prints this and then spins: a crash
+		// fails the test whatever else it waited for.
+		if strings.Contains(l.stderr.String(), "Caught SIG") {
+			tb.Errorf("gst-launch-1.0 crashed: %s", firstLineWith(l.stderr.String(), "Caught SIG"))
+		}
 		if tb.Failed() {
 			var events []string
 			for _, m := range l.Messages() {
@@ -323,4 +328,14 @@ func Run(tb testing.TB, env []string, timeout time.Duration, name string, args .
 		return string(out) + err.Error(), -1
 	}
 	return string(out), 0
+}
+
+// firstLineWith returns the first line of text containing sub.
+func firstLineWith(text, sub string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, sub) {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }
