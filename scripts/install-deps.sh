@@ -45,45 +45,18 @@ dry_run=${DRY_RUN:-}
 
 say() { echo "deps: $*"; }
 die() { echo "deps: $*" >&2; exit 1; }
-
-# as_root runs a command as root: directly when we are root, else through
-# sudo (which resets the environment: pass variables with env VAR=...).
-# With DRY_RUN it only prints the command.
-as_root() {
-  if [ -n "$dry_run" ]; then
-    say "would run: ${sudo:+$sudo }$*"
-    return 0
-  fi
-  ${sudo:+"$sudo"} "$@"
-}
-
-# need_root sets sudo for as_root, or stops with a sentence when neither
-# root nor sudo is at hand. $1 says what is being installed.
-sudo=
-need_root() {
-  [ "$(id -u)" -eq 0 ] && return 0
-  command -v sudo >/dev/null 2>&1 ||
-    die "installing $1 needs root, and sudo is not installed: run make deps (or this script) as root, or install sudo first."
-  sudo=sudo
-}
+root_hint="make deps (or this script)"
+# shellcheck source=lib-apt.sh
+. "$here/lib-apt.sh"
 
 # --- system packages ---------------------------------------------------------
 
-installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null || true)
-missing=()
-for p in "${packages[@]}"; do
-  grep -qx "$p install ok installed" <<<"$installed" || missing+=("$p")
-done
-
+mapfile -t missing < <(missing_packages "${packages[@]}")
 if [ ${#missing[@]} -eq 0 ]; then
   say "all ${#packages[@]} system packages already installed"
 else
   say "installing ${missing[*]}"
-  command -v apt-get >/dev/null 2>&1 ||
-    die "no apt-get here: this script installs on Debian 12 and Ubuntu 22.04/24.04; install ${missing[*]} yourself."
-  need_root "${missing[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  install_packages "${missing[@]}"
 fi
 
 # --- Go ----------------------------------------------------------------------
