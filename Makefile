@@ -2,7 +2,12 @@
 #
 #   make deps      install the system packages (GStreamer, plugins, test tools) and Go when none >= 1.21 is found
 #   make build     build/libgstkvsrelay.so, kvscredfile, gst-inspect-helper, and the test build in build-test/
-#   make test      make deps, build and run every test (unit and integration); test-run skips deps
+#   make test      make deps, build and run every test (unit and integration), then the real-kvssink
+#                  tests when kvssink's sources are in ../shared/third_party (KVSSINK_SOURCES) or make kvssink
+#                  built it; test-run skips deps and the real kvssink
+#   make kvssink   build AWS's kvssink (no distribution packages it) into ~/.cache/kvsrelay and print the
+#                  GST_PLUGIN_PATH line that uses it; a second run reuses the cache
+#   make test-kvssink  the relay tests against that real kvssink (or KVSSINK_PLUGIN_DIR's) and a local KVS endpoint
 #   make demo      live recovery demo: a flaky local source relayed through reconnectbin
 #   make install   put the plugin where GStreamer finds it (user folder; PREFIX/DESTDIR for a system folder)
 #   make install-systemd  relay recipes and the kvs-relay@ / kvscredfile@ units (see pipelines/README.md)
@@ -57,7 +62,7 @@ INSTALL_FILES := $(PLUGIN) $(CREDFILE) $(HELPER)
 
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all deps build test test-run test-unit test-kvssink demo demo-run install install-check-built uninstall docs docs-check bench bench-run clean
+.PHONY: all deps build kvssink test test-run test-unit test-kvssink test-kvssink-if-sources demo demo-run install install-check-built uninstall docs docs-check bench bench-run clean
 
 all: build
 
@@ -91,18 +96,30 @@ $(HELPER): $(SOURCES) $(shell find cmd/gst-inspect-helper -name '*.go')
 	$(CHECK_GO)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/gst-inspect-helper
 
+# AWS's kvssink, built for this machine from pinned sources (see the script).
+kvssink:
+	@scripts/build-kvssink.sh
+
 # test, demo and bench install what they need first (make deps), then build
-# and run: one after the other, also under make -j.
-test demo bench:
+# and run: one after the other, also under make -j. make test ends with the
+# real-kvssink tests when kvssink's sources are at hand (as in CI).
+test:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory test-run
+	@$(MAKE) --no-print-directory test-kvssink-if-sources
+
+demo bench:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory $@-run
 
-# Every test, unit and integration. Integration tests find the fresh test
-# build through KVSRELAY_TEST_PLUGIN_DIR and the shipped one through
-# KVSRELAY_PLUGIN_DIR; each runs with its own registry.
+# Every test, unit and integration, against the kvssink stand-in. Integration
+# tests find the fresh test build through KVSRELAY_TEST_PLUGIN_DIR and the
+# shipped one through KVSRELAY_PLUGIN_DIR; each runs with its own registry.
+# KVSSINK_PLUGIN_DIR is cleared: the real-kvssink tests need the shipped
+# build (test-kvssink), and with the test build they would fail.
 test-run: build
 	$(CHECK_GO)
-	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(dir $(TESTPLUGIN))) KVSRELAY_PLUGIN_DIR=$(abspath $(dir $(PLUGIN))) \
+	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(dir $(TESTPLUGIN))) KVSRELAY_PLUGIN_DIR=$(abspath $(dir $(PLUGIN))) KVSSINK_PLUGIN_DIR= \
 	  $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -p 2 ./...
 
 test-unit:
@@ -113,15 +130,27 @@ test-unit:
 # uploading to the local KVS endpoint (test/kvsendpoint), with the shipped
 # build (no stand-in). Only the TestRealKVSSink* tests: the other relay and
 # credential tests read the stand-in's report, which the real element lacks.
+# The kvssink is KVSSINK_PLUGIN_DIR's, else make kvssink's (built first
+# when not cached).
 test-kvssink: build
 	$(CHECK_GO)
+	@dir=$$KVSSINK_PLUGIN_DIR; \
+	if [ -z "$$dir" ]; then dir=$$(scripts/build-kvssink.sh --plugin-dir) || exit 1; fi; \
+	echo "test-kvssink: the real kvssink in $$dir"; \
+	$(GO) test -count=1 ./test/kvsendpoint/ && \
+	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(BUILD)) KVSSINK_PLUGIN_DIR=$$dir \
+	  $(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) -run 'RealKVSSink' ./test/relay/
+
+# make test's last step: test-kvssink when KVSSINK_PLUGIN_DIR is set, the
+# sources are at hand or make kvssink has built it; else one line saying why
+# not (from the script).
+test-kvssink-if-sources:
 	@if [ -z "$$KVSSINK_PLUGIN_DIR" ]; then \
-	  echo "test-kvssink: skipped: set KVSSINK_PLUGIN_DIR to the folder holding a real libgstkvssink.so"; \
-	else \
-	  $(GO) test -count=1 ./test/kvsendpoint/ && \
-	  KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(BUILD)) KVSSINK_PLUGIN_DIR=$$KVSSINK_PLUGIN_DIR \
-	    $(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) -run 'RealKVSSink' ./test/relay/; \
-	fi
+	  dir=$$(scripts/build-kvssink.sh --if-sources); rc=$$?; \
+	  if [ $$rc -eq 3 ]; then exit 0; elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	  export KVSSINK_PLUGIN_DIR=$$dir; \
+	fi; \
+	$(MAKE) --no-print-directory test-kvssink
 
 demo-run: $(PLUGIN)
 	$(CHECK_GO)

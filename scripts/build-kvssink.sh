@@ -74,8 +74,10 @@ sdk_libs=(libKinesisVideoProducer.so libcproducer.so.1 libkvsCommonCurl.so.1)
 
 # Debian/Ubuntu packages the build needs (same names on Debian 12 and
 # Ubuntu 22.04/24.04); gstreamer1.0-tools checks that the result loads.
-packages=(cmake make g++ pkg-config git ca-certificates libcurl4-openssl-dev libssl-dev liblog4cplus-dev
-  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools)
+packages=(
+  cmake make g++ pkg-config git ca-certificates libcurl4-openssl-dev libssl-dev liblog4cplus-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+)
 
 # Every object gets RPATH $ORIGIN/../lib: from plugin/ that is lib/, from
 # lib/ it is lib/ itself. BUILD_WITH_INSTALL_RPATH puts it in at link time,
@@ -291,6 +293,10 @@ failed() {
 
 say "building kvssink $kvssink_version with $jobs jobs (a minute or two of CPU); log in $log"
 start=$SECONDS
+# Run from make (make kvssink, make test), the outer make's flags would reach
+# the build's own make through the environment: -n would turn it into a dry
+# run, -j into a warning about the jobserver.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 cmake -S "$cpp_src" -B "$tmp/build" "${cmake_flags[@]}" >"$log" 2>&1 || failed "configuring (cmake)"
 cmake --build "$tmp/build" --target gstkvssink -j "$jobs" >>"$log" 2>&1 || failed "compiling (cmake --build)"
 

@@ -64,6 +64,51 @@ func TestSystemPluginFolderWithRealKVSSinkIsRefused(t *testing.T) {
 	CheckSystemPluginDir(t)
 }
 
+// A wrong KVSSINK_PLUGIN_DIR is said plainly, with what to do, before
+// GStreamer's "no such element" could hide it.
+func TestKVSSinkPluginDirProblems(t *testing.T) {
+	root := t.TempDir()
+	good := filepath.Join(root, "plugin")
+	empty := filepath.Join(root, "empty")
+	file := filepath.Join(root, "file")
+	dirNamedLib := filepath.Join(root, "odd")
+	for _, d := range []string{good, empty, filepath.Join(dirNamedLib, kvssinkLibrary)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{filepath.Join(good, kvssinkLibrary), file} {
+		if err := os.WriteFile(f, []byte("elf"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, dir string
+		want      []string // in the message; none: no problem
+	}{
+		{"folder with the plugin", good, nil},
+		{"missing folder", filepath.Join(root, "gone"), []string{"KVSSINK_PLUGIN_DIR=" + filepath.Join(root, "gone") + " does not exist", "make kvssink"}},
+		{"a file", file, []string{"is a file, not a folder", "make kvssink"}},
+		{"folder without the plugin", empty, []string{"holds no libgstkvssink.so", "make kvssink"}},
+		{"plugin name is a folder", dirNamedLib, []string{"libgstkvssink.so is not a file"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := kvssinkDirProblem(tc.dir)
+			if len(tc.want) == 0 && got != "" {
+				t.Fatalf("unexpected problem: %s", got)
+			}
+			if len(tc.want) > 0 && got == "" {
+				t.Fatal("no problem reported")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("message lacks %q: %s", w, got)
+				}
+			}
+		})
+	}
+}
+
 // TestShippedPluginDirHoldsOnlyTheShippedBuild: the copy leaves the test
 // build (build/test-plugins/, which GStreamer would find recursively) behind.
 func TestShippedPluginDirHoldsOnlyTheShippedBuild(t *testing.T) {

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,10 +10,14 @@ import (
 )
 
 // EnvKVSSinkPluginDir names the folder holding a real kvssink
-// (libgstkvssink.so from the KVS producer SDK C++, plus the SDK's shared
-// libraries next to it). Set it (make test-kvssink) to run the real-kvssink
-// tests; without it they skip and the stand-in is used everywhere.
+// (libgstkvssink.so from the KVS producer SDK C++; the SDK's shared
+// libraries found by its RPATH, as make kvssink builds it, or next to it).
+// make test-kvssink sets it to run the real-kvssink tests; without it they
+// skip and the stand-in is used everywhere.
 const EnvKVSSinkPluginDir = "KVSSINK_PLUGIN_DIR"
+
+// kvssinkDirHint says how to get a folder that works.
+const kvssinkDirHint = "point it at the folder holding a real libgstkvssink.so (make kvssink builds one and prints it), or unset it"
 
 // kvssinkLibrary is the real element's plugin file.
 const kvssinkLibrary = "libgstkvssink.so"
@@ -49,10 +54,10 @@ func KVSSinkEnv(tb testing.TB, controlPlaneURL, region string, extra ...string) 
 	if err != nil {
 		tb.Fatalf("%s=%s: %v", EnvKVSSinkPluginDir, os.Getenv(EnvKVSSinkPluginDir), err)
 	}
-	lib := filepath.Join(dir, kvssinkLibrary)
-	if _, err := os.Stat(lib); err != nil {
-		tb.Fatalf("%s=%s holds no %s: %v", EnvKVSSinkPluginDir, dir, kvssinkLibrary, err)
+	if problem := kvssinkDirProblem(dir); problem != "" {
+		tb.Fatal(problem)
 	}
+	lib := filepath.Join(dir, kvssinkLibrary)
 	ldPath := dir
 	if cur := os.Getenv("LD_LIBRARY_PATH"); cur != "" {
 		ldPath += string(os.PathListSeparator) + cur
@@ -68,13 +73,42 @@ func KVSSinkEnv(tb testing.TB, controlPlaneURL, region string, extra ...string) 
 
 	out, code := Run(tb, env, 60*time.Second, "gst-inspect-1.0", "kvssink")
 	if code != 0 {
-		tb.Fatalf("gst-inspect-1.0 kvssink with %s=%s: exit %d\n%s", EnvKVSSinkPluginDir, dir, code, out)
+		tb.Fatalf("GStreamer cannot load kvssink from %s=%s (gst-inspect-1.0 kvssink exit %d; its libraries, such as "+
+			"libKinesisVideoProducer.so, must be found by its RPATH or beside it, and it must be built for this "+
+			"GStreamer: make kvssink builds one that is):\n%s", EnvKVSSinkPluginDir, dir, code, out)
 	}
 	if got := inspectedFilename(out); got != lib {
 		tb.Fatalf("kvssink resolves to %q, not %s (is KVSRELAY_TEST_PLUGIN_DIR the test build with the stand-in? "+
 			"make test-kvssink passes the shipped build):\n%s", got, lib, out)
 	}
 	return env
+}
+
+// kvssinkDirProblem is why dir (KVSSINK_PLUGIN_DIR, absolute) cannot be
+// the real kvssink's folder, "" when it can: it must be a folder holding
+// libgstkvssink.so. Said before gst-inspect-1.0 runs, whose own message for
+// a missing folder is just "No such element or plugin".
+func kvssinkDirProblem(dir string) string {
+	fi, err := os.Stat(dir)
+	switch {
+	case os.IsNotExist(err):
+		return fmt.Sprintf("%s=%s does not exist: %s", EnvKVSSinkPluginDir, dir, kvssinkDirHint)
+	case err != nil:
+		return fmt.Sprintf("%s=%s: %v", EnvKVSSinkPluginDir, dir, err)
+	case !fi.IsDir():
+		return fmt.Sprintf("%s=%s is a file, not a folder: %s", EnvKVSSinkPluginDir, dir, kvssinkDirHint)
+	}
+	lib := filepath.Join(dir, kvssinkLibrary)
+	fi, err = os.Stat(lib)
+	switch {
+	case os.IsNotExist(err):
+		return fmt.Sprintf("%s=%s holds no %s: %s", EnvKVSSinkPluginDir, dir, kvssinkLibrary, kvssinkDirHint)
+	case err != nil:
+		return fmt.Sprintf("%s=%s: %v", EnvKVSSinkPluginDir, dir, err)
+	case !fi.Mode().IsRegular():
+		return fmt.Sprintf("%s=%s: %s is not a file: %s", EnvKVSSinkPluginDir, dir, kvssinkLibrary, kvssinkDirHint)
+	}
+	return ""
 }
 
 // inspectedFilename is the "Filename" of gst-inspect-1.0's plugin details

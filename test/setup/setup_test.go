@@ -1,8 +1,10 @@
 // Package setup tests what a fresh machine goes through before any Go code
 // builds: scripts/install-deps.sh (system packages, and Go when none >= 1.21
-// is found), scripts/find-go.sh and the Makefile's Go lookup. The cases live
-// in deps_test.sh and run on a fake machine (fake apt-get, sudo, dpkg-query,
-// id; Go "releases" served from file:// URLs), so nothing is installed.
+// is found), scripts/find-go.sh and the Makefile's Go lookup, and
+// scripts/build-kvssink.sh (make kvssink). The cases live in deps_test.sh
+// and run on a fake machine (fake apt-get, sudo, dpkg-query, id, cmake,
+// gst-inspect-1.0; Go "releases" served from file:// URLs, kvssink's
+// upstream as local git repositories), so nothing is installed or built.
 package setup
 
 import (
@@ -18,7 +20,7 @@ import (
 const script = "./deps_test.sh"
 
 func TestInstallDeps(t *testing.T) {
-	for _, tool := range []string{"bash", "make", "curl", "python3", "tar", "sha256sum"} {
+	for _, tool := range []string{"bash", "make", "curl", "python3", "tar", "sha256sum", "git", "nproc"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed: run make deps", tool)
 		}
