@@ -547,6 +547,20 @@ $ERR"
   expect_no_cache
 }
 
+case_kvssink_dry_run_changes_nothing() {
+  kvssink_setup
+  sed -i '/^cmake$/d' "$T/installed"
+  fake_sudo
+  echo 1000 >"$T/uid"
+  DRY_RUN=1 run_kvssink
+  expect_kvssink_rc 0
+  expect_err "would run: sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake"
+  expect_err "would build kvssink 3.6.0 with 2 jobs into $KVSSINK_CACHE/kvssink-3.6.0-"
+  [ -z "$OUT" ] || fail "stdout: $OUT"
+  expect_no_log apt; expect_no_log sudo; expect_no_log cmake
+  expect_no_cache
+}
+
 # --- driver ------------------------------------------------------------------
 
 if [ "${1:-}" = --list ]; then
