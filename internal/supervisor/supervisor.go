@@ -20,7 +20,8 @@
 // before sending data does not end the outage, so a dead upstream shows as one
 // long outage with many attempts. TotalOutage sums every outage including the
 // current one; an outage that is still going on when the source gives up
-// keeps growing until data flows again or Stop is called.
+// keeps growing until data flows again. A supervisor serves one run of the
+// element: the glue makes a new one at each start.
 //
 // # Backoff and giving up
 //
@@ -64,9 +65,9 @@ import (
 type Status string
 
 const (
-	// StatusStopped: no child has been begun yet, or Stop was called.
+	// StatusStopped: no child has been begun yet.
 	StatusStopped Status = "stopped"
-	// StatusStarting: the first child (after New or Stop) is starting and
+	// StatusStarting: the first child (after New) is starting and
 	// has not sent data yet.
 	StatusStarting Status = "starting"
 	// StatusRunning: the current child has sent data and has not failed.
@@ -306,22 +307,9 @@ func New(cfg Config, clk Clock, rand func() float64) (*Supervisor, error) {
 // now returns the clock as an offset from epoch.
 func (s *Supervisor) now() int64 { return int64(s.clk.Now().Sub(s.epoch)) }
 
-// Reconfigure applies changed settings (a property set while running)
-// without forgetting counters, the outage or the attempt count.
-func (s *Supervisor) Reconfigure(cfg Config) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("reconnect settings: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cfg = cfg
-	s.backoff.SetPolicy(cfg.policy())
-	return nil
-}
-
 // Begin records that a new child instance is being started and returns its
 // generation. Any earlier generation becomes stale. The status becomes
-// starting for the first child after New, Stop or a replacement without a
+// starting for the first child after New or a replacement without a
 // failure, and retrying while an outage is ongoing. Begin after GiveUp is a
 // manual restart: the attempt count starts over, the outage goes on.
 func (s *Supervisor) Begin() uint64 {
@@ -402,8 +390,8 @@ func (s *Supervisor) bufferSlow(gen uint64) *Recovery {
 }
 
 // Fail reports that child gen failed. ok is false, and nothing changes, when
-// gen is stale or already failed (the EOS that follows an ERROR), or the
-// supervisor is stopped. Otherwise the decision says how long to wait before
+// gen is stale or already failed (the EOS that follows an ERROR).
+// Otherwise the decision says how long to wait before
 // Begin of a replacement, or to give up.
 func (s *Supervisor) Fail(gen uint64, reason Reason, errText string) (Decision, bool) {
 	s.mu.Lock()
@@ -472,7 +460,7 @@ func (s *Supervisor) Touch(gen uint64) {
 }
 
 // CheckStall reports whether the current child is stalled: stall detection
-// is on, a child is live (begun, not failed, not stopped), and no buffer came
+// is on, a child is live (begun, not failed), and no buffer came
 // for at least StallTimeout since the later of its last buffer and its
 // start. A child that never sends data stalls StallTimeout after Begin. The
 // caller then reports it with Fail(gen, ReasonStall, ...); until it does,
@@ -518,36 +506,11 @@ func (s *Supervisor) NextStallCheck() time.Duration {
 	return max(wait, MinStallCheck)
 }
 
-// Stop records that the element stopped (state change to READY/NULL): the
-// current generation becomes stale, an ongoing outage is closed into
-// TotalOutage, the attempt count starts over and the status is stopped.
-// Counters are kept. A later Begin starts afresh with status starting.
-func (s *Supervisor) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	s.retireLocked()
-	if s.inOutage {
-		s.totalOutage += time.Duration(now - s.outageStart)
-		s.inOutage = false
-		s.outageAttempts = 0
-	}
-	s.backoff.Reset()
-	s.status = StatusStopped
-}
-
 // Status returns the current status.
 func (s *Supervisor) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.status
-}
-
-// Generation returns the current generation (0 before the first Begin).
-func (s *Supervisor) Generation() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.gen
 }
 
 // Stats returns a snapshot of the counters.

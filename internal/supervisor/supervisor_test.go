@@ -541,30 +541,6 @@ func TestScenarios(t *testing.T) {
 			},
 		},
 		{
-			name: "Stop closes the outage and the next Begin starts afresh",
-			cfg:  baseConfig(),
-			steps: []step{
-				begin(1, StatusStarting), buf(1),
-				fail(1, ReasonError, "a", retry(1, 250*ms, ReasonError, "a")),
-				begin(2, StatusRetrying),
-				fail(2, ReasonError, "b", retry(2, 500*ms, ReasonError, "b")),
-				adv(3 * time.Second),
-				step{"stop", func(t *testing.T, e *env) { e.sup.Stop() }},
-				status(StatusStopped),
-				failIgnored(2, ReasonError),
-				adv(time.Hour),
-				stats(Stats{
-					Status: StatusStopped, Generation: 2, Restarts: 2,
-					PerReason: map[Reason]uint64{ReasonError: 2}, LastError: "b",
-					SinceLastBuffer: time.Hour + 3*time.Second, HaveBuffer: true,
-					TotalOutage: 3 * time.Second, Outages: 1,
-				}),
-				begin(3, StatusStarting),
-				buf(3), // no recovery: the outage ended at Stop
-				fail(3, ReasonError, "c", retry(1, 250*ms, ReasonError, "c")),
-			},
-		},
-		{
 			name: "replacing a child without a failure is not an outage",
 			cfg:  baseConfig(),
 			steps: []step{
@@ -656,35 +632,6 @@ func TestSteadyAfterZeroUsesDefault(t *testing.T) {
 	sup.Buffer(g)
 	if d, _ := sup.Fail(g, ReasonError, "c"); d.Attempt != 1 {
 		t.Fatalf("after %v of streaming, attempt = %d, want 1", DefaultSteadyAfter, d.Attempt)
-	}
-}
-
-func TestReconfigureKeepsAttempts(t *testing.T) {
-	sup, err := New(baseConfig(), newFakeClock(), func() float64 { return 1 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := sup.Begin()
-	sup.Fail(g, ReasonError, "a") // attempt 1: 250ms
-	cfg := baseConfig()
-	cfg.RetryDelay = time.Second
-	cfg.MaxRetryDelay = 10 * time.Second
-	cfg.MaxRetries = 2
-	if err := sup.Reconfigure(cfg); err != nil {
-		t.Fatal(err)
-	}
-	g = sup.Begin()
-	if d, _ := sup.Fail(g, ReasonError, "b"); d.Attempt != 2 || d.Delay != 2*time.Second {
-		t.Fatalf("after Reconfigure: %+v, want attempt 2 with 2s", d)
-	}
-	g = sup.Begin()
-	if d, _ := sup.Fail(g, ReasonError, "c"); !d.GiveUp {
-		t.Fatalf("new max-retries 2 not applied: %+v", d)
-	}
-	bad := cfg
-	bad.MaxRetryDelay = 0
-	if err := sup.Reconfigure(bad); err == nil || !strings.Contains(err.Error(), backoff.PropMax) {
-		t.Fatalf("Reconfigure(bad) = %v, want error naming %s", err, backoff.PropMax)
 	}
 }
 
