@@ -53,17 +53,6 @@ type Policy struct {
 	Jitter     float64       // fraction 0..1 of each delay that is randomised; 0 = deterministic
 }
 
-// DefaultPolicy returns reconnectbin's default policy: 250ms doubling up to
-// 2s with 20% jitter.
-func DefaultPolicy() Policy {
-	return Policy{
-		Initial:    DefaultInitial,
-		Max:        DefaultMax,
-		Multiplier: DefaultMultiplier,
-		Jitter:     DefaultJitter,
-	}
-}
-
 // PropertyError reports one invalid setting, named as the user spells it.
 type PropertyError struct {
 	Property string // e.g. "max-retry-delay"

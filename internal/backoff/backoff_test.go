@@ -23,6 +23,9 @@ func seqRand(vals ...float64) func() float64 {
 
 const ms = time.Millisecond
 
+// reconnectPolicy is reconnectbin's: 250ms doubling up to 2s with 20% jitter.
+var reconnectPolicy = Policy{Initial: 250 * ms, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}
+
 func TestNextSequence(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -38,19 +41,19 @@ func TestNextSequence(t *testing.T) {
 		},
 		{
 			name:   "rand at top of range gives the full base delay",
-			policy: DefaultPolicy(),
+			policy: reconnectPolicy,
 			rand:   constRand(1),
 			want:   []time.Duration{250 * ms, 500 * ms, 1000 * ms, 2000 * ms, 2000 * ms},
 		},
 		{
 			name:   "rand 0 gives the fixed floor (1-jitter) of each base delay",
-			policy: DefaultPolicy(),
+			policy: reconnectPolicy,
 			rand:   constRand(0),
 			want:   []time.Duration{200 * ms, 400 * ms, 800 * ms, 1600 * ms, 1600 * ms},
 		},
 		{
 			name:   "rand 0.5 with jitter 0.2 lands at 90%",
-			policy: DefaultPolicy(),
+			policy: reconnectPolicy,
 			rand:   constRand(0.5),
 			want:   []time.Duration{225 * ms, 450 * ms, 900 * ms, 1800 * ms},
 		},
@@ -117,7 +120,7 @@ func TestNeverExceedsMaxNorNegative(t *testing.T) {
 		{Initial: time.Nanosecond, Max: time.Duration(math.MaxInt64), Multiplier: 1000, Jitter: 0.2},
 		{Initial: time.Second, Max: time.Duration(math.MaxInt64), Multiplier: math.MaxFloat64, Jitter: 0},
 		{Initial: 250 * ms, Max: 2 * time.Second, Multiplier: math.Inf(1), Jitter: 0.2},
-		DefaultPolicy(),
+		reconnectPolicy,
 	}
 	for _, p := range policies {
 		b := New(p, nil) // real randomness: the bounds must hold for any draw
@@ -131,7 +134,7 @@ func TestNeverExceedsMaxNorNegative(t *testing.T) {
 }
 
 func TestResetStartsOver(t *testing.T) {
-	b := New(DefaultPolicy(), constRand(1))
+	b := New(reconnectPolicy, constRand(1))
 	for i := 0; i < 5; i++ {
 		b.Next()
 	}
@@ -168,7 +171,7 @@ func TestValidate(t *testing.T) {
 		wantProps []string // properties named in the error, in order; nil = valid
 		wantText  string
 	}{
-		{name: "default is valid", policy: DefaultPolicy()},
+		{name: "default is valid", policy: reconnectPolicy},
 		{name: "all zero delays are valid", policy: Policy{Multiplier: 1}},
 		{name: "max equal to initial is valid", policy: Policy{Initial: time.Second, Max: time.Second, Multiplier: 2, Jitter: 1}},
 		{
