@@ -9,36 +9,19 @@ import (
 	"time"
 
 	"github.com/kvsrelay/kvsrelay/internal/backoff"
+	"github.com/kvsrelay/kvsrelay/internal/manualclock"
 )
 
 const ms = time.Millisecond
 
-// fakeClock is a manually advanced clock, safe for concurrent use.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newClock() *manualclock.Clock {
+	return manualclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // env is one supervisor under test with its fake clock.
 type env struct {
 	sup *Supervisor
-	clk *fakeClock
+	clk *manualclock.Clock
 }
 
 // step is one action of a scripted scenario, with its expectations.
@@ -555,7 +538,7 @@ func TestScenarios(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newFakeClock()
+			clk := newClock()
 			r := tc.rand
 			if r == nil {
 				r = func() float64 { return 1 }
@@ -587,7 +570,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sup, err := New(tc.cfg, newFakeClock(), nil)
+			sup, err := New(tc.cfg, newClock(), nil)
 			if err == nil {
 				t.Fatalf("New(%+v) succeeded, want error naming %s", tc.cfg, tc.wantProp)
 			}
@@ -609,7 +592,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func TestSteadyAfterZeroUsesDefault(t *testing.T) {
-	clk := newFakeClock()
+	clk := newClock()
 	cfg := baseConfig()
 	cfg.SteadyAfter = 0
 	sup, err := New(cfg, clk, func() float64 { return 1 })
@@ -640,7 +623,7 @@ func TestSteadyAfterZeroUsesDefault(t *testing.T) {
 // generations. Every failed generation must be followed by exactly one
 // recovery, reported for the generation that recovered.
 func TestConcurrentBuffersAndFailures(t *testing.T) {
-	clk := newFakeClock()
+	clk := newClock()
 	cfg := withStall(time.Second)
 	sup, err := New(cfg, clk, nil)
 	if err != nil {
@@ -773,7 +756,7 @@ func TestBufferFastPathDoesNotAllocate(t *testing.T) {
 		name string
 		clk  Clock
 	}{
-		{"fake clock", newFakeClock()},
+		{"fake clock", newClock()},
 		{"wall clock", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
