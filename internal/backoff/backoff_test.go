@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 )
 
 // constRand returns a rand func that always yields r.
@@ -168,7 +170,7 @@ func TestValidate(t *testing.T) {
 	tests := []struct {
 		name      string
 		policy    Policy
-		wantProps []string // properties named in the error, in order; nil = valid
+		wantProps []string // fields named in the error, in order; nil = valid
 		wantText  string
 	}{
 		{name: "default is valid", policy: reconnectPolicy},
@@ -177,39 +179,39 @@ func TestValidate(t *testing.T) {
 		{
 			name:      "max below initial",
 			policy:    Policy{Initial: 2 * time.Second, Max: time.Second, Multiplier: 2},
-			wantProps: []string{PropMax},
-			wantText:  "max-retry-delay 1s: must be >= retry-delay (2s)",
+			wantProps: []string{"Max"},
+			wantText:  "Max 1s: must be >= Initial (2s)",
 		},
 		{
 			name:      "negative initial",
 			policy:    Policy{Initial: -time.Second, Max: time.Second, Multiplier: 2},
-			wantProps: []string{PropInitial},
-			wantText:  "retry-delay -1s: must not be negative",
+			wantProps: []string{"Initial"},
+			wantText:  "Initial -1s: must not be negative",
 		},
 		{
 			name:      "negative max",
 			policy:    Policy{Max: -time.Second, Multiplier: 2},
-			wantProps: []string{PropMax},
+			wantProps: []string{"Max"},
 		},
 		{
 			name:      "multiplier below one",
 			policy:    Policy{Initial: time.Second, Max: time.Second, Multiplier: 0.5},
-			wantProps: []string{PropMultiplier},
+			wantProps: []string{"Multiplier"},
 		},
 		{
 			name:      "multiplier NaN",
 			policy:    Policy{Max: time.Second, Multiplier: math.NaN()},
-			wantProps: []string{PropMultiplier},
+			wantProps: []string{"Multiplier"},
 		},
 		{
 			name:      "jitter above one",
 			policy:    Policy{Max: time.Second, Multiplier: 2, Jitter: 1.5},
-			wantProps: []string{PropJitter},
+			wantProps: []string{"Jitter"},
 		},
 		{
 			name:      "every problem is reported at once",
 			policy:    Policy{Initial: -1, Max: -1, Multiplier: 0, Jitter: -0.1},
-			wantProps: []string{PropInitial, PropMax, PropMultiplier, PropJitter},
+			wantProps: []string{"Initial", "Max", "Multiplier", "Jitter"},
 		},
 	}
 	for _, tc := range tests {
@@ -224,9 +226,9 @@ func TestValidate(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Validate() = nil, want error naming %v", tc.wantProps)
 			}
-			var pe *PropertyError
-			if !errors.As(err, &pe) || pe.Property != tc.wantProps[0] {
-				t.Fatalf("Validate() = %v, want first *PropertyError for %q", err, tc.wantProps[0])
+			var pe *fielderr.Error
+			if !errors.As(err, &pe) || pe.Field != tc.wantProps[0] {
+				t.Fatalf("Validate() = %v, want first *fielderr.Error for %q", err, tc.wantProps[0])
 			}
 			for _, prop := range tc.wantProps {
 				if !strings.Contains(err.Error(), prop) {
@@ -237,5 +239,20 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error text = %q, want %q", err, tc.wantText)
 			}
 		})
+	}
+}
+
+// Delay is what Next hands out, without the state: attempt n with draw r.
+func TestDelayMatchesNext(t *testing.T) {
+	for _, r := range []float64{0, 0.3, 1} {
+		b := New(reconnectPolicy, constRand(r))
+		for n := 1; n <= 8; n++ {
+			if got, want := reconnectPolicy.Delay(n, r), b.Next(); got != want {
+				t.Fatalf("Delay(%d, %v) = %v, Next = %v", n, r, got, want)
+			}
+		}
+	}
+	if got := (Policy{Initial: time.Second, Max: time.Minute, Multiplier: 2, Jitter: 0.5}).Delay(3, 0); got != 2*time.Second {
+		t.Fatalf("third delay with draw 0 = %v, want half of 4s", got)
 	}
 }

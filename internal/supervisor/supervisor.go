@@ -59,6 +59,7 @@ import (
 	"time"
 
 	"github.com/kvsrelay/kvsrelay/internal/backoff"
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 )
 
 // Status is the externally visible state of the wrapped source.
@@ -105,8 +106,19 @@ func (r Reason) describe() string {
 	}
 }
 
-// Defaults for Config fields.
+// Defaults of Config (reconnectbin's property defaults), and the stall
+// ticker's bounds.
 const (
+	// DefaultStallTimeout: five seconds without a buffer is a stall.
+	DefaultStallTimeout = 5 * time.Second
+	// DefaultRetryDelay and DefaultMaxRetryDelay: the first restart after
+	// a quarter second, doubling up to 2 s, so the picture comes back soon
+	// after the source does while a dead source costs one attempt per 2 s.
+	DefaultRetryDelay    = 250 * time.Millisecond
+	DefaultMaxRetryDelay = 2 * time.Second
+	// DefaultMaxRetries: never give up.
+	DefaultMaxRetries = -1
+	// DefaultSteadyAfter: streaming this long resets the backoff.
 	DefaultSteadyAfter = 10 * time.Second
 	// MinStallCheck is the shortest interval NextStallCheck returns.
 	MinStallCheck = 10 * time.Millisecond
@@ -115,15 +127,14 @@ const (
 	IdleStallCheck = time.Second
 )
 
-// Property names used in validation errors (the reconnectbin properties).
+// The backoff between restarts doubles, with the last fifth of each delay
+// random.
 const (
-	PropStallTimeout = "stall-timeout"
-	PropMaxRetries   = "max-retries"
-	PropSteadyAfter  = "steady-after"
+	retryMultiplier = 2.0
+	retryJitter     = 0.2
 )
 
-// Config holds the reconnect settings. Validate reports bad values. The
-// backoff grows by backoff.DefaultMultiplier with backoff.DefaultJitter.
+// Config holds the reconnect settings. Validate reports bad values.
 type Config struct {
 	StallTimeout  time.Duration // no data for this long counts as a failure; 0 = stall detection off
 	RetryDelay    time.Duration // delay before the first restart; 0 = restart immediately
@@ -136,10 +147,10 @@ type Config struct {
 // retries forever with 250ms..2s backoff.
 func DefaultConfig() Config {
 	return Config{
-		StallTimeout:  5 * time.Second,
-		RetryDelay:    backoff.DefaultInitial,
-		MaxRetryDelay: backoff.DefaultMax,
-		MaxRetries:    -1,
+		StallTimeout:  DefaultStallTimeout,
+		RetryDelay:    DefaultRetryDelay,
+		MaxRetryDelay: DefaultMaxRetryDelay,
+		MaxRetries:    DefaultMaxRetries,
 		SteadyAfter:   DefaultSteadyAfter,
 	}
 }
@@ -148,10 +159,13 @@ func (c Config) policy() backoff.Policy {
 	return backoff.Policy{
 		Initial:    c.RetryDelay,
 		Max:        c.MaxRetryDelay,
-		Multiplier: backoff.DefaultMultiplier,
-		Jitter:     backoff.DefaultJitter,
+		Multiplier: retryMultiplier,
+		Jitter:     retryJitter,
 	}
 }
+
+// policyFields names the backoff.Policy fields a Config sets.
+var policyFields = map[string]string{"Initial": "RetryDelay", "Max": "MaxRetryDelay"}
 
 func (c Config) steadyAfter() time.Duration {
 	if c.SteadyAfter == 0 {
@@ -160,24 +174,21 @@ func (c Config) steadyAfter() time.Duration {
 	return c.SteadyAfter
 }
 
-// Validate reports every invalid field, each as a *backoff.PropertyError
-// naming the reconnectbin property, joined with errors.Join.
+// Validate reports every invalid field, each as a *fielderr.Error naming
+// the Config field, joined with errors.Join.
 func (c Config) Validate() error {
 	var errs []error
 	if c.StallTimeout < 0 {
-		errs = append(errs, &backoff.PropertyError{Property: PropStallTimeout, Value: c.StallTimeout.String(),
-			Problem: "must not be negative (0 disables stall detection)"})
+		errs = append(errs, fielderr.New("StallTimeout", c.StallTimeout, "must not be negative (0 disables stall detection)"))
 	}
 	if c.MaxRetries < -1 {
-		errs = append(errs, &backoff.PropertyError{Property: PropMaxRetries, Value: fmt.Sprint(c.MaxRetries),
-			Problem: "must be -1 (retry forever) or >= 0"})
+		errs = append(errs, fielderr.New("MaxRetries", c.MaxRetries, "must be -1 (retry forever) or >= 0"))
 	}
 	if c.SteadyAfter < 0 {
-		errs = append(errs, &backoff.PropertyError{Property: PropSteadyAfter, Value: c.SteadyAfter.String(),
-			Problem: "must not be negative"})
+		errs = append(errs, fielderr.New("SteadyAfter", c.SteadyAfter, "must not be negative"))
 	}
 	if err := c.policy().Validate(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fielderr.Rename(err, policyFields))
 	}
 	return errors.Join(errs...)
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsrelay/kvsrelay/internal/backoff"
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/internal/manualclock"
 )
 
@@ -558,31 +558,31 @@ func TestScenarios(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	tests := []struct {
-		name     string
-		cfg      Config
-		wantProp string
+		name      string
+		cfg       Config
+		wantField string
 	}{
-		{"max-retry-delay below retry-delay", Config{RetryDelay: 2 * time.Second, MaxRetryDelay: time.Second, MaxRetries: -1}, backoff.PropMax},
-		{"negative retry-delay", Config{RetryDelay: -1, MaxRetries: -1}, backoff.PropInitial},
-		{"max-retries below -1", Config{MaxRetries: -2}, PropMaxRetries},
-		{"negative stall-timeout", Config{StallTimeout: -time.Second, MaxRetries: -1}, PropStallTimeout},
-		{"negative steady-after", Config{SteadyAfter: -time.Second, MaxRetries: -1}, PropSteadyAfter},
+		{"MaxRetryDelay below RetryDelay", Config{RetryDelay: 2 * time.Second, MaxRetryDelay: time.Second, MaxRetries: -1}, "MaxRetryDelay"},
+		{"negative RetryDelay", Config{RetryDelay: -1, MaxRetries: -1}, "RetryDelay"},
+		{"MaxRetries below -1", Config{MaxRetries: -2}, "MaxRetries"},
+		{"negative StallTimeout", Config{StallTimeout: -time.Second, MaxRetries: -1}, "StallTimeout"},
+		{"negative SteadyAfter", Config{SteadyAfter: -time.Second, MaxRetries: -1}, "SteadyAfter"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sup, err := New(tc.cfg, newClock(), nil)
 			if err == nil {
-				t.Fatalf("New(%+v) succeeded, want error naming %s", tc.cfg, tc.wantProp)
+				t.Fatalf("New(%+v) succeeded, want error naming %s", tc.cfg, tc.wantField)
 			}
 			if sup != nil {
 				t.Fatalf("New returned a supervisor with an error")
 			}
-			var pe *backoff.PropertyError
-			if !errors.As(err, &pe) || pe.Property != tc.wantProp {
-				t.Fatalf("New error = %v, want a PropertyError for %s", err, tc.wantProp)
+			var pe *fielderr.Error
+			if !errors.As(err, &pe) || pe.Field != tc.wantField {
+				t.Fatalf("New error = %v, want a *fielderr.Error for %s", err, tc.wantField)
 			}
-			if !strings.Contains(err.Error(), tc.wantProp) {
-				t.Fatalf("error %q does not name %s", err, tc.wantProp)
+			if !strings.Contains(err.Error(), tc.wantField) {
+				t.Fatalf("error %q does not name %s", err, tc.wantField)
 			}
 		})
 	}
