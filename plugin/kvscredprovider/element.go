@@ -99,18 +99,7 @@ func (p *credProvider) ClassInit(klass *glib.ObjectClass) {
 		"kvsrelay developers <kvsrelay@users.noreply.github.com>",
 	)
 	klass.InstallProperties(properties)
-	gstshim.InstallParentHooks(klass, gstshim.ParentHooks{
-		Attached: func(self *gst.Element) {
-			if p := instance(self); p != nil {
-				p.attached()
-			}
-		},
-		Detached: func(self *gst.Element) {
-			if p := instance(self); p != nil {
-				p.detached()
-			}
-		},
-	})
+	installParentHooks(klass)
 }
 
 // instance finds the Go half of a kvscredprovider GObject.
@@ -174,16 +163,10 @@ func (p *credProvider) GetProperty(obj *glib.Object, id uint) *glib.Value {
 	var v any
 	switch id {
 	case propSource:
-		val, err := glib.ValueInit(gstshim.CredProviderSourceGType())
-		if err != nil {
-			return nil
-		}
 		if s.source == credsource.KindDefault {
-			val.SetEnum(sourceDefault)
-		} else {
-			val.SetEnum(sourceIMDS)
+			return gstshim.EnumToValue(sourceType, sourceDefault)
 		}
-		return val
+		return gstshim.EnumToValue(sourceType, sourceIMDS)
 	case propRole:
 		v = s.role
 	case propProfile:
