@@ -46,7 +46,7 @@ type session struct {
 // still return the error of the first fetch, while the refresh keeps trying
 // in the background.
 func startSession(p *credProvider, s settings, base credrefresh.Options, seed credfile.Credentials) (*session, error) {
-	if s.refreshBefore < MinRefreshBefore {
+	if credrefresh.CheckRefreshBefore(s.refreshBefore) != nil {
 		return nil, &propertyError{fmt.Sprintf("%s: property refresh-before is %s (%d ns); it must be at least %s (%d ns): "+
 			"kvssink needs the credential file valid for over a minute when it re-reads it",
 			p.self.GetName(), s.refreshBefore, int64(s.refreshBefore), MinRefreshBefore, int64(MinRefreshBefore))}
