@@ -160,7 +160,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if kind == credsource.KindDefault && c.source.Role != "" {
 		return c, &usageError{msg: "flag -role is only used with -source imds"}
 	}
-	if c.refreshBefore < credrefresh.MinRefreshBefore {
+	if credrefresh.CheckRefreshBefore(c.refreshBefore) != nil {
 		return c, &usageError{msg: fmt.Sprintf("invalid value %s for flag -refresh-before: must be at least %s (%d ns; kvssink needs the file valid for over a minute when it re-reads)", c.refreshBefore, credrefresh.MinRefreshBefore, int64(credrefresh.MinRefreshBefore))}
 	}
 	if timeout <= 0 {

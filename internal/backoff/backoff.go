@@ -1,7 +1,9 @@
-// Package backoff computes the delay before each reconnect attempt of a
-// failed source: exponential growth from an initial delay up to a cap, with
-// part of every delay randomised so that many relays that lost the same
-// upstream do not all reconnect in the same instant.
+// Package backoff computes the delay before each retry of something that
+// failed (a source reconnect in internal/supervisor, a credential fetch in
+// internal/credrefresh): exponential growth from an initial delay up to a
+// cap, with part of every delay randomised so that many relays that lost
+// the same upstream do not all retry in the same instant. Each user owns
+// its defaults; this package owns only the arithmetic and its validation.
 //
 // A Backoff is not safe for concurrent use; its owner (the supervisor)
 // serialises access under its own lock.
@@ -13,26 +15,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 )
 
-// Defaults used by reconnectbin when a property is left unset.
-const (
-	DefaultInitial    = 250 * time.Millisecond
-	DefaultMax        = 2 * time.Second
-	DefaultMultiplier = 2.0
-	DefaultJitter     = 0.2
-)
-
-// Property names used in validation errors. They match reconnectbin's
-// GObject properties so that a user sees which setting to fix.
-const (
-	PropInitial    = "retry-delay"
-	PropMax        = "max-retry-delay"
-	PropMultiplier = "retry-delay-multiplier"
-	PropJitter     = "retry-delay-jitter"
-)
-
-// Policy describes the delays between reconnect attempts.
+// Policy describes the delays between retries.
 //
 // Attempt n (1-based) has the base delay
 //
@@ -53,46 +40,23 @@ type Policy struct {
 	Jitter     float64       // fraction 0..1 of each delay that is randomised; 0 = deterministic
 }
 
-// DefaultPolicy returns reconnectbin's default policy: 250ms doubling up to
-// 2s with 20% jitter.
-func DefaultPolicy() Policy {
-	return Policy{
-		Initial:    DefaultInitial,
-		Max:        DefaultMax,
-		Multiplier: DefaultMultiplier,
-		Jitter:     DefaultJitter,
-	}
-}
-
-// PropertyError reports one invalid setting, named as the user spells it.
-type PropertyError struct {
-	Property string // e.g. "max-retry-delay"
-	Value    string // the offending value as the user would write it
-	Problem  string // what is wrong, e.g. "must be >= retry-delay (2s)"
-}
-
-func (e *PropertyError) Error() string {
-	return fmt.Sprintf("%s %s: %s", e.Property, e.Value, e.Problem)
-}
-
 // Validate reports every invalid field of p (joined with errors.Join), each
-// as a *PropertyError naming the reconnectbin property.
+// as a *fielderr.Error naming the Policy field.
 func (p Policy) Validate() error {
 	var errs []error
 	if p.Initial < 0 {
-		errs = append(errs, &PropertyError{PropInitial, p.Initial.String(), "must not be negative"})
+		errs = append(errs, fielderr.New("Initial", p.Initial, "must not be negative"))
 	}
 	if p.Max < 0 {
-		errs = append(errs, &PropertyError{PropMax, p.Max.String(), "must not be negative"})
+		errs = append(errs, fielderr.New("Max", p.Max, "must not be negative"))
 	} else if p.Max < p.Initial {
-		errs = append(errs, &PropertyError{PropMax, p.Max.String(),
-			fmt.Sprintf("must be >= %s (%s)", PropInitial, p.Initial)})
+		errs = append(errs, fielderr.New("Max", p.Max, fmt.Sprintf("must be >= Initial (%s)", p.Initial)))
 	}
 	if math.IsNaN(p.Multiplier) || math.IsInf(p.Multiplier, 0) || p.Multiplier < 1 {
-		errs = append(errs, &PropertyError{PropMultiplier, fmt.Sprint(p.Multiplier), "must be a finite number >= 1"})
+		errs = append(errs, fielderr.New("Multiplier", p.Multiplier, "must be a finite number >= 1"))
 	}
 	if math.IsNaN(p.Jitter) || p.Jitter < 0 || p.Jitter > 1 {
-		errs = append(errs, &PropertyError{PropJitter, fmt.Sprint(p.Jitter), "must be between 0 and 1"})
+		errs = append(errs, fielderr.New("Jitter", p.Jitter, "must be between 0 and 1"))
 	}
 	return errors.Join(errs...)
 }
@@ -121,56 +85,18 @@ func (p Policy) sanitized() Policy {
 	return p
 }
 
-// Backoff hands out the delays of one run of consecutive attempts.
-type Backoff struct {
-	policy   Policy
-	rand     func() float64
-	attempts int
-	base     float64 // base delay of the next attempt, in nanoseconds, <= Max
-}
-
-// New returns a Backoff for p. rand must return values in [0,1) (values
-// outside are clamped); nil uses math/rand/v2. New does not validate p:
-// out-of-range fields are clamped so Next always stays within [0, Max]; call
-// p.Validate first to report them to the user.
-func New(p Policy, rand func() float64) *Backoff {
-	if rand == nil {
-		rand = defaultRand
-	}
-	b := &Backoff{rand: rand}
-	b.SetPolicy(p)
-	return b
-}
-
-func defaultRand() float64 { return rand.Float64() }
-
-// SetPolicy replaces the policy (a property changed at run time) without
-// forgetting how many attempts were made: the next delay is the one the new
-// policy gives for the next attempt number.
-func (b *Backoff) SetPolicy(p Policy) {
-	b.policy = p.sanitized()
-	b.recomputeBase()
-}
-
-// Policy returns the policy in use, after clamping.
-func (b *Backoff) Policy() Policy { return b.policy }
-
-func (b *Backoff) recomputeBase() {
-	p := b.policy
+// Delay returns the delay before attempt n (1-based) for the random draw r
+// in [0,1] (values outside are clamped): base(n) with its last Jitter part
+// scaled by r. It never is negative nor greater than Max, even for a policy
+// that was never validated (out-of-range fields are clamped).
+func (p Policy) Delay(n int, r float64) time.Duration {
+	p = p.sanitized()
 	maxNs := float64(p.Max)
 	base := float64(p.Initial)
-	for i := 0; i < b.attempts && base < maxNs; i++ {
+	for i := 1; i < n && base < maxNs; i++ {
 		base *= p.Multiplier
 	}
-	b.base = math.Min(base, maxNs)
-}
-
-// Next returns the delay before the next attempt and counts the attempt.
-// The result is never negative and never greater than Max.
-func (b *Backoff) Next() time.Duration {
-	p := b.policy
-	base := b.base
-	r := b.rand()
+	base = math.Min(base, maxNs)
 	if !(r >= 0) { // also catches NaN
 		r = 0
 	}
@@ -181,9 +107,7 @@ func (b *Backoff) Next() time.Duration {
 	if d > base { // guard float rounding
 		d = base
 	}
-	b.attempts++
-	b.base = math.Min(base*p.Multiplier, float64(p.Max))
-	if d >= float64(p.Max) {
+	if d >= maxNs {
 		// float64(Max) may round above Max; converting it back could
 		// overflow for huge caps, so return the exact cap instead.
 		return p.Max
@@ -191,11 +115,43 @@ func (b *Backoff) Next() time.Duration {
 	return time.Duration(d)
 }
 
+// Backoff hands out the delays of one run of consecutive attempts.
+type Backoff struct {
+	policy   Policy
+	rand     func() float64
+	attempts int
+}
+
+// New returns a Backoff for p. rand must return values in [0,1) (values
+// outside are clamped); nil uses math/rand/v2. New does not validate p:
+// out-of-range fields are clamped so Next always stays within [0, Max]; call
+// p.Validate first to report them to the user.
+func New(p Policy, rand func() float64) *Backoff {
+	if rand == nil {
+		rand = defaultRand
+	}
+	return &Backoff{policy: p.sanitized(), rand: rand}
+}
+
+func defaultRand() float64 { return rand.Float64() }
+
+// SetPolicy replaces the policy without forgetting how many attempts were
+// made: the next delay is the one the new policy gives for the next
+// attempt number.
+func (b *Backoff) SetPolicy(p Policy) { b.policy = p.sanitized() }
+
+// Policy returns the policy in use, after clamping.
+func (b *Backoff) Policy() Policy { return b.policy }
+
+// Next returns the delay before the next attempt and counts the attempt.
+// The result is never negative and never greater than Max.
+func (b *Backoff) Next() time.Duration {
+	b.attempts++
+	return b.policy.Delay(b.attempts, b.rand())
+}
+
 // Attempts returns how many delays Next handed out since the last Reset.
 func (b *Backoff) Attempts() int { return b.attempts }
 
 // Reset starts a new run: the next delay is Initial again.
-func (b *Backoff) Reset() {
-	b.attempts = 0
-	b.base = float64(b.policy.Initial)
-}
+func (b *Backoff) Reset() { b.attempts = 0 }

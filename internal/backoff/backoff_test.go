@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 )
 
 // constRand returns a rand func that always yields r.
@@ -23,6 +25,9 @@ func seqRand(vals ...float64) func() float64 {
 
 const ms = time.Millisecond
 
+// reconnectPolicy is reconnectbin's: 250ms doubling up to 2s with 20% jitter.
+var reconnectPolicy = Policy{Initial: 250 * ms, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}
+
 func TestNextSequence(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -38,19 +43,19 @@ func TestNextSequence(t *testing.T) {
 		},
 		{
 			name:   "rand at top of range gives the full base delay",
-			policy: DefaultPolicy(),
+			policy: reconnectPolicy,
 			rand:   constRand(1),
 			want:   []time.Duration{250 * ms, 500 * ms, 1000 * ms, 2000 * ms, 2000 * ms},
 		},
 		{
 			name:   "rand 0 gives the fixed floor (1-jitter) of each base delay",
-			policy: DefaultPolicy(),
+			policy: reconnectPolicy,
 			rand:   constRand(0),
 			want:   []time.Duration{200 * ms, 400 * ms, 800 * ms, 1600 * ms, 1600 * ms},
 		},
 		{
 			name:   "rand 0.5 with jitter 0.2 lands at 90%",
-			policy: DefaultPolicy(),
+			policy: reconnectPolicy,
 			rand:   constRand(0.5),
 			want:   []time.Duration{225 * ms, 450 * ms, 900 * ms, 1800 * ms},
 		},
@@ -117,7 +122,7 @@ func TestNeverExceedsMaxNorNegative(t *testing.T) {
 		{Initial: time.Nanosecond, Max: time.Duration(math.MaxInt64), Multiplier: 1000, Jitter: 0.2},
 		{Initial: time.Second, Max: time.Duration(math.MaxInt64), Multiplier: math.MaxFloat64, Jitter: 0},
 		{Initial: 250 * ms, Max: 2 * time.Second, Multiplier: math.Inf(1), Jitter: 0.2},
-		DefaultPolicy(),
+		reconnectPolicy,
 	}
 	for _, p := range policies {
 		b := New(p, nil) // real randomness: the bounds must hold for any draw
@@ -131,7 +136,7 @@ func TestNeverExceedsMaxNorNegative(t *testing.T) {
 }
 
 func TestResetStartsOver(t *testing.T) {
-	b := New(DefaultPolicy(), constRand(1))
+	b := New(reconnectPolicy, constRand(1))
 	for i := 0; i < 5; i++ {
 		b.Next()
 	}
@@ -165,48 +170,48 @@ func TestValidate(t *testing.T) {
 	tests := []struct {
 		name      string
 		policy    Policy
-		wantProps []string // properties named in the error, in order; nil = valid
+		wantProps []string // fields named in the error, in order; nil = valid
 		wantText  string
 	}{
-		{name: "default is valid", policy: DefaultPolicy()},
+		{name: "default is valid", policy: reconnectPolicy},
 		{name: "all zero delays are valid", policy: Policy{Multiplier: 1}},
 		{name: "max equal to initial is valid", policy: Policy{Initial: time.Second, Max: time.Second, Multiplier: 2, Jitter: 1}},
 		{
 			name:      "max below initial",
 			policy:    Policy{Initial: 2 * time.Second, Max: time.Second, Multiplier: 2},
-			wantProps: []string{PropMax},
-			wantText:  "max-retry-delay 1s: must be >= retry-delay (2s)",
+			wantProps: []string{"Max"},
+			wantText:  "Max 1s: must be >= Initial (2s)",
 		},
 		{
 			name:      "negative initial",
 			policy:    Policy{Initial: -time.Second, Max: time.Second, Multiplier: 2},
-			wantProps: []string{PropInitial},
-			wantText:  "retry-delay -1s: must not be negative",
+			wantProps: []string{"Initial"},
+			wantText:  "Initial -1s: must not be negative",
 		},
 		{
 			name:      "negative max",
 			policy:    Policy{Max: -time.Second, Multiplier: 2},
-			wantProps: []string{PropMax},
+			wantProps: []string{"Max"},
 		},
 		{
 			name:      "multiplier below one",
 			policy:    Policy{Initial: time.Second, Max: time.Second, Multiplier: 0.5},
-			wantProps: []string{PropMultiplier},
+			wantProps: []string{"Multiplier"},
 		},
 		{
 			name:      "multiplier NaN",
 			policy:    Policy{Max: time.Second, Multiplier: math.NaN()},
-			wantProps: []string{PropMultiplier},
+			wantProps: []string{"Multiplier"},
 		},
 		{
 			name:      "jitter above one",
 			policy:    Policy{Max: time.Second, Multiplier: 2, Jitter: 1.5},
-			wantProps: []string{PropJitter},
+			wantProps: []string{"Jitter"},
 		},
 		{
 			name:      "every problem is reported at once",
 			policy:    Policy{Initial: -1, Max: -1, Multiplier: 0, Jitter: -0.1},
-			wantProps: []string{PropInitial, PropMax, PropMultiplier, PropJitter},
+			wantProps: []string{"Initial", "Max", "Multiplier", "Jitter"},
 		},
 	}
 	for _, tc := range tests {
@@ -221,9 +226,9 @@ func TestValidate(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Validate() = nil, want error naming %v", tc.wantProps)
 			}
-			var pe *PropertyError
-			if !errors.As(err, &pe) || pe.Property != tc.wantProps[0] {
-				t.Fatalf("Validate() = %v, want first *PropertyError for %q", err, tc.wantProps[0])
+			var pe *fielderr.Error
+			if !errors.As(err, &pe) || pe.Field != tc.wantProps[0] {
+				t.Fatalf("Validate() = %v, want first *fielderr.Error for %q", err, tc.wantProps[0])
 			}
 			for _, prop := range tc.wantProps {
 				if !strings.Contains(err.Error(), prop) {
@@ -234,5 +239,20 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error text = %q, want %q", err, tc.wantText)
 			}
 		})
+	}
+}
+
+// Delay is what Next hands out, without the state: attempt n with draw r.
+func TestDelayMatchesNext(t *testing.T) {
+	for _, r := range []float64{0, 0.3, 1} {
+		b := New(reconnectPolicy, constRand(r))
+		for n := 1; n <= 8; n++ {
+			if got, want := reconnectPolicy.Delay(n, r), b.Next(); got != want {
+				t.Fatalf("Delay(%d, %v) = %v, Next = %v", n, r, got, want)
+			}
+		}
+	}
+	if got := (Policy{Initial: time.Second, Max: time.Minute, Multiplier: 2, Jitter: 0.5}).Delay(3, 0); got != 2*time.Second {
+		t.Fatalf("third delay with draw 0 = %v, want half of 4s", got)
 	}
 }

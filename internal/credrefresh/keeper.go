@@ -12,7 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kvsrelay/kvsrelay/internal/backoff"
 	"github.com/kvsrelay/kvsrelay/internal/credfile"
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 )
 
 // FetchFunc gets credentials from the source (e.g. credsource.Source.Fetch).
@@ -71,6 +73,57 @@ type Options struct {
 	// a restart of the pipeline (see Prime). Zero: none.
 	Seed credfile.Credentials
 }
+
+// withDefaults fills the zero durations with their defaults.
+func (o Options) withDefaults() Options {
+	if o.RefreshBefore == 0 {
+		o.RefreshBefore = DefaultRefreshBefore
+	}
+	if o.RetryInitial == 0 {
+		o.RetryInitial = DefaultRetryInitial
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = DefaultRetryMax
+	}
+	return o
+}
+
+// Validate reports every invalid duration of o (zero ones take their
+// defaults), each as a *fielderr.Error naming the Options field, joined
+// with errors.Join.
+func (o Options) Validate() error {
+	o = o.withDefaults()
+	var errs []error
+	if err := CheckRefreshBefore(o.RefreshBefore); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.retryPolicy().Validate(); err != nil {
+		errs = append(errs, fielderr.Rename(err, retryFields))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckRefreshBefore reports a RefreshBefore under MinRefreshBefore (zero
+// included: callers that let zero mean the default check it after
+// defaulting) as a *fielderr.Error. kvscredprovider's refresh-before
+// property and kvscredfile's -refresh-before flag are checked here.
+func CheckRefreshBefore(d time.Duration) error {
+	if d < MinRefreshBefore {
+		return fielderr.New("RefreshBefore", d, fmt.Sprintf("must be at least %s (kvssink needs the file valid for over a minute when it re-reads)", MinRefreshBefore))
+	}
+	return nil
+}
+
+// retryPolicy is the backoff between failed attempts: doubling from
+// RetryInitial up to RetryMax, each delay jittered to 50-100% of its value
+// ("equal jitter": retries from many relays spread out but never come
+// sooner than half the nominal delay).
+func (o Options) retryPolicy() backoff.Policy {
+	return backoff.Policy{Initial: o.RetryInitial, Max: o.RetryMax, Multiplier: 2, Jitter: 0.5}
+}
+
+// retryFields names the backoff.Policy fields Options sets.
+var retryFields = map[string]string{"Initial": "RetryInitial", "Max": "RetryMax"}
 
 // MinSeedRemaining is how much life Options.Seed must have left to be
 // written again at start instead of waiting for the source: well over
@@ -214,20 +267,9 @@ func New(fetch FetchFunc, write WriteFunc, opts Options) (*Keeper, error) {
 	if fetch == nil || write == nil {
 		return nil, errors.New("credrefresh: fetch and write functions are required")
 	}
-	if opts.RefreshBefore == 0 {
-		opts.RefreshBefore = DefaultRefreshBefore
-	}
-	if opts.RefreshBefore < MinRefreshBefore {
-		return nil, fmt.Errorf("credrefresh: refresh-before %s is too short, it must be at least %s (kvssink needs the file valid for over a minute when it re-reads)", opts.RefreshBefore, MinRefreshBefore)
-	}
-	if opts.RetryInitial == 0 {
-		opts.RetryInitial = DefaultRetryInitial
-	}
-	if opts.RetryMax == 0 {
-		opts.RetryMax = DefaultRetryMax
-	}
-	if opts.RetryInitial < 0 || opts.RetryMax < opts.RetryInitial {
-		return nil, fmt.Errorf("credrefresh: retry delays must satisfy 0 < initial (%s) <= max (%s)", opts.RetryInitial, opts.RetryMax)
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("credrefresh: %w", err)
 	}
 	if opts.Clock == nil {
 		opts.Clock = RealClock{}
@@ -562,20 +604,11 @@ func (k *Keeper) settleAfterCancel() {
 
 // backoff returns the jittered delay before attempt n+1 after n failures.
 func (k *Keeper) backoff(n int) time.Duration {
-	d := k.opts.RetryInitial
-	for i := 1; i < n && d < k.opts.RetryMax; i++ {
-		d *= 2
-	}
-	if d > k.opts.RetryMax {
-		d = k.opts.RetryMax
-	}
-	// "Equal jitter": half fixed, half random, so retries from many relays
-	// spread out but never come sooner than half the nominal delay.
 	j := k.opts.Jitter()
 	if j < 0 || j >= 1 {
 		j = 0
 	}
-	return d/2 + time.Duration(j*float64(d/2))
+	return k.opts.retryPolicy().Delay(n, j)
 }
 
 // scheduleAfterSuccess implements the rule documented on Run.

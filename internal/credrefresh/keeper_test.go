@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvsrelay/kvsrelay/internal/credfile"
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -486,12 +487,17 @@ func TestPermanentErrorsRetryAtMaxPace(t *testing.T) {
 func TestNewValidatesOptions(t *testing.T) {
 	f := func(context.Context) (credfile.Credentials, error) { return credfile.Credentials{}, nil }
 	w := func(credfile.Credentials, time.Time) error { return nil }
-	for name, o := range map[string]Options{
-		"refresh-before too short": {RefreshBefore: time.Minute},
-		"retry max below initial":  {RetryInitial: time.Minute, RetryMax: time.Second},
+	for name, tc := range map[string]struct {
+		opts  Options
+		field string // the Options field the error names
+	}{
+		"refresh-before too short": {Options{RefreshBefore: time.Minute}, "RefreshBefore"},
+		"retry max below initial":  {Options{RetryInitial: time.Minute, RetryMax: time.Second}, "RetryMax"},
 	} {
-		if _, err := New(f, w, o); err == nil {
-			t.Errorf("%s: New accepted %+v", name, o)
+		_, err := New(f, w, tc.opts)
+		var fe *fielderr.Error
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%s: New(%+v) = %v, want an error naming %s", name, tc.opts, err, tc.field)
 		}
 	}
 	if _, err := New(nil, w, Options{}); err == nil {

@@ -12,28 +12,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/internal/manualclock"
 )
 
-// fakeClock is a settable clock shared by a Recorder under test.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// newClock is the manual clock a Recorder under test reads.
+func newClock() *manualclock.Clock {
+	return manualclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 }
 
 // fakeTicker is a ticker the test fires by hand.
@@ -239,7 +224,7 @@ func TestValidatorRejectsBrokenDocuments(t *testing.T) {
 }
 
 func TestFlushWritesValidLinesWithDeltas(t *testing.T) {
-	clock := newFakeClock()
+	clock := newClock()
 	rec := NewRecorder(RecorderOptions{Now: clock.Now})
 	var out bytes.Buffer
 	w, err := NewWriter(rec, WriterOptions{Out: &out})
@@ -354,7 +339,7 @@ func TestFlushWritesValidLinesWithDeltas(t *testing.T) {
 }
 
 func TestEmptyStreamNameStillGivesAValidDimension(t *testing.T) {
-	rec := NewRecorder(RecorderOptions{Now: newFakeClock().Now})
+	rec := NewRecorder(RecorderOptions{Now: newClock().Now})
 	rec.Stream("").AddRestart()
 	var out bytes.Buffer
 	w, _ := NewWriter(rec, WriterOptions{Out: &out})
@@ -368,7 +353,7 @@ func TestEmptyStreamNameStillGivesAValidDimension(t *testing.T) {
 }
 
 func TestRunWritesEveryTickAndOnStop(t *testing.T) {
-	clock := newFakeClock()
+	clock := newClock()
 	rec := NewRecorder(RecorderOptions{Now: clock.Now})
 	cam := rec.Stream("cam")
 	out := &lockedBuffer{lines: make(chan string, 10)}
@@ -444,7 +429,7 @@ func (b *lockedBuffer) next(t *testing.T) string {
 }
 
 func TestConcurrentRecordingIsCountedExactly(t *testing.T) {
-	rec := NewRecorder(RecorderOptions{Now: newFakeClock().Now})
+	rec := NewRecorder(RecorderOptions{Now: newClock().Now})
 	var out bytes.Buffer
 	w, _ := NewWriter(rec, WriterOptions{Out: &out})
 	var wg sync.WaitGroup

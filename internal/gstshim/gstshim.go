@@ -1,6 +1,10 @@
 // Package gstshim holds the few GStreamer calls that go-gst v1.4.0 either
-// lacks or gets wrong, each reached through cgo. It is GObject glue only:
-// no decisions are made here.
+// lacks or gets wrong, each reached through cgo. It is generic GObject
+// glue: no decisions, and nothing that belongs to one element (that glue
+// lives in the element's own package, e.g. kvscredprovider's bin hooks)
+// or only to tests (test/gsttest, the kvssink stand-in's own package).
+// Enum types are made one way (RegisterEnum, EnumParam), and C handlers
+// reach their Go functions through one registry (handles.go).
 package gstshim
 
 /*
@@ -8,9 +12,6 @@ package gstshim
 #include <gst/gst.h>
 #include <stdlib.h>
 
-static gboolean shim_has_ancestor(gpointer obj, gpointer ancestor) {
-	return gst_object_has_as_ancestor(GST_OBJECT(obj), GST_OBJECT(ancestor));
-}
 static gboolean shim_message_from_inside(gpointer msg, gpointer ancestor) {
 	GstObject *src = GST_MESSAGE_SRC(GST_MESSAGE(msg));
 	return src != NULL && gst_object_has_as_ancestor(src, GST_OBJECT(ancestor));
@@ -66,35 +67,20 @@ static void shim_post_error(GstElement *e, gboolean warning, guint32 domain, gin
 	gst_element_message_full(e, warning ? GST_MESSAGE_WARNING : GST_MESSAGE_ERROR, q, code,
 		g_strdup(text), debug[0] ? g_strdup(debug) : NULL, file, func, line);
 }
-
-extern void shimWeakNotify(gpointer data, GObject *where);
-static void shim_weak_ref(gpointer obj, guintptr id) {
-	g_object_weak_ref(G_OBJECT(obj), (GWeakNotify)shimWeakNotify, (gpointer)id);
-}
 */
 import "C"
 
 import (
 	"path/filepath"
 	"runtime"
-	"sync"
 	"unsafe"
 
 	"github.com/go-gst/go-gst/gst"
 )
 
-// HasAncestor reports whether obj is ancestor or lies inside it. go-gst only
-// exposes a message source's name, which is not enough to tell which child
-// instance of a bin posted it.
-func HasAncestor(obj, ancestor *gst.Object) bool {
-	if obj == nil || ancestor == nil {
-		return false
-	}
-	return C.shim_has_ancestor(C.gpointer(obj.Unsafe()), C.gpointer(ancestor.Unsafe())) != 0
-}
-
 // MessageFromInside reports whether msg was posted by ancestor or by an
-// object inside it.
+// object inside it. go-gst only exposes a message source's name, which is
+// not enough to tell which child instance of a bin posted it.
 func MessageFromInside(msg *gst.Message, ancestor *gst.Object) bool {
 	if msg == nil || ancestor == nil {
 		return false
@@ -181,33 +167,4 @@ func PostElementMessage(e *gst.Element, name string, fields map[string]any) {
 		_ = st.SetValue(k, v)
 	}
 	e.PostMessage(gst.NewElementMessage(e, st))
-}
-
-var (
-	weakMu      sync.Mutex
-	weakNextID  uintptr
-	weakNotices = map[uintptr]func(){}
-)
-
-//export shimWeakNotify
-func shimWeakNotify(data C.gpointer, _ *C.GObject) {
-	id := uintptr(data)
-	weakMu.Lock()
-	fn := weakNotices[id]
-	delete(weakNotices, id)
-	weakMu.Unlock()
-	if fn != nil {
-		fn()
-	}
-}
-
-// OnFinalize calls fn once obj is finalized (a GObject weak reference). Tests
-// use it to prove that removed children are really freed.
-func OnFinalize(obj *gst.Object, fn func()) {
-	weakMu.Lock()
-	weakNextID++
-	id := weakNextID
-	weakNotices[id] = fn
-	weakMu.Unlock()
-	C.shim_weak_ref(C.gpointer(obj.Unsafe()), C.guintptr(id))
 }

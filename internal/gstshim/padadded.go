@@ -28,13 +28,6 @@ import (
 	"github.com/go-gst/go-gst/gst"
 )
 
-// padAddedHandlers maps the id a C handler carries to its Go function.
-var (
-	padAddedMu       sync.Mutex
-	padAddedHandlers = map[uintptr]func(*gst.Pad){}
-	padAddedNext     uintptr
-)
-
 // ConnectPadAdded calls fn for every pad element adds, until the returned
 // disconnect is called. go-glib v1.4.0's Connect cannot be used for objects
 // that come and go: it keeps one reference too many on its GClosure, so the
@@ -43,29 +36,20 @@ var (
 // its rebuild, with its sockets: two file descriptors per HLS rebuild).
 // Here the C handler carries a plain id and disconnect forgets the function.
 func ConnectPadAdded(element *gst.Element, fn func(*gst.Pad)) (disconnect func()) {
-	padAddedMu.Lock()
-	padAddedNext++
-	id := padAddedNext
-	padAddedHandlers[id] = fn
-	padAddedMu.Unlock()
+	id := newHandle(fn)
 	handler := C.shim_connect_pad_added(C.gpointer(element.Unsafe()), C.guintptr(id))
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			C.shim_disconnect(C.gpointer(element.Unsafe()), handler)
-			padAddedMu.Lock()
-			delete(padAddedHandlers, id)
-			padAddedMu.Unlock()
+			deleteHandle(id)
 		})
 	}
 }
 
 //export shimPadAdded
 func shimPadAdded(_ *C.GstElement, pad *C.GstPad, id C.guintptr) {
-	padAddedMu.Lock()
-	fn := padAddedHandlers[uintptr(id)]
-	padAddedMu.Unlock()
-	if fn != nil {
+	if fn, _ := handleValue(uintptr(id)).(func(*gst.Pad)); fn != nil {
 		fn(gst.FromGstPadUnsafeNone(unsafe.Pointer(pad)))
 	}
 }

@@ -1,7 +1,8 @@
 // Package manualclock is a clock whose time moves only when told to: the
-// credential refresh logic (internal/credrefresh) runs on it in tests and in
-// the benchmark's compressed day, where waiting for real expiries is not an
-// option. It satisfies credrefresh.Clock.
+// pure logic (internal/credrefresh, internal/supervisor, internal/sdnotify,
+// internal/emf) runs on it in tests, and credential refresh in the
+// benchmark's compressed day, where waiting for real expiries is not an
+// option. It satisfies credrefresh.Clock and supervisor.Clock.
 package manualclock
 
 import (
@@ -84,6 +85,17 @@ func (c *Clock) NextWake(ctx context.Context, timeout time.Duration) (time.Time,
 func (c *Clock) AdvanceTo(at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.advanceLocked(at)
+}
+
+// Advance moves the clock forward by d and fires the waiters due.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked(c.now.Add(d))
+}
+
+func (c *Clock) advanceLocked(at time.Time) {
 	if at.After(c.now) {
 		c.now = at
 	}

@@ -58,8 +58,6 @@ type Options struct {
 	// vetoes pings. Default: half of WatchdogInterval, so a wedged sink gets
 	// the process killed within 1.5 watchdog intervals of blocking.
 	BlockLimit time.Duration
-	// Now is the clock used for push ages. Default time.Now.
-	Now func() time.Time
 	// NewTicker makes the watchdog tick. Default time.NewTicker.
 	NewTicker func(time.Duration) Ticker
 	// OnError receives send errors (the socket went away, ...). Default: dropped.
@@ -69,8 +67,7 @@ type Options struct {
 // Notifier speaks sd_notify for the whole process. Create it with New or
 // FromEnvironment, or use Default.
 type Notifier struct {
-	opts  Options
-	epoch time.Time
+	opts Options
 
 	readyWanted atomic.Bool   // some source produced data
 	wake        chan struct{} // READY or STATUS pending; capacity 1
@@ -88,9 +85,6 @@ type Notifier struct {
 
 // New returns a Notifier. Call Start to run it (Default does so itself).
 func New(opts Options) *Notifier {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	if opts.NewTicker == nil {
 		opts.NewTicker = func(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
 	}
@@ -105,7 +99,6 @@ func New(opts Options) *Notifier {
 	}
 	return &Notifier{
 		opts:    opts,
-		epoch:   opts.Now(),
 		wake:    make(chan struct{}, 1),
 		sources: map[*Source]struct{}{},
 		stop:    make(chan struct{}),
@@ -164,9 +157,6 @@ func (n *Notifier) poke() {
 	default:
 	}
 }
-
-// sinceEpoch is a monotonic reading, cheap to keep in an atomic.
-func (n *Notifier) sinceEpoch() int64 { return int64(n.opts.Now().Sub(n.epoch)) }
 
 func (n *Notifier) run() {
 	defer close(n.done)
@@ -257,8 +247,8 @@ type verdict struct {
 
 type counts struct{ buffers, retries uint64 }
 
-// check decides whether the pipeline made progress; now is sinceEpoch().
-func (n *Notifier) check(now int64) verdict {
+// check decides whether the pipeline made progress.
+func (n *Notifier) check() verdict {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if len(n.sources) == 0 {
@@ -268,7 +258,7 @@ func (n *Notifier) check(now int64) verdict {
 	seen := make(map[*Source]counts, len(n.sources))
 	var stuck []string
 	for s := range n.sources {
-		if blocked := s.blockedFor(now); limit > 0 && int64(blocked) > limit {
+		if blocked := s.blockedFor(); limit > 0 && int64(blocked) > limit {
 			return verdict{reason: fmt.Sprintf("%s: downstream push blocked for %v", s.name, blocked)}
 		}
 		c := counts{buffers: s.buffers.Load(), retries: s.retries.Load()}
@@ -294,7 +284,7 @@ func (n *Notifier) commit(v verdict) {
 }
 
 func (n *Notifier) tick() {
-	v := n.check(n.sinceEpoch())
+	v := n.check()
 	if !v.progress {
 		return
 	}
@@ -313,16 +303,15 @@ func (n *Notifier) tick() {
 	n.commit(v)
 }
 
-// Source is one reconnectbin's line to the notifier. DataOut, PushStarted and
-// PushFinished are called per buffer and cost a few atomic operations.
+// Source is one reconnectbin's line to the notifier. DataOut is called per
+// buffer and costs a few atomic operations.
 type Source struct {
 	n    *Notifier
 	name string
 
-	buffers   atomic.Uint64
-	retrying  atomic.Bool
-	retries   atomic.Uint64 // times Retrying(true) was reported
-	pushStart atomic.Int64  // sinceEpoch()+1 of the push in flight; 0: none
+	buffers  atomic.Uint64
+	retrying atomic.Bool
+	retries  atomic.Uint64 // times Retrying(true) was reported
 	// pushAge, when set, reports the oldest downstream push in flight as
 	// tracked by the caller (see WatchPushes).
 	pushAge atomic.Pointer[func() (time.Duration, bool)]
@@ -351,24 +340,13 @@ func (s *Source) Retrying(active bool) {
 	s.retrying.Store(active)
 }
 
-// PushStarted marks a downstream push in flight: call it right before the
-// push towards kvssink and PushFinished right after it returns (for example
-// in a chain function set on the bin's ghost src pad's internal proxy pad,
-// which does PushStarted; gst_pad_push; PushFinished; DataOut). A buffer
-// probe alone cannot do it: probes run before the push and nothing runs
-// after, so a quiet camera would look like a blocked push. One source has
-// one streaming thread, so pushes never overlap: a new PushStarted simply
-// restarts the clock.
-func (s *Source) PushStarted() { s.pushStart.Store(s.n.sinceEpoch() + 1) }
-
-// PushFinished marks the push returned, whatever its flow return.
-func (s *Source) PushFinished() { s.pushStart.Store(0) }
-
 // WatchPushes hands the notifier a function reporting how long the oldest
 // downstream push still in flight has been blocked (false: none in flight).
-// It is for callers that track pushes themselves, from several threads at
-// once (a source's streaming thread and a fallback goroutine); the watchdog
-// check calls it once per tick.
+// The caller tracks its pushes itself, from several threads at once (a
+// source's streaming thread and a fallback goroutine): a buffer probe alone
+// cannot, since probes run before a push and nothing runs after it, so a
+// quiet camera would look like a blocked push. The watchdog check calls it
+// once per tick.
 func (s *Source) WatchPushes(age func() (time.Duration, bool)) {
 	if age == nil {
 		s.pushAge.Store(nil)
@@ -378,18 +356,14 @@ func (s *Source) WatchPushes(age func() (time.Duration, bool)) {
 }
 
 // blockedFor returns how long the longest-running push in flight has been
-// going on at now (sinceEpoch()), or 0.
-func (s *Source) blockedFor(now int64) time.Duration {
-	var blocked time.Duration
-	if start := s.pushStart.Load(); start != 0 {
-		blocked = time.Duration(now - (start - 1))
-	}
+// going on, or 0.
+func (s *Source) blockedFor() time.Duration {
 	if fn := s.pushAge.Load(); fn != nil {
-		if age, ok := (*fn)(); ok && age > blocked {
-			blocked = age
+		if age, ok := (*fn)(); ok {
+			return age
 		}
 	}
-	return blocked
+	return 0
 }
 
 // SetStatus sets this source's STATUS= text (see FormatStatus). Newlines are

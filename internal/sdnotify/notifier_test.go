@@ -5,25 +5,50 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/internal/manualclock"
 )
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+func newClock() *manualclock.Clock { return manualclock.New(time.Unix(1_700_000_000, 0)) }
+
+// testPushes tracks one source's downstream pushes on the test's clock and
+// hands them to the notifier through WatchPushes, as reconnectbin's push
+// trackers do.
+type testPushes struct {
+	clock    *manualclock.Clock
+	mu       sync.Mutex
+	start    time.Time
+	inFlight bool
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
+func trackPushes(s *Source, clock *manualclock.Clock) *testPushes {
+	p := &testPushes{clock: clock}
+	s.WatchPushes(p.age)
+	return p
 }
 
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// started marks a push in flight from now on (one at a time, as from one
+// streaming thread: a new one restarts the clock).
+func (p *testPushes) started() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.start, p.inFlight = p.clock.Now(), true
+}
+
+// finished marks the push returned.
+func (p *testPushes) finished() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inFlight = false
+}
+
+func (p *testPushes) age() (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.inFlight {
+		return 0, false
+	}
+	return p.clock.Now().Sub(p.start), true
 }
 
 // fakeTicker is fired by the test; the channel is unbuffered, so a send
@@ -50,9 +75,10 @@ const testWatchdog = 30 * time.Second
 
 func TestCheck(t *testing.T) {
 	type env struct {
-		n     *Notifier
-		clock *fakeClock
-		a, b  *Source
+		n      *Notifier
+		clock  *manualclock.Clock
+		a, b   *Source
+		pa, pb *testPushes // a's and b's pushes
 	}
 	cases := []struct {
 		name     string
@@ -82,11 +108,11 @@ func TestCheck(t *testing.T) {
 		{name: "a closed source no longer counts", sources: 2, progress: true,
 			steps: func(e env) { e.a.DataOut(); e.b.Close() }},
 		{name: "short push in flight is fine", sources: 1, progress: true,
-			steps: func(e env) { e.a.DataOut(); e.a.PushStarted(); e.clock.Advance(testWatchdog / 2) }},
+			steps: func(e env) { e.a.DataOut(); e.pa.started(); e.clock.Advance(testWatchdog / 2) }},
 		{name: "push blocked past the limit vetoes even while retrying", sources: 1, reason: "cam-a: downstream push blocked for 15.001s",
 			steps: func(e env) {
 				e.a.DataOut()
-				e.a.PushStarted()
+				e.pa.started()
 				e.clock.Advance(testWatchdog/2 + time.Millisecond)
 				e.a.Retrying(true)
 			}},
@@ -94,15 +120,15 @@ func TestCheck(t *testing.T) {
 			steps: func(e env) {
 				e.a.DataOut()
 				e.b.DataOut()
-				e.b.PushStarted()
+				e.pb.started()
 				e.clock.Advance(time.Minute)
 				e.a.DataOut()
 			}},
 		{name: "push finished after a long block: progress again", sources: 1, progress: true,
 			steps: func(e env) {
-				e.a.PushStarted()
+				e.pa.started()
 				e.clock.Advance(time.Minute)
-				e.a.PushFinished()
+				e.pa.finished()
 				e.a.DataOut()
 			}},
 		{name: "a push tracked by the caller, blocked past the limit, vetoes even while retrying", sources: 1,
@@ -125,7 +151,7 @@ func TestCheck(t *testing.T) {
 		{name: "pushes restart the block clock", sources: 1, progress: true,
 			steps: func(e env) {
 				for i := 0; i < 10; i++ {
-					e.a.PushStarted()
+					e.pa.started()
 					e.clock.Advance(10 * time.Second)
 					e.a.DataOut()
 				}
@@ -133,19 +159,21 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := newFakeClock()
-			n := New(Options{Send: func(string) error { return nil }, WatchdogInterval: testWatchdog, Now: clock.Now})
+			clock := newClock()
+			n := New(Options{Send: func(string) error { return nil }, WatchdogInterval: testWatchdog})
 			e := env{n: n, clock: clock}
 			if tc.sources >= 1 {
 				e.a = n.Register("cam-a")
+				e.pa = trackPushes(e.a, clock)
 			}
 			if tc.sources >= 2 {
 				e.b = n.Register("cam-b")
+				e.pb = trackPushes(e.b, clock)
 			}
 			if tc.steps != nil {
 				tc.steps(e)
 			}
-			v := n.check(n.sinceEpoch())
+			v := n.check()
 			if v.progress != tc.progress {
 				t.Fatalf("progress = %v (%s), want %v", v.progress, v.reason, tc.progress)
 			}
@@ -158,7 +186,7 @@ func TestCheck(t *testing.T) {
 
 // ping commits the current counters as if a ping had just been sent.
 func ping(n *Notifier) {
-	v := n.check(n.sinceEpoch())
+	v := n.check()
 	if v.progress {
 		n.commit(v)
 	}
@@ -180,24 +208,22 @@ func (r recorder) next(t *testing.T) string {
 	}
 }
 
-func newLoopNotifier(t *testing.T, watchdog time.Duration) (*Notifier, recorder, *fakeTicker, *fakeClock) {
+func newLoopNotifier(t *testing.T, watchdog time.Duration) (*Notifier, recorder, *fakeTicker) {
 	t.Helper()
 	rec := make(recorder, 16)
-	clock := newFakeClock()
 	ticker := &fakeTicker{c: make(chan time.Time)}
 	n := New(Options{
 		Send:             rec.send,
 		WatchdogInterval: watchdog,
-		Now:              clock.Now,
 		NewTicker:        func(d time.Duration) Ticker { ticker.period = d; return ticker },
 	})
 	n.Start()
 	t.Cleanup(n.Close)
-	return n, rec, ticker, clock
+	return n, rec, ticker
 }
 
 func TestReadyOnceAfterFirstDataAndStatus(t *testing.T) {
-	n, rec, ticker, _ := newLoopNotifier(t, testWatchdog)
+	n, rec, ticker := newLoopNotifier(t, testWatchdog)
 	a := n.Register("cam-a")
 	a.SetStatus(FormatStatus("starting", 0, 0))
 	if got := rec.next(t); got != "STATUS=status=starting restarts=0 last-outage=none" {
@@ -228,7 +254,7 @@ func TestReadyOnceAfterFirstDataAndStatus(t *testing.T) {
 }
 
 func TestBeforeReadyRetryingExtendsTheStartTimeout(t *testing.T) {
-	n, rec, ticker, _ := newLoopNotifier(t, testWatchdog)
+	n, rec, ticker := newLoopNotifier(t, testWatchdog)
 	a := n.Register("cam-a")
 	a.Retrying(true)
 	ticker.fire(t)
@@ -272,8 +298,7 @@ func TestInertNotifierCostsNothing(t *testing.T) {
 	s := n.Register("cam")
 	s.DataOut()
 	s.SetStatus("x")
-	s.PushStarted()
-	s.PushFinished()
+	s.WatchPushes(func() (time.Duration, bool) { return time.Hour, true })
 	n.Close()
 	if n.Enabled() {
 		t.Fatal("notifier without Send reports enabled")

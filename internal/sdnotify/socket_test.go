@@ -64,9 +64,9 @@ func TestRealSocketReadyWatchdogAndWedgedSink(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "30000000")
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 
-	clock := newFakeClock()
+	clock := newClock()
 	ticker := &fakeTicker{c: make(chan time.Time)}
-	n, err := FromEnvironment(Options{Now: clock.Now, NewTicker: func(d time.Duration) Ticker { ticker.period = d; return ticker }})
+	n, err := FromEnvironment(Options{NewTicker: func(d time.Duration) Ticker { ticker.period = d; return ticker }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,18 +76,19 @@ func TestRealSocketReadyWatchdogAndWedgedSink(t *testing.T) {
 	n.Start()
 	t.Cleanup(n.Close)
 	src := n.Register("cam-1")
+	pushes := trackPushes(src, clock)
 
 	// A buffer leaves the bin: the unit becomes ready.
-	src.PushStarted()
+	pushes.started()
 	src.DataOut()
-	src.PushFinished()
+	pushes.finished()
 	sd.expect(t, "READY=1")
 
 	// Data flows: every tick pings.
 	for i := 0; i < 3; i++ {
-		src.PushStarted()
+		pushes.started()
 		src.DataOut()
-		src.PushFinished()
+		pushes.finished()
 		clock.Advance(15 * time.Second)
 		ticker.fire(t)
 		sd.expect(t, "WATCHDOG=1")
@@ -96,7 +97,7 @@ func TestRealSocketReadyWatchdogAndWedgedSink(t *testing.T) {
 	// kvssink wedges: the next push never returns. The source goes quiet,
 	// its stall detection kicks in and the supervisor retries, which alone
 	// would look like progress; the blocked push must veto the ping.
-	src.PushStarted()
+	pushes.started()
 	src.DataOut()
 	clock.Advance(10 * time.Second)
 	src.Retrying(true)
@@ -110,11 +111,11 @@ func TestRealSocketReadyWatchdogAndWedgedSink(t *testing.T) {
 	sd.expect(t, "STATUS=marker: sink blocked") // nothing came before the marker
 
 	// The sink recovers (or a restart brought a fresh one): pings resume.
-	src.PushFinished()
+	pushes.finished()
 	src.Retrying(false)
-	src.PushStarted()
+	pushes.started()
 	src.DataOut()
-	src.PushFinished()
+	pushes.finished()
 	clock.Advance(15 * time.Second)
 	ticker.fire(t)
 	sd.expect(t, "WATCHDOG=1")

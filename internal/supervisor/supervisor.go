@@ -20,7 +20,8 @@
 // before sending data does not end the outage, so a dead upstream shows as one
 // long outage with many attempts. TotalOutage sums every outage including the
 // current one; an outage that is still going on when the source gives up
-// keeps growing until data flows again or Stop is called.
+// keeps growing until data flows again. A supervisor serves one run of the
+// element: the glue makes a new one at each start.
 //
 // # Backoff and giving up
 //
@@ -58,15 +59,16 @@ import (
 	"time"
 
 	"github.com/kvsrelay/kvsrelay/internal/backoff"
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 )
 
 // Status is the externally visible state of the wrapped source.
 type Status string
 
 const (
-	// StatusStopped: no child has been begun yet, or Stop was called.
+	// StatusStopped: no child has been begun yet.
 	StatusStopped Status = "stopped"
-	// StatusStarting: the first child (after New or Stop) is starting and
+	// StatusStarting: the first child (after New) is starting and
 	// has not sent data yet.
 	StatusStarting Status = "starting"
 	// StatusRunning: the current child has sent data and has not failed.
@@ -104,8 +106,19 @@ func (r Reason) describe() string {
 	}
 }
 
-// Defaults for Config fields.
+// Defaults of Config (reconnectbin's property defaults), and the stall
+// ticker's bounds.
 const (
+	// DefaultStallTimeout: five seconds without a buffer is a stall.
+	DefaultStallTimeout = 5 * time.Second
+	// DefaultRetryDelay and DefaultMaxRetryDelay: the first restart after
+	// a quarter second, doubling up to 2 s, so the picture comes back soon
+	// after the source does while a dead source costs one attempt per 2 s.
+	DefaultRetryDelay    = 250 * time.Millisecond
+	DefaultMaxRetryDelay = 2 * time.Second
+	// DefaultMaxRetries: never give up.
+	DefaultMaxRetries = -1
+	// DefaultSteadyAfter: streaming this long resets the backoff.
 	DefaultSteadyAfter = 10 * time.Second
 	// MinStallCheck is the shortest interval NextStallCheck returns.
 	MinStallCheck = 10 * time.Millisecond
@@ -114,15 +127,14 @@ const (
 	IdleStallCheck = time.Second
 )
 
-// Property names used in validation errors (the reconnectbin properties).
+// The backoff between restarts doubles, with the last fifth of each delay
+// random.
 const (
-	PropStallTimeout = "stall-timeout"
-	PropMaxRetries   = "max-retries"
-	PropSteadyAfter  = "steady-after"
+	retryMultiplier = 2.0
+	retryJitter     = 0.2
 )
 
-// Config holds the reconnect settings. Validate reports bad values. The
-// backoff grows by backoff.DefaultMultiplier with backoff.DefaultJitter.
+// Config holds the reconnect settings. Validate reports bad values.
 type Config struct {
 	StallTimeout  time.Duration // no data for this long counts as a failure; 0 = stall detection off
 	RetryDelay    time.Duration // delay before the first restart; 0 = restart immediately
@@ -135,10 +147,10 @@ type Config struct {
 // retries forever with 250ms..2s backoff.
 func DefaultConfig() Config {
 	return Config{
-		StallTimeout:  5 * time.Second,
-		RetryDelay:    backoff.DefaultInitial,
-		MaxRetryDelay: backoff.DefaultMax,
-		MaxRetries:    -1,
+		StallTimeout:  DefaultStallTimeout,
+		RetryDelay:    DefaultRetryDelay,
+		MaxRetryDelay: DefaultMaxRetryDelay,
+		MaxRetries:    DefaultMaxRetries,
 		SteadyAfter:   DefaultSteadyAfter,
 	}
 }
@@ -147,10 +159,13 @@ func (c Config) policy() backoff.Policy {
 	return backoff.Policy{
 		Initial:    c.RetryDelay,
 		Max:        c.MaxRetryDelay,
-		Multiplier: backoff.DefaultMultiplier,
-		Jitter:     backoff.DefaultJitter,
+		Multiplier: retryMultiplier,
+		Jitter:     retryJitter,
 	}
 }
+
+// policyFields names the backoff.Policy fields a Config sets.
+var policyFields = map[string]string{"Initial": "RetryDelay", "Max": "MaxRetryDelay"}
 
 func (c Config) steadyAfter() time.Duration {
 	if c.SteadyAfter == 0 {
@@ -159,24 +174,21 @@ func (c Config) steadyAfter() time.Duration {
 	return c.SteadyAfter
 }
 
-// Validate reports every invalid field, each as a *backoff.PropertyError
-// naming the reconnectbin property, joined with errors.Join.
+// Validate reports every invalid field, each as a *fielderr.Error naming
+// the Config field, joined with errors.Join.
 func (c Config) Validate() error {
 	var errs []error
 	if c.StallTimeout < 0 {
-		errs = append(errs, &backoff.PropertyError{Property: PropStallTimeout, Value: c.StallTimeout.String(),
-			Problem: "must not be negative (0 disables stall detection)"})
+		errs = append(errs, fielderr.New("StallTimeout", c.StallTimeout, "must not be negative (0 disables stall detection)"))
 	}
 	if c.MaxRetries < -1 {
-		errs = append(errs, &backoff.PropertyError{Property: PropMaxRetries, Value: fmt.Sprint(c.MaxRetries),
-			Problem: "must be -1 (retry forever) or >= 0"})
+		errs = append(errs, fielderr.New("MaxRetries", c.MaxRetries, "must be -1 (retry forever) or >= 0"))
 	}
 	if c.SteadyAfter < 0 {
-		errs = append(errs, &backoff.PropertyError{Property: PropSteadyAfter, Value: c.SteadyAfter.String(),
-			Problem: "must not be negative"})
+		errs = append(errs, fielderr.New("SteadyAfter", c.SteadyAfter, "must not be negative"))
 	}
 	if err := c.policy().Validate(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fielderr.Rename(err, policyFields))
 	}
 	return errors.Join(errs...)
 }
@@ -306,22 +318,9 @@ func New(cfg Config, clk Clock, rand func() float64) (*Supervisor, error) {
 // now returns the clock as an offset from epoch.
 func (s *Supervisor) now() int64 { return int64(s.clk.Now().Sub(s.epoch)) }
 
-// Reconfigure applies changed settings (a property set while running)
-// without forgetting counters, the outage or the attempt count.
-func (s *Supervisor) Reconfigure(cfg Config) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("reconnect settings: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cfg = cfg
-	s.backoff.SetPolicy(cfg.policy())
-	return nil
-}
-
 // Begin records that a new child instance is being started and returns its
 // generation. Any earlier generation becomes stale. The status becomes
-// starting for the first child after New, Stop or a replacement without a
+// starting for the first child after New or a replacement without a
 // failure, and retrying while an outage is ongoing. Begin after GiveUp is a
 // manual restart: the attempt count starts over, the outage goes on.
 func (s *Supervisor) Begin() uint64 {
@@ -402,8 +401,8 @@ func (s *Supervisor) bufferSlow(gen uint64) *Recovery {
 }
 
 // Fail reports that child gen failed. ok is false, and nothing changes, when
-// gen is stale or already failed (the EOS that follows an ERROR), or the
-// supervisor is stopped. Otherwise the decision says how long to wait before
+// gen is stale or already failed (the EOS that follows an ERROR).
+// Otherwise the decision says how long to wait before
 // Begin of a replacement, or to give up.
 func (s *Supervisor) Fail(gen uint64, reason Reason, errText string) (Decision, bool) {
 	s.mu.Lock()
@@ -472,7 +471,7 @@ func (s *Supervisor) Touch(gen uint64) {
 }
 
 // CheckStall reports whether the current child is stalled: stall detection
-// is on, a child is live (begun, not failed, not stopped), and no buffer came
+// is on, a child is live (begun, not failed), and no buffer came
 // for at least StallTimeout since the later of its last buffer and its
 // start. A child that never sends data stalls StallTimeout after Begin. The
 // caller then reports it with Fail(gen, ReasonStall, ...); until it does,
@@ -518,36 +517,11 @@ func (s *Supervisor) NextStallCheck() time.Duration {
 	return max(wait, MinStallCheck)
 }
 
-// Stop records that the element stopped (state change to READY/NULL): the
-// current generation becomes stale, an ongoing outage is closed into
-// TotalOutage, the attempt count starts over and the status is stopped.
-// Counters are kept. A later Begin starts afresh with status starting.
-func (s *Supervisor) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	s.retireLocked()
-	if s.inOutage {
-		s.totalOutage += time.Duration(now - s.outageStart)
-		s.inOutage = false
-		s.outageAttempts = 0
-	}
-	s.backoff.Reset()
-	s.status = StatusStopped
-}
-
 // Status returns the current status.
 func (s *Supervisor) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.status
-}
-
-// Generation returns the current generation (0 before the first Begin).
-func (s *Supervisor) Generation() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.gen
 }
 
 // Stats returns a snapshot of the counters.

@@ -8,37 +8,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsrelay/kvsrelay/internal/backoff"
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
+	"github.com/kvsrelay/kvsrelay/internal/manualclock"
 )
 
 const ms = time.Millisecond
 
-// fakeClock is a manually advanced clock, safe for concurrent use.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newClock() *manualclock.Clock {
+	return manualclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // env is one supervisor under test with its fake clock.
 type env struct {
 	sup *Supervisor
-	clk *fakeClock
+	clk *manualclock.Clock
 }
 
 // step is one action of a scripted scenario, with its expectations.
@@ -541,30 +524,6 @@ func TestScenarios(t *testing.T) {
 			},
 		},
 		{
-			name: "Stop closes the outage and the next Begin starts afresh",
-			cfg:  baseConfig(),
-			steps: []step{
-				begin(1, StatusStarting), buf(1),
-				fail(1, ReasonError, "a", retry(1, 250*ms, ReasonError, "a")),
-				begin(2, StatusRetrying),
-				fail(2, ReasonError, "b", retry(2, 500*ms, ReasonError, "b")),
-				adv(3 * time.Second),
-				step{"stop", func(t *testing.T, e *env) { e.sup.Stop() }},
-				status(StatusStopped),
-				failIgnored(2, ReasonError),
-				adv(time.Hour),
-				stats(Stats{
-					Status: StatusStopped, Generation: 2, Restarts: 2,
-					PerReason: map[Reason]uint64{ReasonError: 2}, LastError: "b",
-					SinceLastBuffer: time.Hour + 3*time.Second, HaveBuffer: true,
-					TotalOutage: 3 * time.Second, Outages: 1,
-				}),
-				begin(3, StatusStarting),
-				buf(3), // no recovery: the outage ended at Stop
-				fail(3, ReasonError, "c", retry(1, 250*ms, ReasonError, "c")),
-			},
-		},
-		{
 			name: "replacing a child without a failure is not an outage",
 			cfg:  baseConfig(),
 			steps: []step{
@@ -579,7 +538,7 @@ func TestScenarios(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newFakeClock()
+			clk := newClock()
 			r := tc.rand
 			if r == nil {
 				r = func() float64 { return 1 }
@@ -599,31 +558,31 @@ func TestScenarios(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	tests := []struct {
-		name     string
-		cfg      Config
-		wantProp string
+		name      string
+		cfg       Config
+		wantField string
 	}{
-		{"max-retry-delay below retry-delay", Config{RetryDelay: 2 * time.Second, MaxRetryDelay: time.Second, MaxRetries: -1}, backoff.PropMax},
-		{"negative retry-delay", Config{RetryDelay: -1, MaxRetries: -1}, backoff.PropInitial},
-		{"max-retries below -1", Config{MaxRetries: -2}, PropMaxRetries},
-		{"negative stall-timeout", Config{StallTimeout: -time.Second, MaxRetries: -1}, PropStallTimeout},
-		{"negative steady-after", Config{SteadyAfter: -time.Second, MaxRetries: -1}, PropSteadyAfter},
+		{"MaxRetryDelay below RetryDelay", Config{RetryDelay: 2 * time.Second, MaxRetryDelay: time.Second, MaxRetries: -1}, "MaxRetryDelay"},
+		{"negative RetryDelay", Config{RetryDelay: -1, MaxRetries: -1}, "RetryDelay"},
+		{"MaxRetries below -1", Config{MaxRetries: -2}, "MaxRetries"},
+		{"negative StallTimeout", Config{StallTimeout: -time.Second, MaxRetries: -1}, "StallTimeout"},
+		{"negative SteadyAfter", Config{SteadyAfter: -time.Second, MaxRetries: -1}, "SteadyAfter"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sup, err := New(tc.cfg, newFakeClock(), nil)
+			sup, err := New(tc.cfg, newClock(), nil)
 			if err == nil {
-				t.Fatalf("New(%+v) succeeded, want error naming %s", tc.cfg, tc.wantProp)
+				t.Fatalf("New(%+v) succeeded, want error naming %s", tc.cfg, tc.wantField)
 			}
 			if sup != nil {
 				t.Fatalf("New returned a supervisor with an error")
 			}
-			var pe *backoff.PropertyError
-			if !errors.As(err, &pe) || pe.Property != tc.wantProp {
-				t.Fatalf("New error = %v, want a PropertyError for %s", err, tc.wantProp)
+			var pe *fielderr.Error
+			if !errors.As(err, &pe) || pe.Field != tc.wantField {
+				t.Fatalf("New error = %v, want a *fielderr.Error for %s", err, tc.wantField)
 			}
-			if !strings.Contains(err.Error(), tc.wantProp) {
-				t.Fatalf("error %q does not name %s", err, tc.wantProp)
+			if !strings.Contains(err.Error(), tc.wantField) {
+				t.Fatalf("error %q does not name %s", err, tc.wantField)
 			}
 		})
 	}
@@ -633,7 +592,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func TestSteadyAfterZeroUsesDefault(t *testing.T) {
-	clk := newFakeClock()
+	clk := newClock()
 	cfg := baseConfig()
 	cfg.SteadyAfter = 0
 	sup, err := New(cfg, clk, func() float64 { return 1 })
@@ -659,41 +618,12 @@ func TestSteadyAfterZeroUsesDefault(t *testing.T) {
 	}
 }
 
-func TestReconfigureKeepsAttempts(t *testing.T) {
-	sup, err := New(baseConfig(), newFakeClock(), func() float64 { return 1 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := sup.Begin()
-	sup.Fail(g, ReasonError, "a") // attempt 1: 250ms
-	cfg := baseConfig()
-	cfg.RetryDelay = time.Second
-	cfg.MaxRetryDelay = 10 * time.Second
-	cfg.MaxRetries = 2
-	if err := sup.Reconfigure(cfg); err != nil {
-		t.Fatal(err)
-	}
-	g = sup.Begin()
-	if d, _ := sup.Fail(g, ReasonError, "b"); d.Attempt != 2 || d.Delay != 2*time.Second {
-		t.Fatalf("after Reconfigure: %+v, want attempt 2 with 2s", d)
-	}
-	g = sup.Begin()
-	if d, _ := sup.Fail(g, ReasonError, "c"); !d.GiveUp {
-		t.Fatalf("new max-retries 2 not applied: %+v", d)
-	}
-	bad := cfg
-	bad.MaxRetryDelay = 0
-	if err := sup.Reconfigure(bad); err == nil || !strings.Contains(err.Error(), backoff.PropMax) {
-		t.Fatalf("Reconfigure(bad) = %v, want error naming %s", err, backoff.PropMax)
-	}
-}
-
 // TestConcurrentBuffersAndFailures drives generations from one goroutine
 // while several streaming threads send buffers to the current and stale
 // generations. Every failed generation must be followed by exactly one
 // recovery, reported for the generation that recovered.
 func TestConcurrentBuffersAndFailures(t *testing.T) {
-	clk := newFakeClock()
+	clk := newClock()
 	cfg := withStall(time.Second)
 	sup, err := New(cfg, clk, nil)
 	if err != nil {
@@ -826,7 +756,7 @@ func TestBufferFastPathDoesNotAllocate(t *testing.T) {
 		name string
 		clk  Clock
 	}{
-		{"fake clock", newFakeClock()},
+		{"fake clock", newClock()},
 		{"wall clock", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

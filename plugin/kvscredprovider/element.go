@@ -12,6 +12,7 @@ import (
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/credfile"
+	"github.com/kvsrelay/kvsrelay/internal/credrefresh"
 	"github.com/kvsrelay/kvsrelay/internal/credsource"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/gvalue"
@@ -37,6 +38,11 @@ type credProvider struct {
 
 	settingsMu sync.Mutex
 	settings   settings
+	// keeperOptions is what every refresh's credrefresh.Options start
+	// from before the settings are applied: zero (the defaults) in
+	// production; tests set a clock and short retry delays
+	// (export_test.go).
+	keeperOptions credrefresh.Options
 
 	// stateMu serialises joining/leaving a bin and starting/stopping the
 	// refresh, which may block for up to PrimeTimeout. Never taken from
@@ -99,18 +105,7 @@ func (p *credProvider) ClassInit(klass *glib.ObjectClass) {
 		"kvsrelay developers <kvsrelay@users.noreply.github.com>",
 	)
 	klass.InstallProperties(properties)
-	gstshim.InstallParentHooks(klass, gstshim.ParentHooks{
-		Attached: func(self *gst.Element) {
-			if p := instance(self); p != nil {
-				p.attached()
-			}
-		},
-		Detached: func(self *gst.Element) {
-			if p := instance(self); p != nil {
-				p.detached()
-			}
-		},
-	})
+	installParentHooks(klass)
 }
 
 // instance finds the Go half of a kvscredprovider GObject.
@@ -174,16 +169,10 @@ func (p *credProvider) GetProperty(obj *glib.Object, id uint) *glib.Value {
 	var v any
 	switch id {
 	case propSource:
-		val, err := glib.ValueInit(gstshim.CredProviderSourceGType())
-		if err != nil {
-			return nil
-		}
 		if s.source == credsource.KindDefault {
-			val.SetEnum(sourceDefault)
-		} else {
-			val.SetEnum(sourceIMDS)
+			return gstshim.EnumToValue(sourceType, sourceDefault)
 		}
-		return val
+		return gstshim.EnumToValue(sourceType, sourceIMDS)
 	case propRole:
 		v = s.role
 	case propProfile:
@@ -283,7 +272,7 @@ func (p *credProvider) detached() {
 // posts it. The caller holds stateMu.
 func (p *credProvider) startLocked() error {
 	p.settingsMu.Lock()
-	s := p.settings
+	s, base := p.settings, p.keeperOptions
 	p.settingsMu.Unlock()
 	p.lastMu.Lock()
 	var seed credfile.Credentials
@@ -292,7 +281,7 @@ func (p *credProvider) startLocked() error {
 	}
 	p.last = lastCredentials{} // the new refresh holds them now
 	p.lastMu.Unlock()
-	sess, err := startSession(p, s, seed)
+	sess, err := startSession(p, s, base, seed)
 	if sess != nil {
 		p.sess.Store(sess)
 	} else {

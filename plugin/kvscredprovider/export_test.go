@@ -1,10 +1,17 @@
 package kvscredprovider
 
-import "github.com/kvsrelay/kvsrelay/internal/credrefresh"
+import (
+	"github.com/go-gst/go-gst/gst"
 
-// SetKeeperOptionsForTest adjusts every Keeper started from now on (clock,
-// retry delays) until the returned restore function is called.
-func SetKeeperOptionsForTest(f func(*credrefresh.Options)) (restore func()) {
-	keeperOptionsHook = f
-	return func() { keeperOptionsHook = nil }
+	"github.com/kvsrelay/kvsrelay/internal/credrefresh"
+)
+
+// SetKeeperOptions makes the provider el start every credential refresh
+// from o (clock, retry delays). Call it before el joins a bin: joining
+// starts the first refresh.
+func SetKeeperOptions(el *gst.Element, o credrefresh.Options) {
+	p := instance(el)
+	p.settingsMu.Lock()
+	defer p.settingsMu.Unlock()
+	p.keeperOptions = o
 }

@@ -249,11 +249,11 @@ func TestDefaultPathAndRemoval(t *testing.T) {
 // expire: one ERROR. When IMDS heals: new credentials, valid again. Nothing
 // empty or expired is ever written.
 func TestOutagesKeepFileUntilExpiry(t *testing.T) {
-	clock := fastRetries(t)
+	clock := &jumpClock{}
 	srv := fakeIMDS(t, imdsfake.Options{Lifetime: time.Hour, Now: clock.Now})
 	path := filepath.Join(harness.PrivateDir(t), "credential")
-	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+encoded+" ! kvssink name=sink")
-	cp := element(t, p, "cp")
+	p := harness.NewPipeline(t, encoded+" ! kvssink name=sink")
+	cp := addFastProvider(t, p, clock, path)
 	first := assertIssued(t, srv, path)
 
 	// Past the refresh point (expiry - 15 min) with IMDS broken. Broken
@@ -666,11 +666,11 @@ func TestRestartDuringOutageStartsOnKeptCredentials(t *testing.T) {
 // (IMDS rotating late) still gets its WARNING: those answers are not
 // failures, so the first real failure is attempt 1.
 func TestOutageAfterLateRotationIsAnnounced(t *testing.T) {
-	clock := fastRetries(t)
+	clock := &jumpClock{}
 	// IMDS keeps serving the same credentials until 1 min before expiry.
 	srv := fakeIMDS(t, imdsfake.Options{Lifetime: time.Hour, RotateBefore: time.Minute, Now: clock.Now})
-	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+filepath.Join(harness.PrivateDir(t), "credential")+
-		" "+encoded+" ! kvssink name=sink")
+	p := harness.NewPipeline(t, encoded+" ! kvssink name=sink")
+	addFastProvider(t, p, clock, filepath.Join(harness.PrivateDir(t), "credential"))
 	role := imdsfake.PathRole("kvsrelay-test-role")
 	asked := func(n int) {
 		t.Helper()
@@ -723,15 +723,25 @@ func TestCredentialFolderModes(t *testing.T) {
 	}
 }
 
-// fastRetries makes every provider started from now on use a jump clock
-// and retry after 100 ms, doubling to 500 ms, until the test ends.
-func fastRetries(t *testing.T) *jumpClock {
-	clock := &jumpClock{}
-	restore := kvscredprovider.SetKeeperOptionsForTest(func(o *credrefresh.Options) {
-		o.Clock = clock
-		o.RetryInitial = 100 * time.Millisecond
-		o.RetryMax = 500 * time.Millisecond
+// addFastProvider adds a kvscredprovider named cp writing path to p, on
+// clock and retrying after 100 ms, doubling to 500 ms. It is made and set
+// up before it joins p: joining starts its first refresh.
+func addFastProvider(t *testing.T, p *harness.Pipeline, clock *jumpClock, path string) *gst.Element {
+	t.Helper()
+	cp, err := gst.NewElementWithName(kvscredprovider.FactoryName, "cp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.SetProperty("credential-path", path); err != nil {
+		t.Fatal(err)
+	}
+	kvscredprovider.SetKeeperOptions(cp, credrefresh.Options{
+		Clock:        clock,
+		RetryInitial: 100 * time.Millisecond,
+		RetryMax:     500 * time.Millisecond,
 	})
-	t.Cleanup(restore)
-	return clock
+	if err := p.Add(cp); err != nil {
+		t.Fatal(err)
+	}
+	return cp
 }

@@ -11,7 +11,7 @@
 // work when it is added to a bin, which gst-launch-1.0 (and any application)
 // does before the first state change:
 //
-//  1. It joins a bin: the set_bus override (internal/gstshim) notices and, in
+//  1. It joins a bin: the set_bus override (parenthooks.go) notices and, in
 //     the adding thread once the bin's lock is released, the element finds
 //     the top-level bin, points credential-path of every kvssink already in
 //     it (recursively) at its file, and watches deep-element-added on the
@@ -34,7 +34,7 @@
 // The provider may also sit inside a bin of its own ("( kvscredprovider )"
 // in a gst-launch line, or a bin an application builds and adds to its
 // pipeline later): when that bin joins a larger one, step 1 runs again for
-// the new top-level bin (the set_clock override in internal/gstshim sees
+// the new top-level bin (the set_clock override in parenthooks.go sees
 // the add, since a bin hands its clock to everything inside it), still
 // before the pipeline's first state change. At its own NULL->READY the
 // provider resolves the top-level bin once more; a kvssink it finds already
@@ -73,8 +73,9 @@
 // (synchronously).
 //
 // This file holds the registration and the property table (each property is
-// documented once, here); element.go is the GObject glue, session.go runs one
-// credential refresh, kvssinks.go finds and configures kvssinks. Decisions
+// documented once, here); element.go is the GObject glue, parenthooks.go
+// tells it when it joins or leaves a bin, session.go runs one credential
+// refresh, kvssinks.go finds and configures kvssinks. Decisions
 // (when to refresh, backoff, what is valid) live in internal/credrefresh,
 // internal/credsource and internal/credfile.
 package kvscredprovider
@@ -145,13 +146,18 @@ const (
 	sourceDefault = 1
 )
 
+var sourceType = gstshim.RegisterEnum("GstKvsCredProviderSource", []gstshim.EnumValue{
+	{Value: sourceIMDS, Name: "EC2 instance role through IMDSv2", Nick: "imds"},
+	{Value: sourceDefault, Name: "AWS SDK default credential chain", Nick: "default"},
+})
+
 var properties = []*glib.ParamSpec{
-	propSource: gstshim.CredProviderSourceParam("source", "Credential source",
+	propSource: gstshim.EnumParam("source", "Credential source",
 		"Where credentials come from: imds (the EC2 instance role through IMDSv2 only; "+
 			"AWS_EC2_METADATA_SERVICE_ENDPOINT overrides the endpoint) or default (the AWS SDK default chain: "+
 			"environment, shared config and credentials files with profile, SSO, web identity, ECS, IMDS). "+
 			"Read when the element joins a bin and at each start.",
-		sourceIMDS),
+		sourceType, sourceIMDS, rw),
 	propRole: glib.NewStringParam("role", "IAM role",
 		"IAM role name whose credentials IMDS serves, for source=imds. Unset: the first role IMDS lists "+
 			"(an instance profile holds one role).",

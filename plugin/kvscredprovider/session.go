@@ -16,10 +16,6 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 )
 
-// keeperOptionsHook lets in-package tests adjust the Keeper (clock, retry
-// delays). Nil in production.
-var keeperOptionsHook func(*credrefresh.Options)
-
 // stopTimeout bounds how long stopping waits for the refresh goroutine.
 const stopTimeout = 10 * time.Second
 
@@ -40,15 +36,17 @@ type session struct {
 }
 
 // startSession validates s, writes credentials (waiting up to PrimeTimeout)
-// and starts the refresh goroutine. seed (zero: none) are credentials kept
-// from before a stop: if they have well over kvssink's margins left
-// (credrefresh.MinSeedRemaining) they are written at once and the source is
-// asked in the background, so a restart during an IMDS outage still starts.
+// and starts the refresh goroutine; base holds the Keeper options that do not
+// come from the settings (clock, retry delays: zero in production). seed
+// (zero: none) are credentials kept from before a stop: if they have well
+// over kvssink's margins left (credrefresh.MinSeedRemaining) they are
+// written at once and the source is asked in the background, so a restart
+// during an IMDS outage still starts.
 // It returns a nil session only when s is unusable; with a session it may
 // still return the error of the first fetch, while the refresh keeps trying
 // in the background.
-func startSession(p *credProvider, s settings, seed credfile.Credentials) (*session, error) {
-	if s.refreshBefore < MinRefreshBefore {
+func startSession(p *credProvider, s settings, base credrefresh.Options, seed credfile.Credentials) (*session, error) {
+	if credrefresh.CheckRefreshBefore(s.refreshBefore) != nil {
 		return nil, &propertyError{fmt.Sprintf("%s: property refresh-before is %s (%d ns); it must be at least %s (%d ns): "+
 			"kvssink needs the credential file valid for over a minute when it re-reads it",
 			p.self.GetName(), s.refreshBefore, int64(s.refreshBefore), MinRefreshBefore, int64(MinRefreshBefore))}
@@ -62,15 +60,11 @@ func startSession(p *credProvider, s settings, seed credfile.Credentials) (*sess
 		return nil, fmt.Errorf("%s: %w", p.self.GetName(), err)
 	}
 	sess := &session{settings: s, path: path, ownDir: ownDir, describe: src.Describe(), done: make(chan struct{})}
-	opts := credrefresh.Options{
-		RefreshBefore: s.refreshBefore,
-		Transient:     credsource.IsTransient,
-		OnEvent:       func(e credrefresh.Event) { p.onEvent(sess, e) },
-		Seed:          seed,
-	}
-	if keeperOptionsHook != nil {
-		keeperOptionsHook(&opts)
-	}
+	opts := base
+	opts.RefreshBefore = s.refreshBefore
+	opts.Transient = credsource.IsTransient
+	opts.OnEvent = func(e credrefresh.Event) { p.onEvent(sess, e) }
+	opts.Seed = seed
 	keeper, err := credrefresh.New(src.Fetch,
 		func(c credfile.Credentials, now time.Time) error { return credfile.Write(path, c, now) }, opts)
 	if err != nil {

@@ -44,6 +44,27 @@ func defaultSettings() settings {
 	}
 }
 
+// supervisorConfig is what the reconnect properties say to the supervisor.
+func (s settings) supervisorConfig() supervisor.Config {
+	return supervisor.Config{
+		StallTimeout:  s.stallTimeout,
+		RetryDelay:    s.retryDelay,
+		MaxRetryDelay: s.maxRetryDelay,
+		MaxRetries:    s.maxRetries,
+		SteadyAfter:   supervisor.DefaultSteadyAfter,
+	}
+}
+
+// configProperties names the properties behind supervisor.Config's fields
+// (SteadyAfter has none: it is fixed), so that its validation errors speak
+// of what the user sets.
+var configProperties = map[string]string{
+	"StallTimeout":  "stall-timeout",
+	"RetryDelay":    "retry-delay",
+	"MaxRetryDelay": "max-retry-delay",
+	"MaxRetries":    "max-retries",
+}
+
 // reconnectBin is the Go half of one reconnectbin instance.
 type reconnectBin struct {
 	settingsMu sync.Mutex

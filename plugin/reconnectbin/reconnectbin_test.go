@@ -13,7 +13,7 @@ import (
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
 
-	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/test/gsttest"
 	"github.com/kvsrelay/kvsrelay/test/harness"
 )
 
@@ -228,7 +228,7 @@ func testRebuildsDoNotLeak(t *testing.T, source string) {
 	var added, freed atomic.Int64
 	if _, err := rb.Connect("element-added", func(_ *gst.Element, child *gst.Element) {
 		added.Add(1)
-		gstshim.OnFinalize(child.Object, func() { freed.Add(1) })
+		gsttest.OnFinalize(child.Object, func() { freed.Add(1) })
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -18,17 +18,19 @@ import (
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
 
 // FactoryName is the name gst-launch-1.0 and gst_element_factory_make use.
 const FactoryName = "reconnectbin"
 
-// Defaults of the properties below.
+// Defaults of the properties below; the reconnect settings' own live in
+// internal/supervisor.
 const (
-	DefaultStallTimeout  = 5 * time.Second
-	DefaultRetryDelay    = 250 * time.Millisecond
-	DefaultMaxRetryDelay = 2 * time.Second
-	DefaultMaxRetries    = -1
+	DefaultStallTimeout  = supervisor.DefaultStallTimeout
+	DefaultRetryDelay    = supervisor.DefaultRetryDelay
+	DefaultMaxRetryDelay = supervisor.DefaultMaxRetryDelay
+	DefaultMaxRetries    = supervisor.DefaultMaxRetries
 	DefaultRestartOnEOS  = true
 )
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
@@ -56,13 +57,11 @@ func (b *reconnectBin) startRun() error {
 	b.settingsMu.Lock()
 	s := b.settings
 	b.settingsMu.Unlock()
-	sup, err := supervisor.New(supervisor.Config{
-		StallTimeout:  s.stallTimeout,
-		RetryDelay:    s.retryDelay,
-		MaxRetryDelay: s.maxRetryDelay,
-		MaxRetries:    s.maxRetries,
-		SteadyAfter:   steadyAfter,
-	}, wallClock{}, nil)
+	cfg := s.supervisorConfig()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("reconnectbin: reconnect settings: %w", fielderr.Rename(err, configProperties))
+	}
+	sup, err := supervisor.New(cfg, wallClock{}, nil)
 	if err != nil {
 		return fmt.Errorf("reconnectbin: %w", err)
 	}
@@ -79,9 +78,6 @@ func (b *reconnectBin) startRun() error {
 	go b.supervise(run, sup)
 	return nil
 }
-
-// steadyAfter is how long a source must stream before the backoff resets.
-const steadyAfter = 10 * time.Second
 
 func (b *reconnectBin) stopRun() {
 	b.stateMu.Lock()

@@ -5,9 +5,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/internal/manualclock"
 )
 
 func do(t *testing.T, method, url string, hdr map[string]string) (int, string) {
@@ -37,20 +38,8 @@ func token(t *testing.T, s *Server) string {
 	return tok
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestTokenFlowAndRotation(t *testing.T) {
-	clk := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := manualclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	s := Start(t, Options{Lifetime: time.Hour, RotateBefore: 10 * time.Minute, Now: clk.Now})
 
 	if code, _ := do(t, http.MethodGet, s.URL()+PathRoleList, nil); code != http.StatusUnauthorized {
@@ -81,11 +70,11 @@ func TestTokenFlowAndRotation(t *testing.T) {
 	if first.Code != "Success" || first.Type != "AWS-HMAC" || first.Expiration != "2026-03-01T13:00:00Z" || !strings.HasPrefix(first.AccessKeyID, "ASIA") {
 		t.Fatalf("document %+v", first)
 	}
-	clk.add(49 * time.Minute) // 11 min left: same credentials
+	clk.Advance(49 * time.Minute) // 11 min left: same credentials
 	if again := get(); again.AccessKeyID != first.AccessKeyID {
 		t.Fatal("rotated with more than RotateBefore left")
 	}
-	clk.add(2 * time.Minute) // 9 min left: rotate
+	clk.Advance(2 * time.Minute) // 9 min left: rotate
 	second := get()
 	if second.AccessKeyID == first.AccessKeyID || second.Expiration != "2026-03-01T13:51:00Z" {
 		t.Fatalf("no rotation: %+v", second)
@@ -157,7 +146,7 @@ func TestFaults(t *testing.T) {
 }
 
 func TestFaultExpired(t *testing.T) {
-	clk := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := manualclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	s := Start(t, Options{Lifetime: time.Hour, Now: clk.Now})
 	tok := token(t, s)
 	get := func() credentialDoc {

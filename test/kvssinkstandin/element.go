@@ -72,7 +72,7 @@ func (s *standin) ClassInit(klass *glib.ObjectClass) {
 		specs[i] = p.spec
 	}
 	klass.InstallProperties(specs)
-	gstshim.KvsInstallSignals(klass)
+	installSignals(klass)
 }
 
 // Constructed marks the bin a sink for good, also before any pad is
@@ -91,7 +91,7 @@ func (s *standin) SetProperty(obj *glib.Object, id uint, value *glib.Value) {
 	var v any
 	switch props[id].kind {
 	case kindStructure:
-		str, _ := gstshim.StructureValueString(value)
+		str, _ := structureValueString(value)
 		v = str
 	case kindString:
 		str, _ := value.GetString()
@@ -137,7 +137,7 @@ func (s *standin) GetProperty(obj *glib.Object, id uint) *glib.Value {
 		}
 		return val
 	case kindEnum:
-		val, err := glib.ValueInit(gstshim.KvsStreamingTypeGType())
+		val, err := glib.ValueInit(streamingType)
 		if err != nil {
 			return nil
 		}
@@ -525,7 +525,7 @@ func (s *standin) perform(acts []action) {
 		case actError:
 			s.post(gst.MessageError, gst.DomainStream, gst.StreamErrorFailed, a.text)
 		case actStreamError:
-			gstshim.EmitUint64Signal(s.self.Object, "stream-error", uint64(a.status))
+			emitUint64Signal(s.self.Object, "stream-error", uint64(a.status))
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/test/gsttest"
 	"github.com/kvsrelay/kvsrelay/test/kvssinkstandin"
 )
 
@@ -649,7 +650,7 @@ func TestAudioVideoEOSWaitsForBothPads(t *testing.T) {
 // realProperties is every property of the real kvssink (name, nick, value
 // type, param spec default as g_strdup_value_contents prints it), read from
 // src/gstreamer/gstkvssink.cpp of the producer SDK C++.
-var realProperties = []gstshim.ParamInfo{
+var realProperties = []gsttest.ParamInfo{
 	{Name: "stream-name", Nick: "Stream Name", Type: "gchararray", Default: `"DEFAULT_STREAM"`},
 	{Name: "user-agent", Nick: "Custom user agent name", Type: "gchararray", Default: `"AWS-SDK-KVS-CPP-CLIENT"`},
 	{Name: "retention-period", Nick: "Retention Period", Type: "guint", Default: "2"},
@@ -699,8 +700,8 @@ func TestPropertiesMatchRealElement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]gstshim.ParamInfo{}
-	for _, p := range gstshim.OwnProperties(k.Object.Object) {
+	got := map[string]gsttest.ParamInfo{}
+	for _, p := range gsttest.OwnProperties(k.Object.Object) {
 		got[p.Name] = p
 	}
 	for _, want := range realProperties {

@@ -167,7 +167,7 @@ const (
 var props = [numProps]propDef{
 	propStreamName:      str("stream-name", "Stream Name", "Name of the destination stream", "DEFAULT_STREAM"),
 	propRetentionPeriod: uintp("retention-period", "Retention Period", "Length of time stream is preserved. Unit: hours", 2),
-	propStreamingType:   {spec: gstshim.KvsStreamingTypeParam("streaming-type", "Streaming Type", "Streaming type", 0), kind: kindEnum, def: 0},
+	propStreamingType:   {spec: gstshim.EnumParam("streaming-type", "Streaming Type", "Streaming type", streamingType, 0, glib.ParameterReadWrite), kind: kindEnum, def: 0},
 	// The instance init never sets content-type: it reads NULL until
 	// NULL->READY fills it in from the pads' media types.
 	propContentType:           str("content-type", "Content Type", "content type", "video/h264").startingAs(func() any { return nil }),

@@ -1,0 +1,92 @@
+// Package gsttest holds the GObject calls that tests need and go-gst v1.4.0
+// lacks: knowing when an object is freed, and listing the properties a
+// class installs itself. It is never compiled into the plugin.
+package gsttest
+
+/*
+#cgo pkg-config: gstreamer-1.0
+#include <gst/gst.h>
+
+extern void gsttestWeakNotify(gpointer data, GObject *where);
+
+static void gsttest_weak_ref(gpointer obj, guintptr id) {
+	g_object_weak_ref(G_OBJECT(obj), (GWeakNotify)gsttestWeakNotify, (gpointer)id);
+}
+
+static GParamSpec **gsttest_list_properties(gpointer obj, guint *n) {
+	return g_object_class_list_properties(G_OBJECT_GET_CLASS(obj), n);
+}
+
+static GParamSpec *gsttest_pspec_at(GParamSpec **specs, guint i) { return specs[i]; }
+
+static gboolean gsttest_pspec_owned_by(GParamSpec *p, gpointer obj) {
+	return p->owner_type == G_OBJECT_TYPE(obj);
+}
+
+static const gchar *gsttest_pspec_type_name(GParamSpec *p) { return g_type_name(G_PARAM_SPEC_VALUE_TYPE(p)); }
+
+static gchar *gsttest_pspec_default(GParamSpec *p) {
+	const GValue *v = g_param_spec_get_default_value(p);
+	// A NULL GstStructure makes its string transform print CRITICALs.
+	if (G_VALUE_HOLDS_BOXED(v) && g_value_get_boxed(v) == NULL)
+		return g_strdup("NULL");
+	return g_strdup_value_contents(v);
+}
+*/
+import "C"
+
+import (
+	"runtime/cgo"
+
+	"github.com/go-gst/go-glib/glib"
+	"github.com/go-gst/go-gst/gst"
+)
+
+//export gsttestWeakNotify
+func gsttestWeakNotify(data C.gpointer, _ *C.GObject) {
+	h := cgo.Handle(uintptr(data))
+	fn := h.Value().(func())
+	h.Delete()
+	fn()
+}
+
+// OnFinalize calls fn once obj is finalized (a GObject weak reference):
+// how a test proves that removed children are really freed.
+func OnFinalize(obj *gst.Object, fn func()) {
+	C.gsttest_weak_ref(C.gpointer(obj.Unsafe()), C.guintptr(cgo.NewHandle(fn)))
+}
+
+// ParamInfo describes one property as gst-inspect-1.0 would: its name, nick,
+// blurb, value type name and param spec default (g_strdup_value_contents:
+// strings quoted, NULL as NULL, enums by value name).
+type ParamInfo struct {
+	Name, Nick, Blurb, Type, Default string
+}
+
+// OwnProperties lists the properties obj's own class installs (not those it
+// inherits), for checking a stand-in against the real element's list.
+func OwnProperties(obj *glib.Object) []ParamInfo {
+	var n C.guint
+	specs := C.gsttest_list_properties(C.gpointer(obj.Unsafe()), &n)
+	if specs == nil {
+		return nil
+	}
+	defer C.g_free(C.gpointer(specs))
+	var out []ParamInfo
+	for i := C.guint(0); i < n; i++ {
+		p := C.gsttest_pspec_at(specs, i)
+		if C.gsttest_pspec_owned_by(p, C.gpointer(obj.Unsafe())) == 0 {
+			continue
+		}
+		def := C.gsttest_pspec_default(p)
+		out = append(out, ParamInfo{
+			Name:    C.GoString(C.g_param_spec_get_name(p)),
+			Nick:    C.GoString(C.g_param_spec_get_nick(p)),
+			Blurb:   C.GoString(C.g_param_spec_get_blurb(p)),
+			Type:    C.GoString(C.gsttest_pspec_type_name(p)),
+			Default: C.GoString(def),
+		})
+		C.g_free(C.gpointer(def))
+	}
+	return out
+}
