@@ -3,6 +3,7 @@ package supervisor
 import (
 	"errors"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -629,8 +630,11 @@ func TestConcurrentBuffersAndFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const generations = 200
-	const threads = 8
+	// Enough generations and threads to interleave every call; the
+	// deadline only catches a hang (spinning goroutines under -race on a
+	// loaded 2-core machine take far longer than the logic does).
+	const generations = 100
+	const threads = 4
 
 	var (
 		curGen   sync.Map // "gen" -> uint64, the generation threads should feed
@@ -638,7 +642,7 @@ func TestConcurrentBuffersAndFailures(t *testing.T) {
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
 		loadGen  = func() uint64 { v, _ := curGen.Load("gen"); g, _ := v.(uint64); return g }
-		deadline = time.After(30 * time.Second)
+		deadline = time.After(2 * time.Minute)
 	)
 	for i := 0; i < threads; i++ {
 		wg.Add(1)
@@ -657,6 +661,7 @@ func TestConcurrentBuffersAndFailures(t *testing.T) {
 				if rec := sup.Buffer(g); rec != nil {
 					recs <- rec
 				}
+				runtime.Gosched() // let the generation loop run between buffers
 			}
 		}(i)
 	}
@@ -674,6 +679,7 @@ func TestConcurrentBuffersAndFailures(t *testing.T) {
 			sup.CheckStall()
 			sup.NextStallCheck()
 			clk.Advance(ms)
+			runtime.Gosched()
 		}
 	}()
 	t.Cleanup(func() {
@@ -708,6 +714,7 @@ func TestConcurrentBuffersAndFailures(t *testing.T) {
 				case <-deadline:
 					t.Fatalf("first generation never ran")
 				default:
+					runtime.Gosched()
 				}
 			}
 		}
