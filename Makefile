@@ -8,6 +8,8 @@
 #   make install-systemd  relay recipes and the kvs-relay@ / kvscredfile@ units (see pipelines/README.md)
 #   make docs      regenerate docs/elements.md from the elements' registration
 #   make bench     side-by-side benchmark of recovery, stall detection, overhead and memory
+#   make soak      every protocol's relay under CPU hogs and a seeded random fault schedule (~10 min;
+#                  SOAK_FAULTS=1000 for the long form, SOAK_SEED=n to replay); table into docs/benchmarks.md
 
 SHELL      := /bin/bash
 
@@ -57,7 +59,7 @@ INSTALL_FILES := $(PLUGIN) $(CREDFILE) $(HELPER)
 
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all deps build test test-run test-unit test-kvssink demo demo-run install install-check-built uninstall docs docs-check bench bench-run clean
+.PHONY: all deps build test test-run test-unit test-kvssink demo demo-run install install-check-built uninstall docs docs-check bench bench-run soak soak-run clean
 
 all: build
 
@@ -93,7 +95,7 @@ $(HELPER): $(SOURCES) $(shell find cmd/gst-inspect-helper -name '*.go')
 
 # test, demo and bench install what they need first (make deps), then build
 # and run: one after the other, also under make -j.
-test demo bench:
+test demo bench soak:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory $@-run
 
@@ -161,6 +163,20 @@ docs-check:
 bench-run: build
 	$(CHECK_GO)
 	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(dir $(TESTPLUGIN))) $(GO) run ./cmd/kvsrelay-bench -o docs/benchmarks.md $(BENCH_ARGS)
+
+# The soak (test/soak): SOAK_DURATION of faults (default 9m, about 10 min in
+# all) or SOAK_FAULTS faults in total (1000: over an hour); SOAK_SEED replays
+# a run's schedule. It fails on any crash, a relay whose output went
+# backwards or that did not come back; the table goes into docs/benchmarks.md
+# either way. make test runs its one-minute short form.
+SOAK_DURATION ?= 9m
+SOAK_TIMEOUT  ?= 6h
+soak-run: build
+	$(CHECK_GO)
+	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(dir $(TESTPLUGIN))) KVSRELAY_PLUGIN_DIR=$(abspath $(dir $(PLUGIN))) \
+	  SOAK_DURATION='$(SOAK_DURATION)' SOAK_FAULTS='$(SOAK_FAULTS)' SOAK_SEED='$(SOAK_SEED)' SOAK_HOG_NICE='$(SOAK_HOG_NICE)' \
+	  SOAK_DOCS=$(abspath docs/benchmarks.md) \
+	  $(GO) test -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' ./test/soak/
 
 clean:
 	rm -rf $(BUILD) $(TESTBUILD)

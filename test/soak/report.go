@@ -174,7 +174,8 @@ var matrixOrder = []Kind{ServerKill, SIGSTOP, HTTP404, HTTP503, PlaylistFreeze, 
 // Summary is everything the soak prints at the end.
 type Summary struct {
 	Seed     uint64
-	Form     string // how the run was asked for, e.g. "SOAK_DURATION=10m0s"
+	Form     string // how the run was asked for, e.g. "SOAK_DURATION=9m0s"
+	Replay   string // the command that replays the run
 	Elapsed  time.Duration
 	Cores    int
 	Hogs     int
@@ -203,8 +204,8 @@ func (s Summary) Markdown() string {
 		faults += k.Injected
 	}
 	fmt.Fprintf(&b, "### Soak: %d relays, %d faults in %s, seed %d\n\n", len(s.Relays), faults, s.Elapsed.Round(time.Second), s.Seed)
-	fmt.Fprintf(&b, "Run %s with %s on %d cores, with %d CPU hog(s) (busy loops at nice %d) for the whole run. Replay with `make soak SOAK_SEED=%d` and the same SOAK_DURATION or SOAK_FAULTS.\n\n",
-		s.Date.UTC().Format("2006-01-02"), s.Form, s.Cores, s.Hogs, s.HogNice, s.Seed)
+	fmt.Fprintf(&b, "Run %s with %s on %d cores, with %d CPU hog(s) (busy loops at nice %d) for the whole run. Replay: `%s`.\n\n",
+		s.Date.UTC().Format("2006-01-02"), s.Form, s.Cores, s.Hogs, s.HogNice, s.Replay)
 	b.WriteString("| Relay | Source | faults (count) | crashes (count) | restarts (count) | recoveries (count) | unrecovered faults (count) | longest outage beyond the fault (s) | RSS start / end (MiB) | fds start / end | threads start / end | frames accepted (count) | output monotonic |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range s.Relays {

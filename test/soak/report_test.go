@@ -79,7 +79,7 @@ func TestByKind(t *testing.T) {
 }
 
 func TestSummaryMarkdown(t *testing.T) {
-	s := Summary{Seed: 42, Form: "SOAK_DURATION=1m0s", Elapsed: 75 * time.Second, Cores: 2, Hogs: 2, HogNice: 10,
+	s := Summary{Seed: 42, Form: "SOAK_DURATION=1m0s", Replay: "make soak SOAK_SEED=42 SOAK_DURATION=1m0s", Elapsed: 75 * time.Second, Cores: 2, Hogs: 2, HogNice: 10,
 		Date: time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC),
 		Relays: []RelayResult{
 			{Name: "hls-uri", Source: "uri=http://...", Faults: 3, Crashes: []string{"12:00:01 Caught SIGSEGV"}, Monotonic: true,
@@ -89,7 +89,7 @@ func TestSummaryMarkdown(t *testing.T) {
 		Kinds: []KindResult{{Kind: ServerKill, Injected: 5, Rebuilt: 4}},
 	}
 	md := s.Markdown()
-	for _, want := range []string{"seed 42", "SOAK_SEED=42", "| hls-uri | `uri=http://...` | 3 | 1 |", "2.0 / n/a", "NO: 3 frames backwards",
+	for _, want := range []string{"seed 42", "Replay: `make soak SOAK_SEED=42 SOAK_DURATION=1m0s`", "| hls-uri | `uri=http://...` | 3 | 1 |", "2.0 / n/a", "NO: 3 frames backwards",
 		"| server-kill | 5 | 4 | 0 | n/a | 0.0 |", "Crash of hls-uri: 12:00:01 Caught SIGSEGV"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
