@@ -56,7 +56,8 @@ type Launch struct {
 	changed  chan struct{} // closed and replaced whenever msgs grows
 	exited   chan struct{}
 	exitCode int
-	crash    string // the first "Caught SIG..." line, sticky
+	signal   syscall.Signal // what ended the process, 0 for an exit
+	crash    string         // the first "Caught SIG..." line, sticky
 }
 
 var (
@@ -163,12 +164,17 @@ func (l *Launch) scan(r io.Reader, tail *tailBuffer) {
 func (l *Launch) reap() {
 	err := l.cmd.Wait()
 	code := 0
+	var sig syscall.Signal
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		code = ee.ExitCode() // -1 when a signal ended it
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			sig = ws.Signal()
+		}
 	}
 	l.mu.Lock()
 	l.exitCode = code
+	l.signal = sig
 	close(l.exited)
 	close(l.changed)
 	l.changed = make(chan struct{})
@@ -298,6 +304,14 @@ func (l *Launch) ExitCode() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.exitCode
+}
+
+// ExitSignal is the signal that ended the process once Exited (SIGABRT
+// from a GLib assertion, say), 0 when it exited by itself.
+func (l *Launch) ExitSignal() syscall.Signal {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.signal
 }
 
 // Kill ends the whole process group and waits for it.

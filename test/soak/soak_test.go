@@ -486,7 +486,7 @@ func (r *relay) watch(ctx context.Context) {
 		}
 		crash := l.Crash()
 		if crash == "" && l.Exited() {
-			crash = fmt.Sprintf("gst-launch-1.0 quit by itself (exit %d)", l.ExitCode())
+			crash = describeExit(l)
 		}
 		if crash == "" {
 			continue
@@ -625,6 +625,20 @@ func errSuffix(err string) string {
 	return ": " + err
 }
 
+// describeExit says how a relay process ended by itself: the signal (a
+// GLib assertion aborts) or exit code, and its last line on stderr.
+func describeExit(l *harness.Launch) string {
+	how := fmt.Sprintf("gst-launch-1.0 exited %d", l.ExitCode())
+	if sig := l.ExitSignal(); sig != 0 {
+		how = fmt.Sprintf("gst-launch-1.0 killed by signal %d (%v)", int(sig), sig)
+	}
+	lines := strings.Split(strings.TrimSpace(l.Stderr()), "\n")
+	if last := strings.TrimSpace(lines[len(lines)-1]); last != "" {
+		how += `, last on stderr: "` + last + `"`
+	}
+	return how
+}
+
 // stop ends the relay the operator's way (EOS), recording a crash on the
 // way down too.
 func (r *relay) stop() {
@@ -645,7 +659,7 @@ func (r *relay) stop() {
 	}
 	crash := l.Crash()
 	if crash == "" && l.ExitCode() != 0 {
-		crash = fmt.Sprintf("gst-launch-1.0 exited %d after EOS", l.ExitCode())
+		crash = describeExit(l) + " after EOS"
 	}
 	if crash != "" {
 		r.mu.Lock()
