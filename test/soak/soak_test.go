@@ -367,6 +367,7 @@ type relay struct {
 	instances  int
 	reports    []string
 	events     []Event
+	down       bool // the current instance's last message was a restart
 	restarts   int
 	recoveries int
 	crashes    []string
@@ -451,6 +452,7 @@ func (r *relay) launchInstance() {
 	args = append(args, "!", kvsCaps, "!", "kvssink", "stream-name=soak-"+r.name, "credential-path="+r.cred, "report="+report)
 	r.launch = harness.StartLaunch(r.t, harness.Env(r.t), args...)
 	r.read = 0
+	r.down = false // a new instance starts up, not in an outage
 	r.reports = append(r.reports, report)
 }
 
@@ -473,9 +475,11 @@ func (r *relay) watch(ctx context.Context) {
 			switch {
 			case harness.Element("reconnectbin-restart")(m):
 				r.events = append(r.events, Event{At: m.At, Restart: true})
+				r.down = true
 				r.restarts++
 			case harness.Element("reconnectbin-recovered")(m):
 				r.events = append(r.events, Event{At: m.At})
+				r.down = false
 				r.recoveries++
 			}
 		}
@@ -535,7 +539,7 @@ func (r *relay) waitBack(ctx context.Context, timeout time.Duration) bool {
 	from := r.accepted()
 	return waitUntil(ctx, timeout, func() bool {
 		r.mu.Lock()
-		down := len(r.events) > 0 && r.events[len(r.events)-1].Restart
+		down := r.down
 		r.mu.Unlock()
 		got := r.accepted()
 		if down || got < from {
