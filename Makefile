@@ -168,7 +168,7 @@ bench-run: build
 # all) or SOAK_FAULTS faults in total (1000: over an hour); SOAK_SEED replays
 # a run's schedule. It fails on any crash, a relay whose output went
 # backwards or that did not come back; the table goes into docs/benchmarks.md
-# either way. make test runs its one-minute short form.
+# either way. make test runs its short form (40 s of faults, ~90 s).
 SOAK_DURATION ?= 9m
 SOAK_TIMEOUT  ?= 6h
 soak-run: build

@@ -26,7 +26,8 @@ const (
 	ServerKill Kind = "server-kill"
 	// SIGSTOP: the server (HLS: its encoder) is frozen, then continued.
 	SIGSTOP Kind = "sigstop"
-	// HTTP404, HTTP503: playlist and segments answer with the status.
+	// HTTP404: segments answer 404 (gone from the origin); HTTP503: the
+	// playlist and segments answer 503.
 	HTTP404 Kind = "http-404"
 	HTTP503 Kind = "http-503"
 	// PlaylistFreeze: the playlist is served unchanged (200 OK).
