@@ -13,6 +13,8 @@
 #   make install-systemd  relay recipes and the kvs-relay@ / kvscredfile@ units (see pipelines/README.md)
 #   make docs      regenerate docs/elements.md from the elements' registration
 #   make bench     side-by-side benchmark of recovery, stall detection, overhead and memory
+#   make soak      every protocol's relay under CPU hogs and a seeded random fault schedule (~10 min;
+#                  SOAK_FAULTS=1000 for the long form, SOAK_SEED=n to replay); table into docs/benchmarks.md
 
 SHELL      := /bin/bash
 
@@ -62,7 +64,7 @@ INSTALL_FILES := $(PLUGIN) $(CREDFILE) $(HELPER)
 
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all deps build kvssink test test-run test-unit test-kvssink test-kvssink-if-sources demo demo-run install install-check-built uninstall docs docs-check bench bench-run clean
+.PHONY: all deps build kvssink test test-run test-unit test-kvssink test-kvssink-if-sources demo demo-run install install-check-built uninstall docs docs-check bench bench-run soak soak-run clean
 
 all: build
 
@@ -108,7 +110,7 @@ test:
 	@$(MAKE) --no-print-directory test-run
 	@$(MAKE) --no-print-directory test-kvssink-if-sources
 
-demo bench:
+demo bench soak:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory $@-run
 
@@ -190,6 +192,20 @@ docs-check:
 bench-run: build
 	$(CHECK_GO)
 	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(dir $(TESTPLUGIN))) $(GO) run ./cmd/kvsrelay-bench -o docs/benchmarks.md $(BENCH_ARGS)
+
+# The soak (test/soak): SOAK_DURATION of faults (default 9m, about 10 min in
+# all) or SOAK_FAULTS faults in total (1000: over an hour); SOAK_SEED replays
+# a run's schedule. It fails on any crash, a relay whose output went
+# backwards or that did not come back; the table goes into docs/benchmarks.md
+# either way. make test runs its short form (40 s of faults, ~90 s).
+SOAK_DURATION ?= 9m
+SOAK_TIMEOUT  ?= 6h
+soak-run: build
+	$(CHECK_GO)
+	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(dir $(TESTPLUGIN))) KVSRELAY_PLUGIN_DIR=$(abspath $(dir $(PLUGIN))) \
+	  SOAK_DURATION='$(SOAK_DURATION)' SOAK_FAULTS='$(SOAK_FAULTS)' SOAK_SEED='$(SOAK_SEED)' SOAK_HOG_NICE='$(SOAK_HOG_NICE)' \
+	  SOAK_DOCS=$(abspath docs/benchmarks.md) \
+	  $(GO) test -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' ./test/soak/
 
 clean:
 	rm -rf $(BUILD) $(TESTBUILD)

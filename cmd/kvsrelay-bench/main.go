@@ -119,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err := os.MkdirAll(filepath.Dir(cfg.Out), 0o755); err != nil {
 			return fmt.Errorf("write %s: %w", cfg.Out, err)
 		}
-		if err := os.WriteFile(cfg.Out, []byte(report.String()), 0o644); err != nil {
+		if err := os.WriteFile(cfg.Out, []byte(withSoakSection(readOld(cfg.Out), report.String())), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", cfg.Out, err)
 		}
 	}

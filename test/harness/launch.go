@@ -56,6 +56,8 @@ type Launch struct {
 	changed  chan struct{} // closed and replaced whenever msgs grows
 	exited   chan struct{}
 	exitCode int
+	signal   syscall.Signal // what ended the process, 0 for an exit
+	crash    string         // the first "Caught SIG..." line, sticky
 }
 
 var (
@@ -100,8 +102,8 @@ func StartCommand(tb testing.TB, env []string, name string, args ...string) *Lau
 		l.Kill()
 		// GStreamer's fault handler prints this and then spins: a crash
 		// fails the test whatever else it waited for.
-		if strings.Contains(l.stderr.String(), "Caught SIG") {
-			tb.Errorf("gst-launch-1.0 crashed: %s", firstLineWith(l.stderr.String(), "Caught SIG"))
+		if crash := l.Crash(); crash != "" {
+			tb.Errorf("gst-launch-1.0 crashed: %s", crash)
 		}
 		if tb.Failed() {
 			var events []string
@@ -125,6 +127,13 @@ func (l *Launch) scan(r io.Reader, tail *tailBuffer) {
 		line := sc.Text()
 		if tail != nil {
 			tail.Write([]byte(line + "\n")) //nolint:errcheck
+		}
+		if strings.Contains(line, crashMarker) {
+			l.mu.Lock()
+			if l.crash == "" {
+				l.crash = strings.TrimSpace(line)
+			}
+			l.mu.Unlock()
 		}
 		var m Message
 		if sub := msgLine.FindStringSubmatch(line); sub != nil {
@@ -155,12 +164,17 @@ func (l *Launch) scan(r io.Reader, tail *tailBuffer) {
 func (l *Launch) reap() {
 	err := l.cmd.Wait()
 	code := 0
+	var sig syscall.Signal
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		code = ee.ExitCode() // -1 when a signal ended it
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			sig = ws.Signal()
+		}
 	}
 	l.mu.Lock()
 	l.exitCode = code
+	l.signal = sig
 	close(l.exited)
 	close(l.changed)
 	l.changed = make(chan struct{})
@@ -173,6 +187,35 @@ func (l *Launch) Messages() []Message {
 	defer l.mu.Unlock()
 	return append([]Message(nil), l.msgs...)
 }
+
+// MessagesSince returns the messages from index i on (Messages()[i:]
+// without copying the ones before): a watcher that remembers how far it
+// read stays cheap over a long run.
+func (l *Launch) MessagesSince(i int) []Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i >= len(l.msgs) {
+		return nil
+	}
+	return append([]Message(nil), l.msgs[i:]...)
+}
+
+// crashMarker starts the line GStreamer's fault handler prints on SIGSEGV,
+// SIGBUS, SIGILL, SIGFPE ("Caught SIGSEGV"); it then spins (waiting for a
+// debugger) instead of exiting.
+const crashMarker = "Caught SIG"
+
+// Crash returns the fault handler's line once the process printed one (see
+// crashMarker), else "". It is kept apart from the stderr tail, which a
+// long run would scroll past it.
+func (l *Launch) Crash() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.crash
+}
+
+// PID is the gst-launch-1.0 (or command's) process id, for /proc samples.
+func (l *Launch) PID() int { return l.cmd.Process.Pid }
 
 // Count returns how many messages so far match.
 func (l *Launch) Count(match func(Message) bool) int {
@@ -263,6 +306,14 @@ func (l *Launch) ExitCode() int {
 	return l.exitCode
 }
 
+// ExitSignal is the signal that ended the process once Exited (SIGABRT
+// from a GLib assertion, say), 0 when it exited by itself.
+func (l *Launch) ExitSignal() syscall.Signal {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.signal
+}
+
 // Kill ends the whole process group and waits for it.
 func (l *Launch) Kill() {
 	if l.cmd.Process == nil {
@@ -328,14 +379,4 @@ func Run(tb testing.TB, env []string, timeout time.Duration, name string, args .
 		return string(out) + err.Error(), -1
 	}
 	return string(out), 0
-}
-
-// firstLineWith returns the first line of text containing sub.
-func firstLineWith(text, sub string) string {
-	for _, line := range strings.Split(text, "\n") {
-		if strings.Contains(line, sub) {
-			return strings.TrimSpace(line)
-		}
-	}
-	return ""
 }

@@ -88,6 +88,8 @@ type HLSServer struct {
 	segmentStatus  int
 	playlistStatus int
 	dropMid        bool
+	htmlPlaylist   bool
+	truncate       bool
 	requests       map[string]int
 	httpServer     *http.Server
 }
@@ -380,6 +382,25 @@ func (s *HLSServer) DropMidSegment(drop bool) {
 	s.dropMid = drop
 }
 
+// HTMLPlaylist(true) answers playlist requests with 200 OK and an HTML
+// page (a captive portal, a misrouted load balancer, a CDN's error page),
+// which a client must treat as a failure rather than as a playlist.
+func (s *HLSServer) HTMLPlaylist(html bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.htmlPlaylist = html
+}
+
+// TruncateSegments(true) serves only the first third of every segment, as
+// a complete response (the Content-Length matches): a segment file cut
+// short on the origin, so the client gets broken MPEG-TS with a clean
+// HTTP exchange.
+func (s *HLSServer) TruncateSegments(truncate bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.truncate = truncate
+}
+
 // Requests returns how many requests were made for a URL path such as
 // "/playlist.m3u8" or "/segment00003.ts", faulted ones included.
 func (s *HLSServer) Requests(path string) int {
@@ -454,6 +475,7 @@ func (s *HLSServer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests[r.URL.Path]++
 	playlistStatus, segmentStatus, dropMid := s.playlistStatus, s.segmentStatus, s.dropMid
+	htmlPlaylist, truncate := s.htmlPlaylist, s.truncate
 	s.mu.Unlock()
 
 	name := strings.TrimPrefix(r.URL.Path, "/")
@@ -461,6 +483,11 @@ func (s *HLSServer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case name == PlaylistName:
 		if isFault(playlistStatus) {
 			http.Error(w, http.StatusText(playlistStatus), playlistStatus)
+			return
+		}
+		if htmlPlaylist {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write([]byte(htmlPage))
 			return
 		}
 		data := s.servedPlaylist()
@@ -486,6 +513,9 @@ func (s *HLSServer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
+		if truncate {
+			data = data[:len(data)/3]
+		}
 		w.Header().Set("Content-Type", "video/mp2t")
 		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
 		if dropMid {
@@ -495,6 +525,12 @@ func (s *HLSServer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(data)
 	}
 }
+
+// htmlPage is what HTMLPlaylist serves instead of the playlist.
+const htmlPage = `<!DOCTYPE html>
+<html><head><title>Service temporarily unavailable</title></head>
+<body><h1>Please log in to continue</h1><p>This page is served instead of the stream.</p></body></html>
+`
 
 func isFault(code int) bool { return code != 0 && code != http.StatusOK }
 

@@ -146,6 +146,34 @@ func TestHLSServer(t *testing.T) {
 		}
 	})
 
+	t.Run("HTML page instead of the playlist", func(t *testing.T) {
+		s.HTMLPlaylist(true)
+		code, body := httpGet(t, s.PlaylistURL())
+		s.HTMLPlaylist(false)
+		if code != http.StatusOK || !strings.Contains(string(body), "<html>") {
+			t.Errorf("playlist with HTMLPlaylist(true): status %d, body %q, want 200 and an HTML page", code, body)
+		}
+		if _, err := ParsePlaylist(body); err == nil {
+			t.Errorf("the HTML page parses as a playlist")
+		}
+		fetchPlaylist(t, s)
+	})
+
+	t.Run("truncated segment is a complete short response", func(t *testing.T) {
+		_, pl := fetchPlaylist(t, s)
+		url := s.SegmentURL(pl.Segments[len(pl.Segments)-1])
+		_, full := httpGet(t, url)
+		s.TruncateSegments(true)
+		code, cut := httpGet(t, url) // fails the test on a body shorter than its Content-Length
+		s.TruncateSegments(false)
+		if code != http.StatusOK || len(cut) != len(full)/3 || !bytes.Equal(cut, full[:len(cut)]) {
+			t.Errorf("truncated segment: status %d, %d bytes, want 200 and the first %d of %d bytes", code, len(cut), len(full)/3, len(full))
+		}
+		if _, again := httpGet(t, url); len(again) != len(full) {
+			t.Errorf("segment after TruncateSegments(false): %d bytes, want %d", len(again), len(full))
+		}
+	})
+
 	t.Run("HTTP down and up on the same port", func(t *testing.T) {
 		s.StopHTTP()
 		requireRefused(t, fmt.Sprintf("127.0.0.1:%d", s.Port()))

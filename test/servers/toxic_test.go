@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -119,6 +120,32 @@ func TestProxyPassesBytesAndInjectsFaults(t *testing.T) {
 		p.Clear()
 		c2, cr2 := dialProxy(t, p)
 		if got, err := roundTrip(c2, cr2, "again", 5*time.Second); err != nil || got != "again" {
+			t.Fatalf("after Clear: %q, %v", got, err)
+		}
+	})
+
+	t.Run("garbage replaces the bytes, not the flow", func(t *testing.T) {
+		c, cr := dialProxy(t, p)
+		if err := p.Garbage(); err != nil {
+			t.Fatal(err)
+		}
+		line := strings.Repeat("the camera's stream ", 50)
+		if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(line)+1)
+		if _, err := io.ReadFull(cr, got); err != nil {
+			t.Fatalf("reading through the garbage toxic: %v", err)
+		}
+		if string(got) == line+"\n" {
+			t.Fatalf("the garbage toxic passed the bytes unchanged")
+		}
+		p.Clear()
+		c2, cr2 := dialProxy(t, p)
+		if got, err := roundTrip(c2, cr2, "clean", 5*time.Second); err != nil || got != "clean" {
 			t.Fatalf("after Clear: %q, %v", got, err)
 		}
 	})
