@@ -15,6 +15,7 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 	"github.com/kvsrelay/kvsrelay/internal/timeline"
+	"github.com/kvsrelay/kvsrelay/internal/uridesc"
 )
 
 // propertyError is a settings problem; its text names the property.
@@ -116,12 +117,13 @@ func parseOutputCaps(s string) (outputFormat, error) {
 }
 
 // description returns the gst-launch description of one source instance and
-// the property it came from.
+// the property it came from. A uri plays through uridecodebin3, except an
+// HLS URI where hlsdemux2 is known to corrupt memory (see uridesc).
 func (s settings) description() (property, desc string) {
 	if s.source != "" {
 		return "source", s.source
 	}
-	return "uri", fmt.Sprintf("uridecodebin3 uri=\"%s\"", strings.ReplaceAll(s.uri, `"`, `\"`))
+	return "uri", uridesc.Description(s.uri, uridesc.UseLegacyHLS(s.uri, hlsRuntime()))
 }
 
 // canHaveSrcPad reports whether a parsed description has an unlinked src pad
