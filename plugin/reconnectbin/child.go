@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -608,7 +607,6 @@ func (b *reconnectBin) release(c *childInstance) {
 		_ = c.bin.SetState(gst.StateNull)
 		b.dropReleasing(c)
 		c.disconnect()
-		c.retire()
 	}()
 	timer := time.NewTimer(releaseBound)
 	defer timer.Stop()
@@ -619,20 +617,6 @@ func (b *reconnectBin) release(c *childInstance) {
 			c.gen, releaseBound))
 	}
 }
-
-// retire keeps the stopped instance referenced for retireDelay before its
-// last reference goes. Some elements finish stopping after their change to
-// NULL has returned: adaptivedemux2 (hlsdemux2, which uridecodebin picks for
-// HLS) in GStreamer 1.22.0 still runs its scheduler thread for a moment, and
-// freeing the element under it crashed the process (3 of 10 uri= HLS
-// rebuild runs under load). Nothing else holds a stopped instance: it is
-// freed at the first collection after the delay.
-func (c *childInstance) retire() {
-	time.AfterFunc(retireDelay, func() { runtime.KeepAlive(c) })
-}
-
-// retireDelay is how long a stopped instance stays allocated (see retire).
-const retireDelay = 5 * time.Second
 
 // releaseBound is how long a rebuild waits for the old instance to stop.
 // Long enough for any source that honours unlock (it frees its port or
