@@ -3,9 +3,12 @@ package relay_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/kvsrelay/kvsrelay/internal/uridesc"
+	"github.com/kvsrelay/kvsrelay/test/harness"
 	"github.com/kvsrelay/kvsrelay/test/servers"
 )
 
@@ -123,4 +126,30 @@ func TestURIPropertyRelaysAndRecovers(t *testing.T) {
 		r.waitGrowth(t, 20*time.Second)
 	}
 	r.finish(t)
+	// Where hlsdemux2 has the bug, the relay must not have used it: this
+	// fails every run, where the crash above needs luck.
+	if v, ok := hlsdemux2Version(t); ok && uridesc.UseLegacyHLS(srv.PlaylistURL(),
+		uridesc.Runtime{HLSDemux2: v, HLSDemux2OK: true, Legacy: true}) {
+		// hlsdemux2 instances are named hlsdemux2-0, ...; the legacy
+		// hlsdemux's hlsdemux0, hlsdemux1, hlsdemux2, ...
+		if n := r.Count(func(m harness.Message) bool { return strings.HasPrefix(m.Source, "hlsdemux2-") }); n > 0 {
+			t.Errorf("hlsdemux2 %v posted %d messages: the uri HLS source ran through it, not through the legacy hlsdemux", v, n)
+		}
+	}
+}
+
+// hlsdemux2Version is the installed adaptivedemux2 plugin's version, as
+// gst-inspect-1.0 reports it (false when the plugin is missing).
+func hlsdemux2Version(t *testing.T) (uridesc.Version, bool) {
+	t.Helper()
+	out, code := harness.Run(t, harness.Env(t), 30*time.Second, "gst-inspect-1.0", "adaptivedemux2")
+	if code != 0 {
+		return uridesc.Version{}, false
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "Version" {
+			return uridesc.ParseVersion(f[1])
+		}
+	}
+	return uridesc.Version{}, false
 }
