@@ -2,17 +2,19 @@
 // uri property, and decides when an HLS URI must avoid hlsdemux2.
 //
 // GStreamer 1.22's hlsdemux2 (adaptivedemux2, which uridecodebin3 picks for
-// HLS) writes into freed memory when a media playlist refresh fails: the
-// refresh is a blocking download; when it fails, the download helper's
-// transfer thread (on_request_sent) wakes the waiting caller, which frees the
-// request, and only then unlocks that request's mutex. Under CPU load the
-// transfer thread is preempted in between often enough to corrupt the heap;
-// gst-launch then crashes later, typically when an "AdaptiveDemux" thread
-// exits (malloc_consolidate). A relay whose HLS server goes away refreshes a
-// failing playlist every target duration, so it hits this. GStreamer 1.24
-// loads HLS playlists asynchronously (the HLS playlist loader) and has no
-// blocking playlist download; before it, reconnectbin plays HLS URIs through
-// the legacy hlsdemux instead.
+// HLS) writes into freed memory when a media playlist refresh fails. The
+// refresh is a blocking download: the download helper's transfer thread
+// (on_request_sent) wakes the waiting caller while it still holds the
+// request's lock; the caller drops its reference, the finished transfer task
+// drops the last one on the caller's thread, and only then does the transfer
+// thread unlock the freed request. Under CPU load it is preempted in between
+// often enough to corrupt the heap, and gst-launch crashes later (typically
+// when a thread exits: malloc_consolidate, "unaligned tcache chunk"). A relay
+// whose HLS server went away refreshes a failing playlist every target
+// duration. GStreamer 1.24 loads HLS playlists asynchronously (hlsdemux2's
+// playlist loader) without that blocking download; before it, reconnectbin
+// plays HLS URIs through the legacy hlsdemux. Seen and tested on 1.22.0 only;
+// docs/hls-uri-crash.md has the backtrace.
 package uridesc
 
 import (
