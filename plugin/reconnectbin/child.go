@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 	"github.com/kvsrelay/kvsrelay/internal/timeline"
+	"github.com/kvsrelay/kvsrelay/internal/uridesc"
 )
 
 // propertyError is a settings problem; its text names the property.
@@ -116,12 +116,13 @@ func parseOutputCaps(s string) (outputFormat, error) {
 }
 
 // description returns the gst-launch description of one source instance and
-// the property it came from.
+// the property it came from. A uri plays through uridecodebin3, except an
+// HLS URI where hlsdemux2 is known to corrupt memory (see uridesc).
 func (s settings) description() (property, desc string) {
 	if s.source != "" {
 		return "source", s.source
 	}
-	return "uri", fmt.Sprintf("uridecodebin3 uri=\"%s\"", strings.ReplaceAll(s.uri, `"`, `\"`))
+	return "uri", uridesc.Description(s.uri, uridesc.UseLegacyHLS(s.uri, hlsRuntime()))
 }
 
 // canHaveSrcPad reports whether a parsed description has an unlinked src pad
@@ -606,7 +607,6 @@ func (b *reconnectBin) release(c *childInstance) {
 		_ = c.bin.SetState(gst.StateNull)
 		b.dropReleasing(c)
 		c.disconnect()
-		c.retire()
 	}()
 	timer := time.NewTimer(releaseBound)
 	defer timer.Stop()
@@ -617,20 +617,6 @@ func (b *reconnectBin) release(c *childInstance) {
 			c.gen, releaseBound))
 	}
 }
-
-// retire keeps the stopped instance referenced for retireDelay before its
-// last reference goes. Some elements finish stopping after their change to
-// NULL has returned: adaptivedemux2 (hlsdemux2, which uridecodebin picks for
-// HLS) in GStreamer 1.22.0 still runs its scheduler thread for a moment, and
-// freeing the element under it crashed the process (3 of 10 uri= HLS
-// rebuild runs under load). Nothing else holds a stopped instance: it is
-// freed at the first collection after the delay.
-func (c *childInstance) retire() {
-	time.AfterFunc(retireDelay, func() { runtime.KeepAlive(c) })
-}
-
-// retireDelay is how long a stopped instance stays allocated (see retire).
-const retireDelay = 5 * time.Second
 
 // releaseBound is how long a rebuild waits for the old instance to stop.
 // Long enough for any source that honours unlock (it frees its port or

@@ -237,6 +237,16 @@ func testRebuildsDoNotLeak(t *testing.T, source string) {
 	before := sampleProcess(t)
 	p.WaitFor(120*time.Second, 230, "200 more rebuilds", harness.ElementMessage("reconnectbin-recovered"))
 	after := sampleProcess(t)
+	// A stopped instance is freed at the next collection, while rebuilds go
+	// on: nothing keeps it (its sockets, its threads' stacks) for a while.
+	// Alive: the running instance, the one being released, and the few
+	// released since the last collection (tens of rebuilds a second here;
+	// holding each for seconds would leave hundreds).
+	harness.WaitUntil(t, 30*time.Second, "removed source instances to be freed while rebuilds go on", func() bool {
+		glib.IdleAdd(func() bool { return false }) // keep the main context turning
+		runtimeGC()
+		return added.Load()-freed.Load() <= 10
+	})
 	_ = p.SetState(gst.StateNull)
 
 	harness.WaitUntil(t, 30*time.Second, "every removed source instance to be freed ("+strconv.Itoa(int(added.Load()))+" added)", func() bool {

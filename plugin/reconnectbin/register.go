@@ -104,6 +104,8 @@ var properties = []*glib.ParamSpec{
 		nil, rw),
 	propURI: glib.NewStringParam("uri", "Source URI",
 		"URI to play through uridecodebin3 (http(s)://...m3u8, rtsp://, srt://, tcp://, file://). "+
+			"Before GStreamer 1.24 an http(s) URI whose path ends in .m3u8 plays through souphttpsrc ! hlsdemux ! decodebin "+
+			"instead (hlsdemux2 there can crash the process when a playlist refresh fails). "+
 			"Its video pad (else its first pad) becomes the bin's src pad. Exactly one of source and uri must be set. "+
 			"Changes take effect at the next rebuild.",
 		nil, rw),
