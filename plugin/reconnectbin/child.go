@@ -228,6 +228,8 @@ func (b *reconnectBin) buildChild(gen uint64, desc string, s settings) (*childIn
 		return nil, fmt.Errorf("parsing the source description: %w", err)
 	}
 	_ = bin.SetProperty("name", fmt.Sprintf("source%d", gen))
+	b.allocated.Add(1)
+	gstshim.OnFinalize(bin.Object, func() { b.allocated.Add(-1) })
 	c := &childInstance{gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, abandoned: make(chan struct{})}
 	if pad := unlinkedSrcPad(bin); pad != nil {
 		if err := b.attach(c, pad, streamMain); err != nil {
@@ -623,13 +625,60 @@ func (b *reconnectBin) release(c *childInstance) {
 // NULL has returned: adaptivedemux2 (hlsdemux2, which uridecodebin picks for
 // HLS) in GStreamer 1.22.0 still runs its scheduler thread for a moment, and
 // freeing the element under it crashed the process (3 of 10 uri= HLS
-// rebuild runs under load). Nothing else holds a stopped instance: it is
-// freed at the first collection after the delay.
+// rebuild runs under load). Nothing else holds a stopped instance.
 func (c *childInstance) retire() {
-	time.AfterFunc(retireDelay, func() { runtime.KeepAlive(c) })
+	retired.mu.Lock()
+	defer retired.mu.Unlock()
+	retired.queue = append(retired.queue, retiredInstance{c: c, until: time.Now().Add(retireDelay)})
+	if retired.timer == nil {
+		retired.timer = time.AfterFunc(retireDelay, freeRetired)
+	}
 }
 
-// retireDelay is how long a stopped instance stays allocated (see retire).
+// retired holds the stopped instances of every reconnectbin in the process,
+// oldest first, until their delay is over.
+var retired struct {
+	mu    sync.Mutex
+	queue []retiredInstance
+	timer *time.Timer // pending freeRetired; nil when the queue is empty
+}
+
+type retiredInstance struct {
+	c     *childInstance
+	until time.Time
+}
+
+// freeRetired drops the instances whose delay is over and runs a
+// collection, which frees them (go-gst unrefs GObjects from finalizers).
+// Rebuilds collect too (see teardown), but a source that then streams for
+// hours does not: without this the last stopped instances would wait for
+// the runtime's forced collection, every 2 minutes. The collection runs
+// here, on a goroutine that holds none of them (a timer closure capturing
+// the instance would keep it alive through its own collection). The timer
+// fires at most once a second, so a fast rebuild loop does not add one
+// collection per instance.
+func freeRetired() {
+	retired.mu.Lock()
+	now := time.Now()
+	due := 0
+	for due < len(retired.queue) && !retired.queue[due].until.After(now) {
+		retired.queue[due] = retiredInstance{}
+		due++
+	}
+	retired.queue = retired.queue[due:]
+	if len(retired.queue) == 0 {
+		retired.queue, retired.timer = nil, nil
+	} else {
+		retired.timer.Reset(max(time.Until(retired.queue[0].until), time.Second))
+	}
+	retired.mu.Unlock()
+	if due > 0 {
+		runtime.GC()
+	}
+}
+
+// retireDelay is how long a stopped instance stays allocated at least (see
+// retire).
 const retireDelay = 5 * time.Second
 
 // releaseBound is how long a rebuild waits for the old instance to stop.
