@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-const hlsSegmentTimeout = 15 * time.Second
+const hlsSegmentTimeout = 30 * time.Second
 
 func httpGet(t *testing.T, url string) (int, []byte) {
 	t.Helper()
