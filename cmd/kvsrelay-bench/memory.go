@@ -1,15 +1,52 @@
 package main
 
 import (
+	"bufio"
+	_ "embed"
+	"errors"
 	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/test/servers"
 )
 
 // rebuildWarmup rebuilds happen before the "before" sample, so lazy
 // one-time allocations (Go runtime, first child, caches, the first
 // connections' sessions) are not counted as growth.
 const rebuildWarmup = 20
+
+// memHoldSource is the source the host switches to when the bench samples:
+// it streams until told to end, so the rebuilds stop and every stopped
+// instance can be freed. Both samples are taken holding it, so it is in
+// both and cancels out.
+const memHoldSource = "videotestsrc name=memhold is-live=true ! capsfilter caps=video/x-raw,width=64,height=48,framerate=5/1"
+
+// freeBound is how long the bench waits, once the rebuilds stopped, for
+// reconnectbin's stats to say that only the current source instance is
+// still allocated. A stopped instance is kept a few seconds (see
+// reconnectbin's retire) and freed at the next collection; more than a
+// minute means instances leak.
+const freeBound = 60 * time.Second
+
+// The goal of the memory scenario: what 1,000 rebuilds may add at most.
+const (
+	goalRSSMiB  = 5.0
+	goalThreads = 0
+	goalFDs     = 0
+)
+
+//go:embed memhost.py
+var memHostScript []byte
 
 // memorySource is one source chain the memory scenario rebuilds.
 type memorySource struct {
@@ -18,15 +55,20 @@ type memorySource struct {
 	rebuilds int
 }
 
-// memoryScenario rebuilds reconnectbin's child over and over in one
-// gst-launch process and compares RSS, threads and fds before and after:
-// a source that ends after one frame (no network), and network sources
+// memoryScenario rebuilds reconnectbin's source over and over in one
+// process and compares RSS, threads and fds before and after: a source
+// that ends after one frame (no network), and network sources
 // (tcpclientsrc, souphttpsrc with hlsdemux, each with decodebin) against
 // local servers that send a short clip and end the stream, so that leaked
-// sockets, sessions and streaming threads of network elements show.
+// sockets, sessions and streaming threads of network elements show. Both
+// samples are taken at rest, once the rebuilds have stopped and every
+// stopped instance has been freed (measured by reconnectbin's
+// instances-allocated), so that instances still on their way out are not
+// counted as growth.
 func (b *Bench) memoryScenario(s *scope) ([]Table, error) {
 	tm := b.timing()
-	clip, err := b.makeClip(s.TempDir(), 3)
+	dir := s.TempDir()
+	clip, err := b.makeClip(dir, 3)
 	if err != nil {
 		return nil, err
 	}
@@ -35,21 +77,28 @@ func (b *Bench) memoryScenario(s *scope) ([]Table, error) {
 		return nil, err
 	}
 	defer clips.Close()
+	script := filepath.Join(dir, "memhost.py")
+	if err := os.WriteFile(script, memHostScript, 0o644); err != nil {
+		return nil, fmt.Errorf("write the memory scenario's host: %w", err)
+	}
 	sources := []memorySource{
 		{"videotestsrc num-buffers=1", "videotestsrc num-buffers=1", tm.rebuilds},
 		{"tcpclientsrc ! tsdemux ! decodebin", fmt.Sprintf("tcpclientsrc host=127.0.0.1 port=%d ! tsdemux ! decodebin", clips.TCPPort()), tm.netRebuilds},
 		{"souphttpsrc ! hlsdemux ! decodebin", fmt.Sprintf("souphttpsrc location=%s ! hlsdemux ! decodebin", clips.PlaylistURL()), tm.netRebuilds},
 	}
 	t := Table{
-		Title:   "Memory: one gst-launch-1.0 process before and after many rebuilds of its source",
-		Columns: []string{"Source", "Metric", "rebuilds (count)", "before median (value)", "after median (value)", "change median (value)", "change p90 (value)"},
+		Title: "Memory: one process before and after many rebuilds of its source, both sampled at rest",
+		Columns: []string{"Source", "Metric", "rebuilds (count)", "before median (value)", "after median (value)",
+			"change median (value)", "change p90 (value)", "goal: change at most (value)", "meets goal"},
 		Notes: []string{
-			fmt.Sprintf("reconnectbin source=\"...\" retry-delay=0 max-retry-delay=0 ! fakesink, %d repetition(s) per source: every end of stream is followed by a rebuild. \"Before\" is sampled after %d warm-up rebuilds (counted with reconnectbin-recovered messages), \"after\" the given number of rebuilds later, from /proc/<pid>/status and /proc/<pid>/fd.", b.cfg.Reps, rebuildWarmup),
-			fmt.Sprintf("The network sources connect to local servers (Go, in the bench) that send a %d-frame 64x48 H.264 clip and end the stream: the TCP server closes the connection after the clip, the HLS server serves a finished (VOD) playlist of one segment. Each rebuild opens a new connection (souphttpsrc: two requests, playlist and segment) and builds new demuxer and decoder threads. Fewer rebuilds than for videotestsrc, which needs no network round trips, to stay within the time budget.", 3),
+			fmt.Sprintf("reconnectbin name=rb source=\"...\" retry-delay=0 max-retry-delay=0 on-caps-change=pass ! fakesink, %d repetition(s) per source, one process each: every end of stream is followed by a rebuild. The process is Debian's python3 running the pipeline as gst-launch-1.0 would (cmd/kvsrelay-bench/memhost.py), because it must also change reconnectbin's source while running.", b.cfg.Reps),
+			fmt.Sprintf("Sampling at rest: the source is switched to a live videotestsrc that streams until told to end, the bench reads reconnectbin's stats until instances-allocated is 1 (only that source left: every stopped instance has been freed, measured rather than waited for) and samples /proc/<pid>/status and /proc/<pid>/fd. It does so after %d rebuilds, after a warm-up round of the given number of rebuilds, and after as many again: \"before\" and \"after\" are the last two, so the change is what a second round of rebuilds leaves behind (a leak), not the heap the first round grows into and keeps (\"RSS over the warm-up round\"). \"Wait for stopped instances to be freed\" is how long the last round's took after its last rebuild; reconnectbin keeps a stopped instance 5 s before letting it go.", rebuildWarmup),
+			fmt.Sprintf("RSS is sampled after glibc's malloc_trim, so that it counts memory still allocated, not free memory the C allocator kept from the peak (up to 5 s of stopped instances at once); \"RSS before malloc_trim\" is the same moment without it. Go's heap is left to its own scavenger. Goal: over 1,000 rebuilds RSS grows by at most %.0f MiB, and threads and fds do not grow; \"meets goal\" compares the p90 change with it (with fewer rebuilds, as with -quick, the goal is still that of 1,000).", goalRSSMiB),
+			fmt.Sprintf("The network sources connect to local servers (Go, in the bench) that send a %d-frame 64x48 H.264 clip and end the stream: the TCP server closes the connection after the clip, the HLS server serves a finished (VOD) playlist of one segment. Each rebuild opens a new connection (souphttpsrc: two requests, playlist and segment) and builds new demuxer and decoder threads.", 3),
 		},
 	}
 	for _, src := range sources {
-		if err := b.memoryRuns(src, &t); err != nil {
+		if err := b.memoryRuns(script, src, &t); err != nil {
 			return []Table{t}, err
 		}
 	}
@@ -57,60 +106,39 @@ func (b *Bench) memoryScenario(s *scope) ([]Table, error) {
 }
 
 // memoryRuns measures one source over the repetitions and adds its rows.
-func (b *Bench) memoryRuns(src memorySource, t *Table) error {
+func (b *Bench) memoryRuns(script string, src memorySource, t *Table) error {
 	n := src.rebuilds
-	c := Contender{
-		Name: "reconnectbin rebuild loop",
-		Path: "gst-launch-1.0",
-		Args: []string{"-m", "reconnectbin", `source="` + src.chain + `"`, "retry-delay=0", "max-retry-delay=0", "!", "fakesink"},
-		// Never restarted: an exit is a failure of this scenario.
-		RestartSec: time.Hour, Messages: true,
-	}
+	pipeline := `reconnectbin name=rb source="` + src.chain + `" retry-delay=0 max-retry-delay=0 on-caps-change=pass ! fakesink`
 	type metric struct {
 		name          string
+		decimals      int
+		goal          float64
 		before, after []Sample
 		change        []Sample
 	}
-	metrics := []*metric{{name: "RSS (MiB)"}, {name: "threads"}, {name: "open fds"}}
-	var rates []Sample
-	recovered := func(r *Runner) int {
-		k := 0
-		for _, m := range r.Messages() {
-			if m.Name == "reconnectbin-recovered" {
-				k++
-			}
-		}
-		return k
-	}
+	metrics := []*metric{{name: "RSS (MiB)", decimals: 1, goal: goalRSSMiB}, {name: "threads", goal: goalThreads}, {name: "open fds", goal: goalFDs},
+		{name: "RSS before malloc_trim (MiB)", decimals: 1, goal: math.NaN()},
+		{name: "RSS over the warm-up round (MiB)", decimals: 1, goal: math.NaN()}}
+	var rates, waits []Sample
 	for rep := 1; rep <= b.cfg.Reps; rep++ {
 		b.progress("memory: %s: %d rebuilds, rep %d/%d", src.name, n, rep, b.cfg.Reps)
-		r := startRunner(c, b.env)
-		sample := func(count int) (ProcSample, time.Time, error) {
-			if !waitFor(b.ctx, 2*time.Minute, func() bool { return recovered(r) >= count }) {
-				return ProcSample{}, time.Time{}, fmt.Errorf("%s: reconnectbin rebuilt %d of %d times (last exit: %s)", src.name, recovered(r), count, r.LastError())
-			}
-			pid := r.PID()
-			if pid == 0 {
-				return ProcSample{}, time.Time{}, fmt.Errorf("%s: gst-launch-1.0 exited during the rebuild loop: %s", src.name, r.LastError())
-			}
-			ps, err := sampleProc(pid)
-			return ps, time.Now(), err
-		}
-		before, t1, err := sample(rebuildWarmup)
+		host, err := startMemHost(script, pipeline, b.env)
 		if err != nil {
-			r.Stop()
-			return err
+			return fmt.Errorf("%s: %w", src.name, err)
 		}
-		after, t2, err := sample(rebuildWarmup + n)
-		r.Stop()
+		first, before, after, rate, wait, err := b.memoryRun(host, src.chain, n)
+		host.Close()
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", src.name, err)
 		}
-		rates = append(rates, Sample{Value: float64(n) / t2.Sub(t1).Seconds()})
+		rates = append(rates, Sample{Value: rate})
+		waits = append(waits, Sample{Value: wait.Seconds()})
 		values := [][2]float64{
-			{float64(before.RSSKiB) / 1024, float64(after.RSSKiB) / 1024},
-			{float64(before.Threads), float64(after.Threads)},
-			{float64(before.FDs), float64(after.FDs)},
+			{float64(before.trimmed.RSSKiB) / 1024, float64(after.trimmed.RSSKiB) / 1024},
+			{float64(before.trimmed.Threads), float64(after.trimmed.Threads)},
+			{float64(before.trimmed.FDs), float64(after.trimmed.FDs)},
+			{float64(before.untrimmedRSSKiB) / 1024, float64(after.untrimmedRSSKiB) / 1024},
+			{float64(first.trimmed.RSSKiB) / 1024, float64(before.trimmed.RSSKiB) / 1024},
 		}
 		for i, v := range values {
 			metrics[i].before = append(metrics[i].before, Sample{Value: v[0]})
@@ -123,13 +151,239 @@ func (b *Bench) memoryRuns(src memorySource, t *Table) error {
 		am, _ := median(m.after)
 		cm, _ := median(m.change)
 		cp, _ := p90(m.change)
-		d := 0
-		if strings.HasPrefix(m.name, "RSS") {
-			d = 1
+		meets := ""
+		switch {
+		case math.IsNaN(m.goal):
+		case cp.Value > m.goal:
+			meets = "no"
+		default:
+			meets = "yes"
 		}
-		t.AddRow(src.name, m.name, fmt.Sprint(n), formatSample(bm, ok, d), formatSample(am, ok, d), formatSample(cm, ok, d), formatSample(cp, ok, d))
+		t.AddRow(src.name, m.name, fmt.Sprint(n), formatSample(bm, ok, m.decimals), formatSample(am, ok, m.decimals),
+			formatSample(cm, ok, m.decimals), formatSample(cp, ok, m.decimals), formatSample(Sample{Value: m.goal}, true, m.decimals), meets)
 	}
 	rm, ok := median(rates)
-	t.AddRow(src.name, "rebuilds per second", fmt.Sprint(n), naCell, formatSample(rm, ok, 0), naCell, naCell)
+	t.AddRow(src.name, "rebuilds per second", fmt.Sprint(n), naCell, formatSample(rm, ok, 0), naCell, naCell, naCell, "")
+	wm, ok := median(waits)
+	t.AddRow(src.name, "wait for stopped instances to be freed (s)", fmt.Sprint(n), naCell, formatSample(wm, ok, 1), naCell, naCell, naCell, "")
 	return nil
+}
+
+// memoryRun is one repetition: warm up, sample at rest, rebuild n times
+// (the warm-up round), sample at rest, rebuild n times again, sample at
+// rest. It returns the three samples, the rate of the measured round and
+// how long its stopped instances took to be freed after its last rebuild.
+func (b *Bench) memoryRun(h *memHost, chain string, n int) (first, before, after memSample, rate float64, wait time.Duration, err error) {
+	if err = h.waitRecovered(b, rebuildWarmup); err != nil {
+		return
+	}
+	if first, _, err = h.sampleAtRest(b); err != nil {
+		return
+	}
+	round := func() (float64, error) {
+		base := h.recovered()
+		if _, err := h.call("source " + chain); err != nil {
+			return 0, err
+		}
+		if _, err := h.call("end"); err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		if err := h.waitRecovered(b, base+n); err != nil {
+			return 0, err
+		}
+		return float64(n) / time.Since(start).Seconds(), nil
+	}
+	if _, err = round(); err != nil {
+		return
+	}
+	if before, _, err = h.sampleAtRest(b); err != nil {
+		return
+	}
+	if rate, err = round(); err != nil {
+		return
+	}
+	after, wait, err = h.sampleAtRest(b)
+	return
+}
+
+// memHost is the memory scenario's host process (memhost.py).
+type memHost struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	stderr  *tailWriter
+	replies chan string
+	exited  chan struct{}
+
+	mu      sync.Mutex
+	count   int    // reconnectbin-recovered messages so far
+	failure string // the host's "error ..." line, if any
+}
+
+func startMemHost(script, pipeline string, env []string) (*memHost, error) {
+	cmd := exec.Command(servers.SystemPython, script, pipeline)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	h := &memHost{cmd: cmd, stderr: &tailWriter{max: 4 << 10}, replies: make(chan string, 16), exited: make(chan struct{})}
+	cmd.Stderr = h.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if h.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s %s (Debian's python3 with python3-gst-1.0, make deps): %w", servers.SystemPython, script, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "recovered "):
+				h.mu.Lock()
+				h.count++
+				h.mu.Unlock()
+			case strings.HasPrefix(line, "error "):
+				h.mu.Lock()
+				h.failure = strings.TrimPrefix(line, "error ")
+				h.mu.Unlock()
+				h.replies <- line
+			default:
+				h.replies <- line
+			}
+		}
+		_ = cmd.Wait()
+		close(h.exited)
+	}()
+	return h, nil
+}
+
+func (h *memHost) recovered() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.count
+}
+
+// failed says why the host stopped working ("" while it works): its error
+// line, else how it exited.
+func (h *memHost) failed() string {
+	h.mu.Lock()
+	failure := h.failure
+	h.mu.Unlock()
+	if failure != "" {
+		return failure
+	}
+	select {
+	case <-h.exited:
+		return "the host exited: " + lastLine(h.stderr.String())
+	default:
+		return ""
+	}
+}
+
+// why is failed, for a host that did not answer.
+func (h *memHost) why() string {
+	if f := h.failed(); f != "" {
+		return f
+	}
+	return "no answer"
+}
+
+// call sends one command and returns its reply line.
+func (h *memHost) call(command string) (string, error) {
+	if _, err := io.WriteString(h.stdin, command+"\n"); err != nil {
+		return "", fmt.Errorf("%s: %s", strings.Fields(command)[0], h.why())
+	}
+	timer := time.NewTimer(30 * time.Second)
+	defer timer.Stop()
+	select {
+	case reply := <-h.replies:
+		if text, failed := strings.CutPrefix(reply, "error "); failed {
+			return "", errors.New(text)
+		}
+		return reply, nil
+	case <-h.exited:
+		return "", fmt.Errorf("%s: %s", strings.Fields(command)[0], h.why())
+	case <-timer.C:
+		return "", fmt.Errorf("%s: no answer in 30 s", strings.Fields(command)[0])
+	}
+}
+
+// waitRecovered waits until reconnectbin has rebuilt count times in all.
+func (h *memHost) waitRecovered(b *Bench, count int) error {
+	if !waitFor(b.ctx, 5*time.Minute, func() bool { return h.recovered() >= count || h.failed() != "" }) || h.recovered() < count {
+		return fmt.Errorf("reconnectbin rebuilt %d of %d times: %s", h.recovered(), count, h.why())
+	}
+	return nil
+}
+
+// allocatedField reads instances-allocated from a printed reconnectbin-stats.
+var allocatedField = regexp.MustCompile(`instances-allocated=\(g?int64\)(-?\d+)`)
+
+// sampleAtRest switches to the hold source, waits until it is the only
+// source instance still allocated, and samples the process. It returns how
+// long the stopped instances took to be freed after the last rebuild.
+func (h *memHost) sampleAtRest(b *Bench) (memSample, time.Duration, error) {
+	if _, err := h.call("source " + memHoldSource); err != nil {
+		return memSample{}, 0, err
+	}
+	var holding bool
+	var rebuilt time.Time
+	allocated := -1
+	var callErr error
+	freed := waitFor(b.ctx, freeBound, func() bool {
+		reply, err := h.call("stats")
+		if err != nil {
+			callErr = err
+			return true
+		}
+		wasHolding := holding
+		holding = strings.HasPrefix(reply, "stats holding=1 ")
+		if holding && !wasHolding {
+			rebuilt = time.Now()
+		}
+		if m := allocatedField.FindStringSubmatch(reply); m != nil {
+			allocated, _ = strconv.Atoi(m[1])
+		}
+		return holding && allocated == 1
+	})
+	switch {
+	case callErr != nil:
+		return memSample{}, 0, callErr
+	case !freed && !holding:
+		return memSample{}, 0, fmt.Errorf("reconnectbin did not switch to the hold source within %v", freeBound)
+	case !freed:
+		return memSample{}, 0, fmt.Errorf("%d source instances still allocated %v after the rebuilds stopped, want 1 (the current one)", allocated, freeBound)
+	}
+	wait := time.Since(rebuilt)
+	untrimmed, err := sampleProc(h.cmd.Process.Pid)
+	if err != nil {
+		return memSample{}, 0, err
+	}
+	if _, err := h.call("trim"); err != nil {
+		return memSample{}, 0, err
+	}
+	trimmed, err := sampleProc(h.cmd.Process.Pid)
+	return memSample{trimmed: trimmed, untrimmedRSSKiB: untrimmed.RSSKiB}, wait, err
+}
+
+// memSample is the process at rest: after malloc_trim, and its RSS before.
+type memSample struct {
+	trimmed         ProcSample
+	untrimmedRSSKiB int64
+}
+
+// Close ends the host (closing stdin stops its main loop) and reaps it.
+func (h *memHost) Close() {
+	_ = h.stdin.Close()
+	select {
+	case <-h.exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
+		<-h.exited
+	}
 }

@@ -51,7 +51,7 @@ func (b *Bench) timing() timing {
 		outageShort: 10 * time.Second, outageLong: 60 * time.Second, outage503: 10 * time.Second, outageTS: 7 * time.Second,
 		recoveryBound: 30 * time.Second, warmBound: 25 * time.Second,
 		stallTimeout: 3 * time.Second, stallBound: 10 * time.Second,
-		stormTotal: 120 * time.Second, overheadFrames: [2]int{25, 600}, rebuilds: 1000, netRebuilds: 500,
+		stormTotal: 120 * time.Second, overheadFrames: [2]int{25, 600}, rebuilds: 1000, netRebuilds: 1000,
 	}
 }
 

@@ -15,9 +15,13 @@ import (
 
 const role = "kvsrelay-test-role"
 
+// newIMDSSource gives every request a generous timeout: a local fake that
+// answers can still take a while on a loaded machine (with -race), and a
+// short timeout there fails a test that expects an answer. Only the tests
+// of a hanging IMDS shorten it.
 func newIMDSSource(t *testing.T, srv *imdsfake.Server, mod func(*Options)) *Source {
 	t.Helper()
-	o := Options{Kind: KindIMDS, Endpoint: srv.URL(), HTTPTimeout: 300 * time.Millisecond}
+	o := Options{Kind: KindIMDS, Endpoint: srv.URL(), HTTPTimeout: 10 * time.Second}
 	if mod != nil {
 		mod(&o)
 	}
@@ -119,7 +123,8 @@ func TestFetchErrors(t *testing.T) {
 		contains  string
 	}{
 		{name: "connection refused", setup: func(s *imdsfake.Server) { s.SetFault(imdsfake.FaultConnRefused) }, transient: true},
-		{name: "hang", setup: func(s *imdsfake.Server) { s.SetFault(imdsfake.FaultHang) }, transient: true},
+		{name: "hang", setup: func(s *imdsfake.Server) { s.SetFault(imdsfake.FaultHang) }, transient: true,
+			opts: func(o *Options) { o.HTTPTimeout = 300 * time.Millisecond }},
 		{name: "500", setup: func(s *imdsfake.Server) { s.SetFault(imdsfake.FaultServerError) }, transient: true, contains: "500"},
 		{name: "429", setup: func(s *imdsfake.Server) { s.SetFault(imdsfake.FaultThrottle) }, transient: true, contains: "429"},
 		{name: "malformed JSON", setup: func(s *imdsfake.Server) { s.SetFault(imdsfake.FaultMalformed) }, transient: true, is: ErrMalformed},

@@ -19,6 +19,10 @@ static gboolean shim_message_from_inside(gpointer msg, gpointer ancestor) {
 static gboolean shim_clear_ghost_target(gpointer pad) {
 	return gst_ghost_pad_set_target(GST_GHOST_PAD(pad), NULL);
 }
+extern void shimWeakNotify(gpointer data, GObject *where);
+static void shim_weak_ref(gpointer obj, guintptr id) {
+	g_object_weak_ref(G_OBJECT(obj), (GWeakNotify)shimWeakNotify, (gpointer)id);
+}
 static void shim_set_object_flag(gpointer obj, guint32 flag) {
 	GST_OBJECT_FLAG_SET(GST_OBJECT(obj), flag);
 }
@@ -167,4 +171,22 @@ func PostElementMessage(e *gst.Element, name string, fields map[string]any) {
 		_ = st.SetValue(k, v)
 	}
 	e.PostMessage(gst.NewElementMessage(e, st))
+}
+
+// OnFinalize calls fn once obj is finalized (a GObject weak reference), on
+// the thread that drops the last reference: fn must be quick and must not
+// call back into obj. reconnectbin counts its allocated source instances
+// with it; tests use it to prove that removed instances are freed.
+func OnFinalize(obj *gst.Object, fn func()) {
+	C.shim_weak_ref(C.gpointer(obj.Unsafe()), C.guintptr(newHandle(fn)))
+}
+
+//export shimWeakNotify
+func shimWeakNotify(data C.gpointer, _ *C.GObject) {
+	id := uintptr(data)
+	fn, _ := handleValue(id).(func())
+	deleteHandle(id)
+	if fn != nil {
+		fn()
+	}
 }

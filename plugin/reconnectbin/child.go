@@ -229,6 +229,8 @@ func (b *reconnectBin) buildChild(gen uint64, desc string, s settings) (*childIn
 		return nil, fmt.Errorf("parsing the source description: %w", err)
 	}
 	_ = bin.SetProperty("name", fmt.Sprintf("source%d", gen))
+	b.allocated.Add(1)
+	gstshim.OnFinalize(bin.Object, func() { b.allocated.Add(-1) })
 	c := &childInstance{gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, abandoned: make(chan struct{})}
 	if pad := unlinkedSrcPad(bin); pad != nil {
 		if err := b.attach(c, pad, streamMain); err != nil {

@@ -110,6 +110,12 @@ type reconnectBin struct {
 	// left to finish in the background.
 	releasingMu sync.Mutex
 	releasing   []*childInstance
+
+	// allocated counts the source instances built and not yet freed (the
+	// current one included): +1 when one is built, -1 when its bin is
+	// finalized (a GObject weak reference). Read by stats, so a leak of
+	// whole instances, or the retire delay, is measured rather than guessed.
+	allocated atomic.Int64
 }
 
 func (b *reconnectBin) addReleasing(c *childInstance) {
@@ -128,7 +134,14 @@ func (b *reconnectBin) dropReleasing(c *childInstance) {
 	defer b.releasingMu.Unlock()
 	for i, r := range b.releasing {
 		if r == c {
-			b.releasing = append(b.releasing[:i], b.releasing[i+1:]...)
+			// The vacated slot is cleared: a stale pointer past the
+			// slice's length kept the last released instance (all its
+			// elements, buffers and sockets) alive until the next release
+			// overwrote it, which on a source that streams on is never.
+			last := len(b.releasing) - 1
+			copy(b.releasing[i:], b.releasing[i+1:])
+			b.releasing[last] = nil
+			b.releasing = b.releasing[:last]
 			return
 		}
 	}
@@ -548,6 +561,7 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 	_ = st.SetValue("caps-changes", b.out.capsChanges.Load())
 	_ = st.SetValue("keyframe-waits", b.out.keyframeWaits.Load())
 	_ = st.SetValue("order-drops", b.out.orderDrops.Load())
+	_ = st.SetValue("instances-allocated", b.allocated.Load())
 	return st
 }
 

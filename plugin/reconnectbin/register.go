@@ -161,6 +161,8 @@ var properties = []*glib.ParamSpec{
 		"GstStructure reconnectbin-stats: restarts, restarts-error, restarts-eos, restarts-stall, restarts-start-failed, "+
 			"last-error, since-last-buffer (ns), current-outage (ns), total-outage (ns), attempts, status, frames-out, "+
 			"in-fallback, fallback-frames, fallback-time (ns), caps-changes, keyframe-waits (buffers dropped waiting for a keyframe after a rebuild), "+
-			"order-drops (buffers dropped at a fallback/source handover so that nothing steps back).",
+			"order-drops (buffers dropped at a fallback/source handover so that nothing steps back), "+
+			"instances-allocated (source instances still in memory, the current one included: a stopped instance is freed "+
+			"a few seconds after its rebuild, so a count that keeps growing is a leak).",
 		gst.TypeStructure, ro),
 }

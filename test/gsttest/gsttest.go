@@ -1,17 +1,11 @@
 // Package gsttest holds the GObject calls that tests need and go-gst v1.4.0
-// lacks: knowing when an object is freed, and listing the properties a
-// class installs itself. It is never compiled into the plugin.
+// lacks: listing the properties a class installs itself (knowing when an
+// object is freed is gstshim.OnFinalize, which reconnectbin's stats use). It is never compiled into the plugin.
 package gsttest
 
 /*
 #cgo pkg-config: gstreamer-1.0
 #include <gst/gst.h>
-
-extern void gsttestWeakNotify(gpointer data, GObject *where);
-
-static void gsttest_weak_ref(gpointer obj, guintptr id) {
-	g_object_weak_ref(G_OBJECT(obj), (GWeakNotify)gsttestWeakNotify, (gpointer)id);
-}
 
 static GParamSpec **gsttest_list_properties(gpointer obj, guint *n) {
 	return g_object_class_list_properties(G_OBJECT_GET_CLASS(obj), n);
@@ -36,25 +30,8 @@ static gchar *gsttest_pspec_default(GParamSpec *p) {
 import "C"
 
 import (
-	"runtime/cgo"
-
 	"github.com/go-gst/go-glib/glib"
-	"github.com/go-gst/go-gst/gst"
 )
-
-//export gsttestWeakNotify
-func gsttestWeakNotify(data C.gpointer, _ *C.GObject) {
-	h := cgo.Handle(uintptr(data))
-	fn := h.Value().(func())
-	h.Delete()
-	fn()
-}
-
-// OnFinalize calls fn once obj is finalized (a GObject weak reference):
-// how a test proves that removed children are really freed.
-func OnFinalize(obj *gst.Object, fn func()) {
-	C.gsttest_weak_ref(C.gpointer(obj.Unsafe()), C.guintptr(cgo.NewHandle(fn)))
-}
 
 // ParamInfo describes one property as gst-inspect-1.0 would: its name, nick,
 // blurb, value type name and param spec default (g_strdup_value_contents:

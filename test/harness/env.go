@@ -1,12 +1,15 @@
 // Package harness runs kvsrelay's elements the two ways users meet them: as
 // gst-launch-1.0 lines in a C host loading the freshly built test .so (a
 // subprocess), and as in-process pipelines with the elements registered
-// statically. Every run gets its own GStreamer registry, so a kvssink (or an
-// installed kvsrelay) on the host can never mix in, and every child process
-// is cleaned up with the test.
+// statically. Children scan only the plugin folder under test and
+// GStreamer's own (never the user's or GST_PLUGIN_PATH), into a registry of
+// the tests' own, so a kvssink (or an installed kvsrelay) on the host can
+// never mix in; every child process is cleaned up with the test.
 package harness
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -197,7 +200,7 @@ func PluginEnv(tb testing.TB, pluginDir string, extra ...string) []string {
 		}
 	}
 	env = append(env,
-		"GST_REGISTRY="+filepath.Join(tb.TempDir(), "registry.bin"),
+		"GST_REGISTRY="+sharedRegistry(tb, pluginDir),
 		"GST_PLUGIN_PATH="+pluginDir,
 		"GST_PLUGIN_SYSTEM_PATH_1_0="+SystemPluginDir(),
 		"GST_DEBUG_NO_COLOR=1",
@@ -205,6 +208,29 @@ func PluginEnv(tb testing.TB, pluginDir string, extra ...string) []string {
 		"HOME="+tb.TempDir(),
 	)
 	return append(env, extra...)
+}
+
+// sharedRegistry is the registry file of children scanning pluginDir and
+// GStreamer's system folder. It is shared by every test (and test binary,
+// and run) with the same folders, rather than one per process: building a
+// registry loads every system plugin (gst-plugin-scanner), 0.1 s warm but
+// 4 s and more on a loaded 2-core machine, and that time counted against
+// each test's first deadline (a gst-launch-1.0 that had printed nothing after
+// 20 s). Sharing is safe: GStreamer checks every cached plugin file's size
+// and mtime when it starts (a rebuilt plugin is rescanned), drops plugins
+// no longer found, and writes the file by renaming a complete temp file.
+func sharedRegistry(tb testing.TB, pluginDir string) string {
+	tb.Helper()
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("kvsrelay-test-registry-%d", os.Getuid()))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		tb.Fatalf("registry folder: %v", err)
+	}
+	abs, err := filepath.Abs(pluginDir)
+	if err != nil {
+		tb.Fatalf("plugin folder %s: %v", pluginDir, err)
+	}
+	key := sha256.Sum256([]byte(abs + "\x00" + SystemPluginDir()))
+	return filepath.Join(dir, hex.EncodeToString(key[:8])+".bin")
 }
 
 // PrivateDir returns a new 0700 folder inside the test's temp folder, as a

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,20 +59,88 @@ func requireRefused(t *testing.T, addr string) {
 	}
 }
 
-// processState returns the state letter from /proc/PID/stat (R, S, T, Z...).
-func processState(t *testing.T, pid int) string {
+// member is one process of a process group, from /proc/PID/stat.
+type member struct {
+	pid, ppid int
+	state     byte // R, S, D, T, t, Z...
+}
+
+// groupMembers lists the processes whose process group is pgid.
+func groupMembers(t *testing.T, pgid int) []member {
 	t.Helper()
-	data, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
 	if err != nil {
-		return ""
+		t.Fatal(err)
 	}
-	// pid (comm) STATE ...; comm may contain spaces, so cut after ')'.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		t.Fatalf("unexpected /proc stat format: %q", s)
+	var members []member
+	for _, path := range stats {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue // exited since the glob
+		}
+		// pid (comm) STATE PPID PGRP ...; comm may contain spaces and
+		// parentheses, so the fields start after the last ')'.
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			t.Fatalf("unexpected format of %s: %q", path, s)
+		}
+		fields := strings.Fields(s[i+1:])
+		if len(fields) < 3 || len(fields[0]) != 1 {
+			t.Fatalf("unexpected format of %s: %q", path, s)
+		}
+		pid, err1 := strconv.Atoi(strings.TrimSpace(s[:strings.IndexByte(s, ' ')]))
+		ppid, err2 := strconv.Atoi(fields[1])
+		pgrp, err3 := strconv.Atoi(fields[2])
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatalf("unexpected format of %s: %q", path, s)
+		}
+		if pgrp == pgid {
+			members = append(members, member{pid: pid, ppid: ppid, state: fields[0][0]})
+		}
 	}
-	return s[i+2 : i+3]
+	return members
+}
+
+// groupStopped reports whether no process of group pgid can run: each is
+// stopped by a signal (T), a zombie, or a vfork parent blocked on a stopped
+// child. The last case is not rare: dash (Debian's /bin/sh) starts every
+// external command with vfork, and a SIGSTOP that lands between the vfork
+// and the child's exec stops the child while the shell waits for it in the
+// kernel, uninterruptibly (state D), until SIGCONT. Asking only for the
+// shell's state T failed about one pause in twenty.
+func groupStopped(t *testing.T, pgid int) bool {
+	members := groupMembers(t, pgid)
+	stopped := func(m member) bool { return m.state == 'T' || m.state == 'Z' }
+	for _, m := range members {
+		if stopped(m) {
+			continue
+		}
+		if m.state != 'D' {
+			return false
+		}
+		childStopped := false
+		for _, c := range members {
+			if c.ppid == m.pid && c.state == 'T' {
+				childStopped = true
+			}
+		}
+		if !childStopped {
+			return false
+		}
+	}
+	return len(members) > 0
+}
+
+// groupResumed reports whether group pgid has members and none is stopped.
+func groupResumed(t *testing.T, pgid int) bool {
+	members := groupMembers(t, pgid)
+	for _, m := range members {
+		if m.state == 'T' {
+			return false
+		}
+	}
+	return len(members) > 0
 }
 
 // waitFor polls cond until it is true or the timeout passes.

@@ -30,7 +30,8 @@ type HLSOptions struct {
 	// StartSegments is how many segments NewHLSServer waits for before
 	// returning, default 2 (enough for hlsdemux to start).
 	StartSegments int
-	// StartTimeout bounds that wait, default 15 s.
+	// StartTimeout bounds that wait, default 30 s (generous: it only
+	// catches an encoder that never produces).
 	StartTimeout time.Duration
 }
 
@@ -49,7 +50,7 @@ func (o HLSOptions) withDefaults() HLSOptions {
 		o.StartSegments = 2
 	}
 	if o.StartTimeout <= 0 {
-		o.StartTimeout = 15 * time.Second
+		o.StartTimeout = 30 * time.Second
 	}
 	return o
 }

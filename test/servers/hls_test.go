@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-const hlsSegmentTimeout = 15 * time.Second
+const hlsSegmentTimeout = 30 * time.Second
 
 func httpGet(t *testing.T, url string) (int, []byte) {
 	t.Helper()
@@ -249,7 +249,7 @@ func TestHLSServer(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- s.RestartEncoderBehindFrozenPlaylist(2, hlsSegmentTimeout) }()
 		// While the new encoder works, clients keep seeing the old playlist.
-		waitFor(t, "new encoder generation", 5*time.Second, func() bool { return s.Generation() > generation })
+		waitFor(t, "new encoder generation", 20*time.Second, func() bool { return s.Generation() > generation })
 		frozen, _ := fetchPlaylist(t, s)
 		if !strings.Contains(string(frozen), before.Segments[len(before.Segments)-1]) {
 			t.Errorf("during restart, served playlist lost %s:\n%s", before.Segments[len(before.Segments)-1], frozen)

@@ -7,16 +7,26 @@ import (
 	"time"
 )
 
+// Deadlines only catch hangs, so they are generous: on a loaded 2-core
+// machine a shell may wait seconds for the CPU.
+const (
+	hangTimeout = 20 * time.Second
+	exitTimeout = 10 * time.Second
+)
+
 // shellLoop is a child that forks a grandchild repeatedly, so group signals
 // are observable; it prints a marker and exits 7 on SIGINT unless told to
-// ignore it.
+// ignore it. A child that handles SIGINT gets a generous StopTimeout (so a
+// slow graceful exit is not mistaken for a hang and killed); one that
+// ignores it gets a short one, as the escalation to SIGKILL is what its test
+// waits for.
 func shellLoop(t *testing.T, ignoreInt bool) *Process {
-	trap := `trap 'echo got-int; exit 7' INT`
+	trap, stopTimeout := `trap 'echo got-int; exit 7' INT`, exitTimeout
 	if ignoreInt {
-		trap = `trap '' INT`
+		trap, stopTimeout = `trap '' INT`, 500*time.Millisecond
 	}
 	script := trap + `; echo started; while :; do sleep 0.05; done`
-	return NewProcess(t, ProcessOptions{Name: "loop", Path: "/bin/sh", Args: []string{"-c", script}, StopTimeout: 500 * time.Millisecond})
+	return NewProcess(t, ProcessOptions{Name: "loop", Path: "/bin/sh", Args: []string{"-c", script}, StopTimeout: stopTimeout})
 }
 
 func groupAlive(pgid int) bool {
@@ -28,7 +38,7 @@ func TestProcessStopIsGracefulAndKillsGroup(t *testing.T) {
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "child output", 5*time.Second, func() bool { return strings.Contains(p.OutputTail(), "\nstarted\n") })
+	waitFor(t, "child output", hangTimeout, func() bool { return strings.Contains(p.OutputTail(), "\nstarted\n") })
 	pgid := p.PID()
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
@@ -39,10 +49,10 @@ func TestProcessStopIsGracefulAndKillsGroup(t *testing.T) {
 	if !strings.Contains(p.OutputTail(), "\ngot-int\n") {
 		t.Errorf("Stop did not deliver SIGINT first; output:\n%s", p.OutputTail())
 	}
-	if err := p.Wait(10 * time.Second); err == nil || !strings.Contains(err.Error(), "exit status 7") {
+	if err := p.Wait(exitTimeout); err == nil || !strings.Contains(err.Error(), "exit status 7") {
 		t.Errorf("Wait after graceful stop = %v, want exit status 7", err)
 	}
-	waitFor(t, "process group gone", 5*time.Second, func() bool { return !groupAlive(pgid) })
+	waitFor(t, "process group gone", exitTimeout, func() bool { return !groupAlive(pgid) })
 }
 
 func TestProcessStopEscalatesToKill(t *testing.T) {
@@ -50,15 +60,15 @@ func TestProcessStopEscalatesToKill(t *testing.T) {
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "child output", 5*time.Second, func() bool { return strings.Contains(p.OutputTail(), "\nstarted\n") })
+	waitFor(t, "child output", hangTimeout, func() bool { return strings.Contains(p.OutputTail(), "\nstarted\n") })
 	pgid := p.PID()
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Wait(10 * time.Second); err == nil || !strings.Contains(err.Error(), "killed") {
+	if err := p.Wait(exitTimeout); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Errorf("Wait after Stop of a SIGINT-ignoring child = %v, want killed", err)
 	}
-	waitFor(t, "process group gone", 5*time.Second, func() bool { return !groupAlive(pgid) })
+	waitFor(t, "process group gone", exitTimeout, func() bool { return !groupAlive(pgid) })
 }
 
 func TestProcessPauseResumeRestart(t *testing.T) {
@@ -73,21 +83,25 @@ func TestProcessPauseResumeRestart(t *testing.T) {
 	if err := p.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "stopped state", 5*time.Second, func() bool { return processState(t, pid) == "T" })
+	waitFor(t, "the process group to stop", hangTimeout, func() bool { return groupStopped(t, pid) })
 	if !p.Paused() {
 		t.Error("Paused() = false after Pause")
 	}
 	if err := p.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "running state", 5*time.Second, func() bool { return processState(t, pid) != "T" })
+	waitFor(t, "the process group to run again", hangTimeout, func() bool { return groupResumed(t, pid) })
 
-	// A paused process must still stop promptly (Stop resumes it first).
+	// A paused process must still stop gracefully (Stop resumes it first,
+	// so it can handle SIGINT).
 	if err := p.Pause(); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Restart(); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(p.OutputTail(), "\ngot-int\n") {
+		t.Errorf("Restart of a paused process did not stop it gracefully (no SIGINT trap output):\n%s", p.OutputTail())
 	}
 	if p.PID() == pid || !p.Running() {
 		t.Fatalf("Restart: pid %d -> %d, running %v; want a new running process", pid, p.PID(), p.Running())

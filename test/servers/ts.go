@@ -7,8 +7,10 @@ import (
 )
 
 // DefaultStartTimeout bounds how long a server constructor or Restart waits
-// for its producer to open its port.
-const DefaultStartTimeout = 10 * time.Second
+// for its producer to open its port. It only catches a producer that never
+// comes up, so it is generous: gst-launch-1.0 and x264enc take seconds to
+// start on a loaded 2-core machine.
+const DefaultStartTimeout = 20 * time.Second
 
 // TSOptions configures a TSServer.
 type TSOptions struct {
