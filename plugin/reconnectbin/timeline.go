@@ -20,6 +20,7 @@ import (
 // and one set of caps unless on-caps-change allows otherwise.
 type output struct {
 	streamStarted [streamCount]atomic.Bool
+	segmentSent   [streamCount]atomic.Bool
 	endRequested  atomic.Bool
 	framesOut     atomic.Uint64
 	keyframeWaits atomic.Uint64
@@ -42,6 +43,7 @@ type output struct {
 func (o *output) reset() {
 	for i := range o.streamStarted {
 		o.streamStarted[i].Store(false)
+		o.segmentSent[i].Store(false)
 	}
 	o.endRequested.Store(false)
 	o.framesOut.Store(0)
@@ -140,7 +142,14 @@ func (b *reconnectBin) outputEvent(s stream, info *gst.PadProbeInfo) gst.PadProb
 		}
 	case gst.EventTypeSegment:
 		// Every instance's segment becomes the bin's one output segment;
-		// timestamps are mapped onto it buffer by buffer.
+		// timestamps are mapped onto it buffer by buffer. It goes out once:
+		// a second, identical segment is still a new segment to a parser
+		// downstream (h264parse after the encoder marks its next frame
+		// DISCONT, and kvssink drops a DISCONT delta frame: one frame lost
+		// per recovery, seen against the real kvssink).
+		if b.out.segmentSent[s].Swap(true) {
+			return gst.PadProbeDrop
+		}
 		gstshim.ReplaceProbeEventWithTimeSegment(info, ev.Seqnum())
 	case gst.EventTypeCaps:
 		return b.checkCaps(s, ev)
