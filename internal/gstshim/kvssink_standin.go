@@ -10,7 +10,10 @@ package gstshim
 #include <stdlib.h>
 #include <gst/gst.h>
 
-static GType shim_kvs_streaming_type_gtype(void) {
+// type_name: the real element's "GstKvsSinkStreamingType", or another name
+// when the stand-in lives in one process with the real element (which
+// registers that name itself). The first call's name is kept.
+static GType shim_kvs_streaming_type_gtype(const gchar *type_name) {
 	static gsize type_id = 0;
 	static const GEnumValue values[] = {
 		{0, "streaming type realtime", "realtime"},
@@ -19,14 +22,14 @@ static GType shim_kvs_streaming_type_gtype(void) {
 		{0, NULL, NULL},
 	};
 	if (g_once_init_enter(&type_id)) {
-		GType t = g_enum_register_static("GstKvsSinkStreamingType", values);
+		GType t = g_enum_register_static(g_intern_string(type_name), values);
 		g_once_init_leave(&type_id, t);
 	}
 	return (GType)type_id;
 }
 
-static GParamSpec *shim_kvs_streaming_type_pspec(const gchar *name, const gchar *nick, const gchar *blurb, gint def) {
-	return g_param_spec_enum(name, nick, blurb, shim_kvs_streaming_type_gtype(), def,
+static GParamSpec *shim_kvs_streaming_type_pspec(const gchar *type_name, const gchar *name, const gchar *nick, const gchar *blurb, gint def) {
+	return g_param_spec_enum(name, nick, blurb, shim_kvs_streaming_type_gtype(type_name), def,
 		(GParamFlags)(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS));
 }
 
@@ -77,16 +80,23 @@ import (
 )
 
 // KvsStreamingTypeGType is the GType of kvssink's streaming-type enum
-// (GstKvsSinkStreamingType: 0 realtime, 1 near-realtime, 2 offline).
-func KvsStreamingTypeGType() glib.Type {
-	return glib.Type(C.shim_kvs_streaming_type_gtype())
+// (0 realtime, 1 near-realtime, 2 offline), registered as typeName
+// ("GstKvsSinkStreamingType" like the real element, unless the stand-in
+// shares the process with it) by the first call.
+func KvsStreamingTypeGType(typeName string) glib.Type {
+	ctype := C.CString(typeName)
+	defer C.free(unsafe.Pointer(ctype))
+	return glib.Type(C.shim_kvs_streaming_type_gtype(ctype))
 }
 
-// KvsStreamingTypeParam makes the streaming-type enum property spec.
-func KvsStreamingTypeParam(name, nick, blurb string, def int) *glib.ParamSpec {
+// KvsStreamingTypeParam makes the streaming-type enum property spec, the
+// enum registered as typeName (see KvsStreamingTypeGType).
+func KvsStreamingTypeParam(typeName, name, nick, blurb string, def int) *glib.ParamSpec {
+	ctype := C.CString(typeName)
+	defer C.free(unsafe.Pointer(ctype))
 	cname, cnick, cblurb := C.CString(name), C.CString(nick), C.CString(blurb)
 	// G_PARAM_STATIC_STRINGS: the strings must live for the process.
-	return glib.ToParamSpec(unsafe.Pointer(C.shim_kvs_streaming_type_pspec(cname, cnick, cblurb, C.gint(def))))
+	return glib.ToParamSpec(unsafe.Pointer(C.shim_kvs_streaming_type_pspec(ctype, cname, cnick, cblurb, C.gint(def))))
 }
 
 // KvsInstallSignals declares kvssink's signals on the class being

@@ -137,7 +137,7 @@ func (s *standin) GetProperty(obj *glib.Object, id uint) *glib.Value {
 		}
 		return val
 	case kindEnum:
-		val, err := glib.ValueInit(gstshim.KvsStreamingTypeGType())
+		val, err := glib.ValueInit(gstshim.KvsStreamingTypeGType(streamingTypeName))
 		if err != nil {
 			return nil
 		}
