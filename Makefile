@@ -113,13 +113,15 @@ test-unit:
 # uploading to the local KVS endpoint (test/kvsendpoint), with the shipped
 # build (no stand-in). Only the TestRealKVSSink* tests: the other relay and
 # credential tests read the stand-in's report, which the real element lacks.
+# The calibrated ones run the test build instead, its stand-in renamed, and
+# feed the real kvssink and the stand-in the same stream.
 test-kvssink: build
 	$(CHECK_GO)
 	@if [ -z "$$KVSSINK_PLUGIN_DIR" ]; then \
 	  echo "test-kvssink: skipped: set KVSSINK_PLUGIN_DIR to the folder holding a real libgstkvssink.so"; \
 	else \
 	  $(GO) test -count=1 ./test/kvsendpoint/ && \
-	  KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(BUILD)) KVSSINK_PLUGIN_DIR=$$KVSSINK_PLUGIN_DIR \
+	  KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(BUILD)) KVSRELAY_STANDIN_PLUGIN_DIR=$(abspath $(TESTBUILD)) KVSSINK_PLUGIN_DIR=$$KVSSINK_PLUGIN_DIR \
 	    $(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) -run 'RealKVSSink' ./test/relay/; \
 	fi
 
