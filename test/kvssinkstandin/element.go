@@ -345,6 +345,13 @@ func (s *standin) start() (run *runState, reportPath, failure string) {
 		offset = d
 		run.now = func() time.Time { return time.Now().Add(offset) }
 	}
+	if v := os.Getenv(EnvTrace); v != "" {
+		f, err := os.OpenFile(v, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fail("kvssink stand-in: ", "$%s: %v", EnvTrace, err)
+		}
+		run.trace = f // written under run.mu; closed with the process
+	}
 	run.lapseMode = LapseError
 	switch v := os.Getenv(EnvLapse); v {
 	case "", LapseError:

@@ -16,6 +16,9 @@
 //	KVSSINK_STANDIN_LAPSE          error (default) | stall: what happens once credentials lapse
 //	KVSSINK_STANDIN_STATIC_EXPIRES RFC 3339 time when static/env session credentials expire
 //	KVSSINK_STANDIN_CLOCK_OFFSET   Go duration added to the wall clock (credential timing tests)
+//	KVSSINK_STANDIN_TRACE          file to append one line per frame handed over to (pad,
+//	                               running times, keyframe, accepted or why not), for
+//	                               comparing the stand-in's decisions with the real element's
 //
 // Read when the plugin registers its elements:
 //
@@ -57,6 +60,7 @@ const (
 	EnvLapse         = "KVSSINK_STANDIN_LAPSE"
 	EnvStaticExpires = "KVSSINK_STANDIN_STATIC_EXPIRES"
 	EnvClockOffset   = "KVSSINK_STANDIN_CLOCK_OFFSET"
+	EnvTrace         = "KVSSINK_STANDIN_TRACE"
 )
 
 // Pad template caps, as the real element declares them (audiosink_templ and

@@ -8,6 +8,7 @@ package kvssinkstandin
 import (
 	"encoding/hex"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ type trackRun struct {
 
 type runState struct {
 	mu         sync.Mutex
+	trace      io.Writer // KVSSINK_STANDIN_TRACE: one line per frame handed over
 	now        func() time.Time
 	streamName string
 	lapseMode  string
@@ -161,10 +163,20 @@ func (r *runState) collect() []action {
 // handle is gst_kvs_sink_handle_buffer for one buffer collectpads handed
 // over.
 func (r *runState) handle(pad string, t *trackRun, q queued) []action {
+	acts, f, outcome := r.handleFrame(pad, t, q)
+	if r.trace != nil {
+		fmt.Fprintf(r.trace, "%s pts %d dts %d key %v: %s\n", pad, f.ptsRT, f.dtsRT, f.keyframe, outcome)
+	}
+	return acts
+}
+
+// handleFrame is handle without the trace; outcome is "ok" or the reason
+// the frame was dropped.
+func (r *runState) handleFrame(pad string, t *trackRun, q queued) ([]action, frame, string) {
 	f, reason := t.checker.admit(q.flags, q.f)
 	if reason != "" {
 		r.report.FramesDropped[reason]++
-		return nil
+		return nil, q.f, reason
 	}
 	now := r.now()
 	cred := r.creds.atFrame(now)
@@ -182,14 +194,14 @@ func (r *runState) handle(pad string, t *trackRun, q queued) []action {
 	if !cred.ok {
 		r.report.FramesDropped[DropCredentialsExpired]++
 		r.report.FramesWithExpiredCredentials++
-		return acts
+		return acts, f, DropCredentialsExpired
 	}
 	reason, status, newFragment := t.checker.put(f)
 	if reason != "" {
-		return append(acts, r.refuse(pad, f, reason, status)...)
+		return append(acts, r.refuse(pad, f, reason, status)...), f, reason
 	}
 	r.accept(pad, t, f, newFragment, now, cred.accessKey)
-	return acts
+	return acts, f, "ok"
 }
 
 // refuse records a frame the producer refused and returns the WARNING to
