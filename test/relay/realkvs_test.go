@@ -430,6 +430,15 @@ func (r *realRelay) calibrate(t *testing.T, up uploaded) {
 	if got, want := in-delivered, dropped+unexplained; got != want {
 		t.Errorf("calibration: the real kvssink refused %d of %d frames, the stand-in %d (%v, %d known difference)", got, in, want, rep.FramesDropped, unexplained)
 	}
+	// What a user notices: frames the relay handed kvssink that never
+	// reached the stream. kvssink drops them silently (a delta frame
+	// flagged DISCONT, say: the picture breaks up until the next keyframe);
+	// the stand-in's drop reasons say why. Not counted: what kvssink skips
+	// before the first keyframe (audio ahead of it) and after its
+	// end-of-fragment marker at EOS.
+	if refused := in - delivered - unexplained - rep.Dropped(kvssinkstandin.DropNotKeyframe); refused != 0 {
+		t.Errorf("kvssink silently dropped %d of the %d frames the relay gave it (stand-in: %v)", refused, in, rep.FramesDropped)
+	}
 	if got, want := uint64(up.videoKeyframes), rep.Keyframes; got != want {
 		t.Errorf("calibration: %d video keyframes delivered, the stand-in counted %d", got, want)
 	}
