@@ -133,14 +133,15 @@ test-unit:
 # build (no stand-in). Only the TestRealKVSSink* tests: the other relay and
 # credential tests read the stand-in's report, which the real element lacks.
 # The kvssink is KVSSINK_PLUGIN_DIR's, else make kvssink's (built first
-# when not cached).
+# when not cached). The calibrated ones run the test build instead, its
+# stand-in renamed, and feed the real kvssink and the stand-in the same stream.
 test-kvssink: build
 	$(CHECK_GO)
 	@dir=$$KVSSINK_PLUGIN_DIR; \
 	if [ -z "$$dir" ]; then dir=$$(scripts/build-kvssink.sh --plugin-dir) || exit 1; fi; \
 	echo "test-kvssink: the real kvssink in $$dir"; \
 	$(GO) test -count=1 ./test/kvsendpoint/ && \
-	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(BUILD)) KVSSINK_PLUGIN_DIR=$$dir \
+	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(BUILD)) KVSRELAY_STANDIN_PLUGIN_DIR=$(abspath $(TESTBUILD)) KVSSINK_PLUGIN_DIR=$$dir \
 	  $(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) -run 'RealKVSSink' ./test/relay/
 
 # make test's last step: test-kvssink when KVSSINK_PLUGIN_DIR is set, the

@@ -46,6 +46,41 @@ func RealKVSSink() (dir string, ok bool) {
 // file (the stand-in of a test build).
 func KVSSinkEnv(tb testing.TB, controlPlaneURL, region string, extra ...string) []string {
 	tb.Helper()
+	return kvssinkEnv(tb, TestPluginDir(tb), controlPlaneURL, region, extra...)
+}
+
+// StandInFactory is the factory name of the kvssink stand-in in
+// KVSSinkCalibrationEnv's pipelines.
+const StandInFactory = "kvssinkstandin"
+
+// EnvStandInPluginDir names the folder holding the test build of
+// libgstkvsrelay.so (with the stand-in) for the calibration tests, which
+// run the real kvssink while KVSRELAY_TEST_PLUGIN_DIR is the shipped build
+// (make test-kvssink sets both).
+const EnvStandInPluginDir = "KVSRELAY_STANDIN_PLUGIN_DIR"
+
+// KVSSinkCalibrationEnv is KVSSinkEnv with the test build of kvsrelay
+// ($KVSRELAY_STANDIN_PLUGIN_DIR, else built into build-test/ like
+// TestPluginDir does) instead of the shipped one, its kvssink stand-in
+// registered as StandInFactory so that one pipeline can feed the real
+// kvssink and the stand-in the same stream.
+func KVSSinkCalibrationEnv(tb testing.TB, controlPlaneURL, region string, extra ...string) []string {
+	tb.Helper()
+	dir := os.Getenv(EnvStandInPluginDir)
+	if dir == "" {
+		buildOnce.Do(func() { buildDir, buildErr = buildTestPlugin() })
+		if buildErr != nil {
+			tb.Fatalf("building the test plugin: %v", buildErr)
+		}
+		dir = buildDir
+	} else if _, err := os.Stat(filepath.Join(dir, "libgstkvsrelay.so")); err != nil {
+		tb.Fatalf("%s=%s has no libgstkvsrelay.so: %v (run make build)", EnvStandInPluginDir, dir, err)
+	}
+	return kvssinkEnv(tb, dir, controlPlaneURL, region, append([]string{"KVSSINK_STANDIN_FACTORY=" + StandInFactory}, extra...)...)
+}
+
+func kvssinkEnv(tb testing.TB, pluginDir, controlPlaneURL, region string, extra ...string) []string {
+	tb.Helper()
 	dir, ok := RealKVSSink()
 	if !ok {
 		tb.Fatalf("KVSSinkEnv needs %s (the real-kvssink mode)", EnvKVSSinkPluginDir)
@@ -64,7 +99,7 @@ func KVSSinkEnv(tb testing.TB, controlPlaneURL, region string, extra ...string) 
 	}
 	realEnv := []string{
 		// Later entries win in os/exec, so these replace Env's values.
-		"GST_PLUGIN_PATH=" + TestPluginDir(tb) + string(os.PathListSeparator) + dir,
+		"GST_PLUGIN_PATH=" + pluginDir + string(os.PathListSeparator) + dir,
 		"LD_LIBRARY_PATH=" + ldPath,
 		"CONTROL_PLANE_URI=" + controlPlaneURL,
 		"AWS_DEFAULT_REGION=" + region,

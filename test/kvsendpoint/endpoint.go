@@ -25,6 +25,11 @@
 // ERROR (ErrorId 4006) when the body is not MKV it can follow (the call
 // then ends).
 //
+// Faults for tests of the client's recovery: Fail answers the next calls of
+// an API with an HTTP error, ErrorAck ends the next fragment of a running
+// putMedia with an ERROR acknowledgement (and ends that call, as the
+// service does), DropPutMedia breaks off running putMedia connections.
+//
 // Credentials: every request must carry an Authorization header
 // (AWS4-HMAC-SHA256, service kinesisvideo) and X-Amz-Date within 15 min of
 // the endpoint's clock. Options.Validate decides whether the access key and
@@ -222,6 +227,27 @@ type Server struct {
 	rejections []Rejection
 	fragSeq    uint64
 	changed    chan struct{} // closed and replaced on every record change
+
+	// Faults (see Fail, ErrorAck, DropPutMedia).
+	failures  map[string][]int // path -> statuses still to answer, in order
+	errorAck  int              // ErrorId for the next fragment to end; 0: none
+	dropEpoch int              // bumped by DropPutMedia
+	faults    []Fault
+}
+
+// Fault is one injected failure the endpoint answered.
+type Fault struct {
+	Time time.Time
+	Path string
+	// Status is the HTTP status answered (0 for an ERROR acknowledgement or
+	// a dropped connection).
+	Status int
+	// ErrorID is the ERROR acknowledgement's id (0: none).
+	ErrorID int
+	// FragmentTimecode of the fragment the ERROR acknowledged.
+	FragmentTimecode int64
+	// Dropped: a running putMedia connection was broken off.
+	Dropped bool
 }
 
 // New starts an endpoint on 127.0.0.1 with a kernel-chosen port.
@@ -310,6 +336,72 @@ func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Call(nil), s.calls...)
+}
+
+// Fail makes the next n requests to path (PathPutMedia, PathGetDataEndpoint,
+// ...) fail with the HTTP status (500, 503, 429, ...) after their
+// credentials were checked, with the error type AWS uses for it.
+func (s *Server) Fail(path string, n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failures == nil {
+		s.failures = map[string][]int{}
+	}
+	for i := 0; i < n; i++ {
+		s.failures[path] = append(s.failures[path], status)
+	}
+}
+
+// ErrorAck makes the next fragment to end in any putMedia call get an ERROR
+// acknowledgement with errorID (5000 internal error, 4004 timecode not
+// monotonic, ...) instead of RECEIVED and PERSISTED; that call then ends:
+// the endpoint stops reading its body and closes the connection.
+func (s *Server) ErrorAck(errorID int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.errorAck = errorID
+}
+
+// DropPutMedia breaks off every running putMedia call's connection (as a
+// network failure would), at its next read.
+func (s *Server) DropPutMedia() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropEpoch++
+}
+
+// Faults lists the injected failures answered so far.
+func (s *Server) Faults() []Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Fault(nil), s.faults...)
+}
+
+// takeFailure pops the next injected status for path (0: none).
+func (s *Server) takeFailure(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.failures[path]
+	if len(q) == 0 {
+		return 0
+	}
+	status := q[0]
+	s.failures[path] = q[1:]
+	s.faults = append(s.faults, Fault{Time: s.opts.Now(), Path: path, Status: status})
+	s.notifyLocked()
+	return status
+}
+
+// injectedError is the answer for an injected HTTP failure.
+func injectedError(status int) *apiError {
+	errType, msg := "InternalFailure", "We encountered an internal error. Please try again."
+	switch status {
+	case http.StatusServiceUnavailable:
+		errType, msg = "ServiceUnavailable", "Service is unavailable. Please try again."
+	case http.StatusTooManyRequests:
+		errType, msg = "ClientLimitExceededException", "Rate exceeded."
+	}
+	return &apiError{status: status, errType: errType, message: msg}
 }
 
 // Rejections lists the requests refused for their credentials or signature.
@@ -468,6 +560,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			fail(e)
 			return
 		}
+		if status := s.takeFailure(r.URL.Path); status != 0 {
+			fail(injectedError(status))
+			return
+		}
 		if e := s.putMedia(w, r, akid); e != nil {
 			fail(e)
 		}
@@ -500,6 +596,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	call.Stream = req.StreamName
+	if status := s.takeFailure(r.URL.Path); status != 0 {
+		fail(injectedError(status))
+		return
+	}
 	if e := s.control(w, r.URL.Path, req.StreamName, req.StreamARN, func(st *Stream) {
 		st.DeviceName, st.MediaType, st.KmsKeyID, st.Tags = req.DeviceName, req.MediaType, req.KmsKeyID, req.Tags
 		if req.DataRetentionInHours != nil {
@@ -711,18 +811,55 @@ func (s *Server) putMedia(w http.ResponseWriter, r *http.Request, akid string) *
 
 	up := &upload{s: s, session: se, index: index, stream: st.Name, akid: akid, w: w, rc: rc,
 		scale: defaultTimecodeScale, acks: se.AckRequired}
-	counted := &countingReader{r: r.Body}
+	s.mu.Lock()
+	epoch := s.dropEpoch
+	s.mu.Unlock()
+	counted := &countingReader{r: r.Body, dropped: func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.dropEpoch != epoch
+	}}
 	err := newMKVScanner(counted, up.handle).run()
 	up.finish(err, counted.n)
+	switch {
+	case errors.Is(err, errDropped):
+		s.mu.Lock()
+		s.faults = append(s.faults, Fault{Time: s.opts.Now(), Path: PathPutMedia, Dropped: true})
+		s.notifyLocked()
+		s.mu.Unlock()
+		panic(http.ErrAbortHandler) // net/http closes the connection without an answer
+	case errors.Is(err, errEndCall):
+		// Give the client a moment to read the ERROR acknowledgement and
+		// end the call itself, then close the connection.
+		_ = rc.SetReadDeadline(time.Now().Add(errorAckGrace))
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+	}
 	return nil
 }
 
+// errorAckGrace is how long a call ended by an ERROR acknowledgement is
+// still read (and ignored) before its connection is closed.
+const errorAckGrace = 2 * time.Second
+
+var (
+	// errDropped: DropPutMedia broke the call off.
+	errDropped = errors.New("connection dropped by DropPutMedia")
+	// errEndCall: an injected ERROR acknowledgement ended the call.
+	errEndCall = errors.New("call ended after an injected ERROR acknowledgement")
+)
+
 type countingReader struct {
-	r io.Reader
-	n int64
+	r       io.Reader
+	n       int64
+	dropped func() bool
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.dropped() {
+		return 0, errDropped
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
@@ -830,6 +967,20 @@ func (u *upload) handle(ev mkvEvent) error {
 		f := u.cur
 		f.Complete = true
 		f.Received = u.s.opts.Now()
+		u.s.mu.Lock()
+		injected := u.s.errorAck
+		u.s.errorAck = 0
+		if injected != 0 {
+			u.s.faults = append(u.s.faults, Fault{Time: f.Received, Path: PathPutMedia, ErrorID: injected, FragmentTimecode: f.Timecode})
+		}
+		u.s.mu.Unlock()
+		if injected != 0 {
+			f.ErrorID = injected
+			u.sendAck(ack{EventType: "ERROR", FragmentTimecode: f.Timecode, FragmentNumber: f.Number, ErrorID: injected})
+			u.record(f)
+			u.cur = nil
+			return errEndCall
+		}
 		if u.haveLast && f.Timecode < u.lastTC {
 			f.ErrorID = ackErrorTimecodeOrder
 			u.sendAck(ack{EventType: "ERROR", FragmentTimecode: f.Timecode, FragmentNumber: f.Number, ErrorID: ackErrorTimecodeOrder})

@@ -694,3 +694,68 @@ func TestParseAuthorizationRejectsMalformedHeaders(t *testing.T) {
 		}
 	}
 }
+
+// Injected faults: Fail answers the next calls of an API with the status
+// (after which the API works again), ErrorAck ends a putMedia call with an
+// ERROR for its next fragment, DropPutMedia breaks off a running call.
+func TestInjectedFaults(t *testing.T) {
+	imdsfake.ClearAWSEnv(t)
+	imds := imdsfake.Start(t, imdsfake.Options{})
+	const stream = "faults"
+	ep := Start(t, Options{Validate: ValidateIssued(imds), Secret: SecretIssued(imds), Region: testRegion, Streams: []string{stream}})
+	c := newClient(t, ep.URL(), fetchCredentials(t, imds))
+
+	ep.Fail(PathGetDataEndpoint, 2, http.StatusInternalServerError)
+	req := map[string]string{"StreamName": stream, "APIName": "PUT_MEDIA"}
+	for i, want := range []int{500, 500, 200} {
+		a := c.call(PathGetDataEndpoint, req)
+		if a.status != want {
+			t.Fatalf("getDataEndpoint %d: status %d, want %d (%s)", i, a.status, want, a.body)
+		}
+		if want == 500 && a.header.Get("x-amzn-ErrorType") != "InternalFailure" {
+			t.Errorf("getDataEndpoint %d: error type %q", i, a.header.Get("x-amzn-ErrorType"))
+		}
+	}
+
+	t.Run("error ack", func(t *testing.T) {
+		ep.ErrorAck(5000)
+		var done atomic.Bool
+		resp, err := c.http.Do(c.putMediaRequest(stream, eofFlag{r: liveMKV(t), done: &done}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		acks := readAcks(t, resp.Body, &done)
+		if n := len(acks); n == 0 || acks[n-1].EventType != "ERROR" || acks[n-1].ErrorID != 5000 {
+			t.Fatalf("want the call to end on ERROR 5000, got %+v", acks)
+		}
+		if acks[len(acks)-1].bodyDone {
+			t.Errorf("the ERROR came only after the whole body")
+		}
+	})
+
+	t.Run("dropped", func(t *testing.T) {
+		var done atomic.Bool
+		body := eofFlag{r: liveMKV(t), done: &done}
+		resp, err := c.http.Do(c.putMediaRequest(stream, body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := ep.WaitFor(ctx, func() bool { s := ep.Sessions(stream); return len(s) == 2 && s[1].Fragments > 0 }); err != nil {
+			t.Fatal(err)
+		}
+		ep.DropPutMedia()
+		_, err = io.Copy(io.Discard, resp.Body)
+		if err == nil && done.Load() {
+			t.Fatalf("the call ran to its end: not dropped")
+		}
+	})
+
+	faults := ep.Faults()
+	if len(faults) != 4 || faults[0].Status != 500 || faults[2].ErrorID != 5000 || !faults[3].Dropped {
+		t.Errorf("faults recorded: %+v", faults)
+	}
+}

@@ -345,6 +345,13 @@ func (s *standin) start() (run *runState, reportPath, failure string) {
 		offset = d
 		run.now = func() time.Time { return time.Now().Add(offset) }
 	}
+	if v := os.Getenv(EnvTrace); v != "" {
+		f, err := os.OpenFile(v, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fail("kvssink stand-in: ", "$%s: %v", EnvTrace, err)
+		}
+		run.trace = f // written under run.mu; closed with the process
+	}
 	run.lapseMode = LapseError
 	switch v := os.Getenv(EnvLapse); v {
 	case "", LapseError:
@@ -389,6 +396,7 @@ func (s *standin) start() (run *runState, reportPath, failure string) {
 		kind := trackKind(p.name)
 		cfg := trackConfig{
 			fragments:             kind == "video" || !hasVideo,
+			noKeyframes:           kind == "audio" && hasVideo,
 			keyFrameFragmentation: flag(propKeyFrameFragmentation) && kind == "video",
 			fragmentDuration:      num(propFragmentDuration) * uint64(time.Millisecond),
 			timecodeScale:         num(propTimecodeScale) * uint64(time.Millisecond),
@@ -397,6 +405,11 @@ func (s *standin) start() (run *runState, reportPath, failure string) {
 		run.tracks[p.name] = &trackRun{kind: kind, checker: newTrackChecker(cfg)}
 		report.FramesAccepted[p.name] = 0
 	}
+	checkers := make([]*trackChecker, 0, len(run.tracks))
+	for _, tr := range run.tracks {
+		checkers = append(checkers, tr.checker)
+	}
+	shareStream(checkers...)
 
 	now := run.now()
 	choice, err := resolveCredentials(credentialSettings{
@@ -499,7 +512,9 @@ func (s *standin) eventProbe(padName string) gst.PadProbeCallback {
 				base: seg.GetBase(), offset: seg.GetOffset(), duration: seg.GetDuration(),
 			}, seg.GetFormat() == gst.FormatTime)
 		case gst.EventTypeEOS:
-			if data, seq := run.eosEvent(padName); data != nil {
+			data, seq, acts := run.eosEvent(padName)
+			s.perform(acts)
+			if data != nil {
 				run.writer.write(data, seq)
 			}
 		}

@@ -110,7 +110,13 @@ func (s segment) runningTime(pos uint64) uint64 {
 type trackConfig struct {
 	// fragments: whether this track's keyframes start fragments (false for
 	// the audio track of an audio+video stream, whose fragments follow video).
-	fragments             bool
+	fragments bool
+	// noKeyframes: the audio track of an audio+video stream. kvssink flags
+	// key frames only on video then (FRAME_FLAG_KEY_FRAME in
+	// gst_kvs_sink_handle_buffer's AUDIO_VIDEO case), so its frames never
+	// count as keyframes: they neither end the wait for the first keyframe
+	// nor pass before it.
+	noKeyframes           bool
 	keyFrameFragmentation bool
 	fragmentDuration      uint64 // ns
 	timecodeScale         uint64 // ns per MKV timecode unit
@@ -125,40 +131,67 @@ type frame struct {
 	keyframe bool
 }
 
-// trackChecker holds one track's put_frame state. Not safe for concurrent use.
+// decode is the frame's decoding running time (its PTS when it has no DTS).
+func (f frame) decode() uint64 {
+	if f.dtsValid {
+		return f.dtsRT
+	}
+	return f.ptsRT
+}
+
+// streamState is the put_frame state kvssink keeps per element, shared by
+// its tracks: data->last_dts (the DTS fill-in), the producer's wait for the
+// first keyframe (skipNonKeyFrames), the MKV generator's current cluster
+// (lastClusterPts/Dts) and the content view's last item (every frame's DTS
+// must be at or after the previous frame's, whatever its track).
+type streamState struct {
+	lastDTS uint64
+
+	// waitKeyframe: no keyframe yet, or none since an end-of-fragment
+	// marker (eofr). The state is made at each NULL->READY and flushes do
+	// not reset it (kvssink gives them no special handling).
+	waitKeyframe bool
+	eofr         bool
+
+	hasPrev bool
+	prevDTS uint64
+
+	hasCluster bool
+	clusterPTS uint64
+	clusterDTS uint64
+}
+
+// trackChecker holds one track's put_frame state and the stream's it shares
+// with the element's other tracks (shareStream). Not safe for concurrent use.
 type trackChecker struct {
 	cfg    trackConfig
 	seg    segment
 	hasSeg bool
-
-	// lastDTS is kvssink's data->last_dts (the base of the DTS fill-in). It
-	// is per element in kvssink; per track here, the same for one track.
-	lastDTS uint64
-
-	// waitKeyframe: no keyframe yet. A checker is made at each NULL->READY
-	// and flushes do not reset it (kvssink gives them no special handling).
-	waitKeyframe bool
-
-	hasPrev    bool
-	prevDecode uint64
-
-	hasCluster   bool
-	clusterStart uint64
+	stream *streamState
 }
 
 func newTrackChecker(cfg trackConfig) *trackChecker {
 	if cfg.timecodeScale == 0 {
 		cfg.timecodeScale = 1_000_000
 	}
-	return &trackChecker{cfg: cfg, waitKeyframe: true}
+	return &trackChecker{cfg: cfg, stream: &streamState{waitKeyframe: true}}
+}
+
+// shareStream gives the checkers one stream state, as the tracks of one
+// kvssink have.
+func shareStream(checkers ...*trackChecker) {
+	st := &streamState{waitKeyframe: true}
+	for _, c := range checkers {
+		c.stream = st
+	}
 }
 
 // setSegment stores the segment from a SEGMENT event.
 func (c *trackChecker) setSegment(s segment) { c.seg, c.hasSeg = s, true }
 
-// prepare applies clipping, the droppable-flags rule and the DTS fill-in.
-// It returns the drop reason, or "" with the frame to put.
-func (c *trackChecker) prepare(flags gst.BufferFlags, pts, dts uint64) (frame, string) {
+// clip is collectpads' clipping to the segment and conversion to running
+// time (gst_collect_pads_clip_running_time), done as a buffer arrives.
+func (c *trackChecker) clip(pts, dts uint64) (frame, string) {
 	if !c.hasSeg {
 		return frame{}, DropNoSegment
 	}
@@ -177,6 +210,12 @@ func (c *trackChecker) prepare(flags gst.BufferFlags, pts, dts uint64) (frame, s
 			f.dtsRT, f.dtsValid = clockNone, false
 		}
 	}
+	return f, ""
+}
+
+// admit is the start of gst_kvs_sink_handle_buffer, run as collectpads
+// hands the buffer over: the droppable-flags rule and the DTS fill-in.
+func (c *trackChecker) admit(flags gst.BufferFlags, f frame) (frame, string) {
 	switch {
 	case flags&gst.BufferFlagCorrupted != 0:
 		return frame{}, DropCorrupted
@@ -190,49 +229,63 @@ func (c *trackChecker) prepare(flags gst.BufferFlags, pts, dts uint64) (frame, s
 		return frame{}, DropHeaderNoTimestamp
 	}
 	if f.dtsRT == clockNone {
-		f.dtsRT = c.lastDTS + defaultFrameDuration
+		f.dtsRT = c.stream.lastDTS + defaultFrameDuration
 	}
-	c.lastDTS = f.dtsRT
+	c.stream.lastDTS = f.dtsRT
 	if f.ptsRT == clockNone {
 		return frame{}, DropNoPTS
 	}
-	f.keyframe = flags&gst.BufferFlagDeltaUnit == 0
+	f.keyframe = flags&gst.BufferFlagDeltaUnit == 0 && !c.cfg.noKeyframes
 	return f, ""
 }
 
-// put runs the producer's checks on a prepared frame: the keyframe wait and
-// the MKV timestamp rules. It returns the drop reason and the put-frame
-// status to post as a warning (0 for silent drops), or "" when accepted;
-// newFragment reports that the frame started a fragment.
+// prepare is clip then admit, for a buffer handed over at once.
+func (c *trackChecker) prepare(flags gst.BufferFlags, pts, dts uint64) (frame, string) {
+	f, reason := c.clip(pts, dts)
+	if reason != "" {
+		return f, reason
+	}
+	return c.admit(flags, f)
+}
+
+// endOfFragment is kvssink's end-of-fragment marker (put at a pad's EOS):
+// the first one makes the producer skip non-key frames until the next key
+// frame (Stream.c putFrame, eofrFrame); a second one in a row is refused.
+func (c *trackChecker) endOfFragment() {
+	if c.stream.eofr {
+		return
+	}
+	c.stream.eofr, c.stream.waitKeyframe = true, true
+}
+
+// put runs the producer's checks on a prepared frame: the keyframe wait,
+// the MKV generator's cluster rules and the content view's DTS order. It
+// returns the drop reason and the put-frame status to post as a warning (0
+// for silent drops), or "" when accepted; newFragment reports that the
+// frame started a fragment.
 func (c *trackChecker) put(f frame) (reason string, status uint32, newFragment bool) {
-	if c.waitKeyframe {
+	st := c.stream
+	if st.waitKeyframe {
 		if !f.keyframe {
 			return DropNotKeyframe, 0, false
 		}
-		c.waitKeyframe = false
+		st.waitKeyframe, st.eofr = false, false
 	}
-	decode := f.ptsRT
-	if f.dtsValid {
-		decode = f.dtsRT
-	}
-	if c.cfg.fragments && c.hasCluster && f.ptsRT < c.clusterStart {
+	// mkvgenValidateFrame: no frame of any track before the current cluster.
+	if st.hasCluster && (f.ptsRT < st.clusterPTS || f.dtsRT < st.clusterDTS) {
 		return DropBackwards, StatusBeforeClusterStart, false
 	}
-	if c.hasPrev && decode < c.prevDecode {
-		if f.dtsValid {
-			return DropBackwards, StatusDTSBelowPrevious, false
-		}
-		return DropBackwards, StatusBeforeClusterStart, false
+	switch {
+	case c.cfg.fragments && f.keyframe && (c.cfg.keyFrameFragmentation || !st.hasCluster || f.ptsRT-st.clusterPTS >= c.cfg.fragmentDuration):
+		st.hasCluster, st.clusterPTS, st.clusterDTS, newFragment = true, f.ptsRT, f.dtsRT, true
+	case st.hasCluster && (f.ptsRT-st.clusterPTS)/c.cfg.timecodeScale > math.MaxInt16:
+		return DropFragmentTooLong, StatusFragmentTooLong, false
 	}
-	if c.cfg.fragments {
-		switch {
-		case f.keyframe && (c.cfg.keyFrameFragmentation || !c.hasCluster || f.ptsRT-c.clusterStart >= c.cfg.fragmentDuration):
-			c.hasCluster, c.clusterStart, newFragment = true, f.ptsRT, true
-		case c.hasCluster && (f.ptsRT-c.clusterStart)/c.cfg.timecodeScale > math.MaxInt16:
-			return DropFragmentTooLong, StatusFragmentTooLong, false
-		}
+	// contentViewAddItem: the stream's frames in DTS order.
+	if st.hasPrev && f.dtsRT < st.prevDTS {
+		return DropBackwards, StatusDTSBelowPrevious, newFragment
 	}
-	c.hasPrev, c.prevDecode = true, decode
+	st.hasPrev, st.prevDTS = true, f.dtsRT
 	return "", 0, newFragment
 }
 

@@ -39,9 +39,9 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 )
 
-// streamingType is the GType of kvssink's streaming-type enum
-// (GstKvsSinkStreamingType: 0 realtime, 1 near-realtime, 2 offline).
-var streamingType = gstshim.RegisterEnum("GstKvsSinkStreamingType", []gstshim.EnumValue{
+// streamingType is the GType of kvssink's streaming-type enum (0 realtime,
+// 1 near-realtime, 2 offline), registered as streamingTypeName.
+var streamingType = gstshim.RegisterEnum(streamingTypeName, []gstshim.EnumValue{
 	{Value: 0, Name: "streaming type realtime", Nick: "realtime"},
 	{Value: 1, Name: "streaming type near realtime", Nick: "near-realtime"},
 	{Value: 2, Name: "streaming type offline", Nick: "offline"},

@@ -16,9 +16,20 @@
 //	KVSSINK_STANDIN_LAPSE          error (default) | stall: what happens once credentials lapse
 //	KVSSINK_STANDIN_STATIC_EXPIRES RFC 3339 time when static/env session credentials expire
 //	KVSSINK_STANDIN_CLOCK_OFFSET   Go duration added to the wall clock (credential timing tests)
+//	KVSSINK_STANDIN_TRACE          file to append one line per frame handed over to (pad,
+//	                               running times, keyframe, accepted or why not), for
+//	                               comparing the stand-in's decisions with the real element's
+//
+// Read when the plugin registers its elements:
+//
+//	KVSSINK_STANDIN_FACTORY        factory name instead of "kvssink", so that a
+//	                               pipeline can hold the stand-in beside a real
+//	                               kvssink (the calibration tests tee one
+//	                               stream into both)
 package kvssinkstandin
 
 import (
+	"os"
 	"time"
 
 	"github.com/go-gst/go-glib/glib"
@@ -30,12 +41,26 @@ import (
 // FactoryName is the real element's factory name.
 const FactoryName = "kvssink"
 
+// EnvFactory renames the stand-in's factory (see the package comment).
+const EnvFactory = "KVSSINK_STANDIN_FACTORY"
+
+// streamingTypeName is the GType name of the streaming-type enum: the real
+// element's, unless the stand-in is renamed to sit beside the real element,
+// which registers that name itself (a second registration would fail).
+var streamingTypeName = func() string {
+	if os.Getenv(EnvFactory) != "" {
+		return "GstKvsSinkStandInStreamingType"
+	}
+	return "GstKvsSinkStreamingType"
+}()
+
 // Environment variables of the stand-in.
 const (
 	EnvReport        = "KVSSINK_STANDIN_REPORT"
 	EnvLapse         = "KVSSINK_STANDIN_LAPSE"
 	EnvStaticExpires = "KVSSINK_STANDIN_STATIC_EXPIRES"
 	EnvClockOffset   = "KVSSINK_STANDIN_CLOCK_OFFSET"
+	EnvTrace         = "KVSSINK_STANDIN_TRACE"
 )
 
 // Pad template caps, as the real element declares them (audiosink_templ and
@@ -51,10 +76,14 @@ const (
 
 var cat = gst.NewDebugCategory("kvssinkstandin", gst.DebugColorNone, "kvssink stand-in (tests only)")
 
-// Register registers the stand-in as "kvssink" with plugin, or statically
-// when plugin is nil.
+// Register registers the stand-in as "kvssink" (or $KVSSINK_STANDIN_FACTORY)
+// with plugin, or statically when plugin is nil.
 func Register(plugin *gst.Plugin) bool {
-	return gst.RegisterElement(plugin, FactoryName, gst.RankNone, &standin{}, gst.ExtendsBin)
+	name := FactoryName
+	if v := os.Getenv(EnvFactory); v != "" {
+		name = v
+	}
+	return gst.RegisterElement(plugin, name, gst.RankNone, &standin{}, gst.ExtendsBin)
 }
 
 const rw = glib.ParameterReadWrite

@@ -8,6 +8,7 @@ package kvssinkstandin
 import (
 	"encoding/hex"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"sync"
@@ -41,12 +42,16 @@ type trackRun struct {
 	checker   *trackChecker
 	firstCaps *CapsRecord
 	eos       bool
-	hasLast   bool
-	lastRT    uint64
+	queue     []queued // in collectpads, waiting for the other tracks
+	// eosPending: EOS arrived behind queued buffers (see collect).
+	eosPending bool
+	hasLast    bool
+	lastRT     uint64
 }
 
 type runState struct {
 	mu         sync.Mutex
+	trace      io.Writer // KVSSINK_STANDIN_TRACE: one line per frame handed over
 	now        func() time.Time
 	streamName string
 	lapseMode  string
@@ -78,8 +83,24 @@ func trackKind(pad string) string {
 	return "video"
 }
 
-// putBuffer runs one buffer through kvssink's put_frame path and returns
-// whether the frame was accepted plus what to post.
+// queued is a buffer waiting in collectpads for the other tracks.
+type queued struct {
+	flags gst.BufferFlags
+	f     frame // clipped, not yet admitted
+}
+
+// order is collectpads' sort key: the DTS running time, else the PTS's.
+func (q queued) order() uint64 {
+	if q.f.dtsValid {
+		return q.f.dtsRT
+	}
+	return q.f.ptsRT
+}
+
+// putBuffer takes one buffer the way kvssink's collectpads does (clipped
+// as it arrives, queued until every track has one) and runs what
+// collectpads hands over through kvssink's put_frame path. It reports
+// whether the buffer was taken, plus what to post.
 func (r *runState) putBuffer(pad string, flags gst.BufferFlags, pts, dts uint64) (bool, []action) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -90,10 +111,72 @@ func (r *runState) putBuffer(pad string, flags gst.BufferFlags, pts, dts uint64)
 		return false, nil
 	}
 	r.dirty = true
-	f, reason := t.checker.prepare(flags, pts, dts)
+	f, reason := t.checker.clip(pts, dts)
 	if reason != "" {
 		r.report.FramesDropped[reason]++
 		return false, nil
+	}
+	t.queue = append(t.queue, queued{flags: flags, f: f})
+	return true, r.collect()
+}
+
+// collect hands queued buffers over while every track that has not ended
+// has one, the earliest first (gst_collect_pads' default order), so the
+// put_frame checks see the tracks interleaved by time as kvssink does,
+// whichever arrived first (audio often runs ahead of encoded video).
+func (r *runState) collect() []action {
+	var acts []action
+	for {
+		for _, t := range r.tracks {
+			if t.eosPending && len(t.queue) == 0 {
+				// The pad's EOS reaches kvssink once its last buffer was
+				// handed over: it puts an end-of-fragment marker, after
+				// which the producer skips non-key frames again (the
+				// second pad's marker fails, 0x5200008a, with no effect).
+				t.eosPending, t.eos = false, true
+				t.checker.endOfFragment()
+			}
+		}
+		var best *trackRun
+		bestPad := ""
+		for pad, t := range r.tracks {
+			if len(t.queue) == 0 {
+				if t.eos {
+					continue
+				}
+				return acts // collectpads waits for this track
+			}
+			if best == nil || t.queue[0].order() < best.queue[0].order() ||
+				(t.queue[0].order() == best.queue[0].order() && pad < bestPad) {
+				best, bestPad = t, pad
+			}
+		}
+		if best == nil {
+			return acts
+		}
+		q := best.queue[0]
+		best.queue = best.queue[1:]
+		acts = append(acts, r.handle(bestPad, best, q)...)
+	}
+}
+
+// handle is gst_kvs_sink_handle_buffer for one buffer collectpads handed
+// over.
+func (r *runState) handle(pad string, t *trackRun, q queued) []action {
+	acts, f, outcome := r.handleFrame(pad, t, q)
+	if r.trace != nil {
+		fmt.Fprintf(r.trace, "%s pts %d dts %d key %v: %s\n", pad, f.ptsRT, f.dtsRT, f.keyframe, outcome)
+	}
+	return acts
+}
+
+// handleFrame is handle without the trace; outcome is "ok" or the reason
+// the frame was dropped.
+func (r *runState) handleFrame(pad string, t *trackRun, q queued) ([]action, frame, string) {
+	f, reason := t.checker.admit(q.flags, q.f)
+	if reason != "" {
+		r.report.FramesDropped[reason]++
+		return nil, q.f, reason
 	}
 	now := r.now()
 	cred := r.creds.atFrame(now)
@@ -111,21 +194,33 @@ func (r *runState) putBuffer(pad string, flags gst.BufferFlags, pts, dts uint64)
 	if !cred.ok {
 		r.report.FramesDropped[DropCredentialsExpired]++
 		r.report.FramesWithExpiredCredentials++
-		return false, acts
+		return acts, f, DropCredentialsExpired
 	}
 	reason, status, newFragment := t.checker.put(f)
 	if reason != "" {
-		r.report.FramesDropped[reason]++
-		if reason == DropBackwards {
-			r.report.RunningTimeViolations++
-		}
-		if status != 0 {
-			text := putFrameWarning(status)
-			r.report.addWarning(fmt.Sprintf("%s: %s (pts rt %d, dts rt %d)", pad, text, f.ptsRT, f.dtsRT))
-			acts = append(acts, action{kind: actWarning, text: text})
-		}
-		return false, acts
+		return append(acts, r.refuse(pad, f, reason, status)...), f, reason
 	}
+	r.accept(pad, t, f, newFragment, now, cred.accessKey)
+	return acts, f, "ok"
+}
+
+// refuse records a frame the producer refused and returns the WARNING to
+// post for it (none for silent drops).
+func (r *runState) refuse(pad string, f frame, reason string, status uint32) []action {
+	r.report.FramesDropped[reason]++
+	if reason == DropBackwards {
+		r.report.RunningTimeViolations++
+	}
+	if status == 0 {
+		return nil
+	}
+	text := putFrameWarning(status)
+	r.report.addWarning(fmt.Sprintf("%s: %s (pts rt %d, dts rt %d)", pad, text, f.ptsRT, f.dtsRT))
+	return []action{{kind: actWarning, text: text}}
+}
+
+// accept records an accepted frame in the report.
+func (r *runState) accept(pad string, t *trackRun, f frame, newFragment bool, now time.Time, accessKey string) {
 	r.report.FramesAccepted[pad]++
 	if f.keyframe {
 		r.report.Keyframes++
@@ -142,16 +237,12 @@ func (r *runState) putBuffer(pad string, flags gst.BufferFlags, pts, dts uint64)
 		v := pts0
 		r.report.LastPTSRunningTime = &v
 	}
-	decode := f.ptsRT
-	if f.dtsValid {
-		decode = f.dtsRT
-	}
+	decode := f.decode()
 	if t.hasLast && decode > t.lastRT && decode-t.lastRT > r.report.MaxGapNs {
 		r.report.MaxGapNs = decode - t.lastRT
 	}
 	t.hasLast, t.lastRT = true, decode
-	r.report.useKey(MaskKey(cred.accessKey), now)
-	return true, acts
+	r.report.useKey(MaskKey(accessKey), now)
 }
 
 // streamError records a stream error and returns the stream-error signal to emit.
@@ -229,21 +320,24 @@ func (r *runState) segmentEvent(pad string, s segment, timeFormat bool) {
 	t.checker.setSegment(s)
 }
 
-// eosEvent marks pad ended; once every track ended (kvssink posts EOS when
-// all its pads have it) it marks the report and returns it to write.
-func (r *runState) eosEvent(pad string) (data []byte, seq uint64) {
+// eosEvent marks pad ended, which lets collectpads hand over what waited
+// for it; once every track ended (kvssink posts EOS when all its pads have
+// it) it marks the report and returns it to write.
+func (r *runState) eosEvent(pad string) (data []byte, seq uint64, acts []action) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t := r.tracks[pad]; t != nil {
-		t.eos = true
+	if t := r.tracks[pad]; t != nil && !t.eos {
+		t.eosPending = true
 	}
+	acts = r.collect()
 	for _, t := range r.tracks {
 		if !t.eos {
-			return nil, 0
+			return nil, 0, acts
 		}
 	}
 	r.report.EOS = true
-	return r.encodeLocked()
+	data, seq = r.encodeLocked()
+	return data, seq, acts
 }
 
 // encodeIfDirty returns the report content when it changed since the last encoding.
