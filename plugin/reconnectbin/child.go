@@ -597,6 +597,10 @@ func (b *reconnectBin) childFailed(c *childInstance, reason supervisor.Reason, t
 // finishes on its own and frees itself.
 func (b *reconnectBin) release(c *childInstance) {
 	b.takeOut(c)
+	// A start cut short by the loop's stop leaves c as the changing
+	// instance; out of the bin it is not the bin's concern any more, and
+	// the stale pointer would keep it allocated for the life of the bin.
+	b.changing.CompareAndSwap(c, nil)
 	done := make(chan struct{})
 	lastChange := c.lastChange
 	go func() {

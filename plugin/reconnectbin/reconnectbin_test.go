@@ -251,15 +251,25 @@ func testRebuildsDoNotLeak(t *testing.T, source string) {
 	})
 	_ = p.SetState(gst.StateNull)
 
-	harness.WaitUntil(t, 30*time.Second, "every removed source instance to be freed, and stats instances-allocated to say so ("+strconv.Itoa(int(added.Load()))+" added)", func() bool {
+	// Every instance is freed, the last too (a stale slot of the releasing
+	// list once kept it until the next release), and the stats count what
+	// the test counts.
+	var left int64
+	allocated := ""
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		glib.IdleAdd(func() bool { return false }) // keep the main context turning
 		runtimeGC()
-		// Every one, the last too (a stale slot of the releasing list
-		// once kept it until the next release); the stats count what the
-		// test counts.
-		left := added.Load() - freed.Load()
-		return left == 0 && statsOf(t, rb)["instances-allocated"] == "0"
-	})
+		left = added.Load() - freed.Load()
+		allocated = statsOf(t, rb)["instances-allocated"]
+		if left == 0 && allocated == "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after NULL, %d of %d removed source instances are not freed; stats instances-allocated %q", left, added.Load(), allocated)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
+	}
 	t.Logf("instances added %d, freed %d; before %+v after %+v", added.Load(), freed.Load(), before, after)
 	if after.threads > before.threads+4 {
 		t.Errorf("threads grew from %d to %d over 200 rebuilds", before.threads, after.threads)
