@@ -192,7 +192,7 @@ docs-check:
 
 bench-run: build
 	$(CHECK_GO)
-	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(dir $(TESTPLUGIN))) $(GO) run ./cmd/kvsrelay-bench -o docs/benchmarks.md $(BENCH_ARGS)
+	KVSRELAY_TEST_PLUGIN_DIR=$(abspath $(dir $(TESTPLUGIN))) $(GO) run ./test/bench -o docs/benchmarks.md $(BENCH_ARGS)
 
 # The soak (test/soak): SOAK_DURATION of faults (default 9m, about 10 min in
 # all) or SOAK_FAULTS faults in total (1000: over an hour); SOAK_SEED replays
