@@ -6,6 +6,7 @@ package gsttest
 /*
 #cgo pkg-config: gstreamer-1.0
 #include <gst/gst.h>
+#include <stdlib.h>
 
 extern void gsttestWeakNotify(gpointer data, GObject *where);
 
@@ -32,11 +33,19 @@ static gchar *gsttest_pspec_default(GParamSpec *p) {
 		return g_strdup("NULL");
 	return g_strdup_value_contents(v);
 }
+
+static gboolean gsttest_has_context(gpointer el, const gchar *type) {
+	GstContext *ctx = gst_element_get_context(GST_ELEMENT(el), type);
+	if (ctx == NULL) return FALSE;
+	gst_context_unref(ctx);
+	return TRUE;
+}
 */
 import "C"
 
 import (
 	"runtime/cgo"
+	"unsafe"
 
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
@@ -54,6 +63,15 @@ func gsttestWeakNotify(data C.gpointer, _ *C.GObject) {
 // how a test proves that removed children are really freed.
 func OnFinalize(obj *gst.Object, fn func()) {
 	C.gsttest_weak_ref(C.gpointer(obj.Unsafe()), C.guintptr(cgo.NewHandle(fn)))
+}
+
+// HasContext reports whether el keeps a context of type ctxType
+// (gst_element_get_context): for a bin, one it stored from a child's
+// HAVE_CONTEXT and hands to children added later.
+func HasContext(el *gst.Element, ctxType string) bool {
+	ct := C.CString(ctxType)
+	defer C.free(unsafe.Pointer(ct))
+	return C.gsttest_has_context(C.gpointer(el.Unsafe()), ct) != 0
 }
 
 // ParamInfo describes one property as gst-inspect-1.0 would: its name, nick,
