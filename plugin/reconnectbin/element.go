@@ -174,6 +174,9 @@ func (b *reconnectBin) Constructed(obj *glib.Object) {
 	b.srcPad = b.newOutputPad(streamMain)
 	b.self.AddPad(b.srcPad.Pad)
 	b.self.SetSuppressedFlags(gst.ElementFlagSource | gst.ElementFlagSink)
+	// Never closed: the watch holds the bin weakly and its signal handler
+	// goes with the bin.
+	gstshim.WatchDeepElementAdded(b.self, unshareSoupSessions)
 	gstshim.SetObjectFlag(b.self.Object, gst.ElementFlagSource)
 }
 
@@ -396,9 +399,10 @@ func (b *reconnectBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
 // waits for its own request on that same thread. Every later instance then
 // queued its requests on the dead thread (no HTTP request after the fault
 // was lifted, stall rebuilds forever, each stuck instance's threads and fds
-// kept). With a session per instance, only the instance that deadlocked is
-// lost and the next one starts on a fresh session. Elements of one
-// instance still share its session through the instance's own bin.
+// kept). With a session per instance, a later instance never depends on an
+// earlier one's session thread; and within an instance, fragment sources
+// do not share at all (unshareSoupSessions, soup.go), which removes the
+// deadlock itself.
 const soupSessionContext = "gst.soup.session"
 
 // instanceSoupSession reports whether msg is a source instance's

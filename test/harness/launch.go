@@ -289,17 +289,6 @@ func (l *Launch) Wait(timeout time.Duration) int {
 	}
 }
 
-// ExitsWithin reports whether the process exits within timeout, without
-// failing the test or killing the process when it does not.
-func (l *Launch) ExitsWithin(timeout time.Duration) bool {
-	select {
-	case <-l.exited:
-		return true
-	case <-time.After(timeout):
-		return false
-	}
-}
-
 // Exited reports whether the process has ended.
 func (l *Launch) Exited() bool {
 	select {
