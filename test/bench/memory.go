@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvsrelay/kvsrelay/test/harness"
 	"github.com/kvsrelay/kvsrelay/test/servers"
 )
 
@@ -360,20 +361,20 @@ func (h *memHost) sampleAtRest(b *Bench) (memSample, time.Duration, error) {
 		return memSample{}, 0, fmt.Errorf("%d source instances still allocated %v after the rebuilds stopped, want 1 (the current one)", allocated, freeBound)
 	}
 	wait := time.Since(rebuilt)
-	untrimmed, err := sampleProc(h.cmd.Process.Pid)
+	untrimmed, err := harness.SampleProcess(h.cmd.Process.Pid)
 	if err != nil {
 		return memSample{}, 0, err
 	}
 	if _, err := h.call("trim"); err != nil {
 		return memSample{}, 0, err
 	}
-	trimmed, err := sampleProc(h.cmd.Process.Pid)
+	trimmed, err := harness.SampleProcess(h.cmd.Process.Pid)
 	return memSample{trimmed: trimmed, untrimmedRSSKiB: untrimmed.RSSKiB}, wait, err
 }
 
 // memSample is the process at rest: after malloc_trim, and its RSS before.
 type memSample struct {
-	trimmed         ProcSample
+	trimmed         harness.ProcSample
 	untrimmedRSSKiB int64
 }
 

@@ -155,20 +155,6 @@ func TestStartLimitHits(t *testing.T) {
 	}
 }
 
-func TestParseProcStatus(t *testing.T) {
-	status := "Name:\tgst-launch-1.0\nVmPeak:\t  300000 kB\nVmRSS:\t   27864 kB\nThreads:\t9\n"
-	rss, threads, err := parseProcStatus([]byte(status))
-	if err != nil || rss != 27864 || threads != 9 {
-		t.Errorf("parseProcStatus = %d, %d, %v; want 27864, 9, nil", rss, threads, err)
-	}
-	if _, _, err := parseProcStatus([]byte("Name:\tzombie\nThreads:\t1\n")); err == nil {
-		t.Error("status without VmRSS (a zombie) was accepted")
-	}
-	if _, _, err := parseProcStatus([]byte("VmRSS:\tlots kB\nThreads:\t1\n")); err == nil {
-		t.Error("malformed VmRSS was accepted")
-	}
-}
-
 // scaleDown box-filters an I420 luma plane of w x h to frameWidth x
 // frameHeight, as the contenders' scalers roughly do, with chroma 128.
 func scaleDown(src []byte, w, h int) []byte {
