@@ -1,8 +1,7 @@
 // Package gsttest holds the GObject calls that tests need and go-gst v1.4.0
-// lacks: listing the properties a class installs itself, and whether an
-// element keeps a context. Knowing when an object is freed is
-// gstshim.OnFinalize, which reconnectbin's stats use. It is never compiled
-// into the plugin.
+// lacks: listing the properties a class installs itself. Knowing when an
+// object is freed is gstshim.OnFinalize, which reconnectbin's stats use.
+// It is never compiled into the plugin.
 package gsttest
 
 /*
