@@ -16,6 +16,25 @@ static gboolean shim_message_from_inside(gpointer msg, gpointer ancestor) {
 	GstObject *src = GST_MESSAGE_SRC(GST_MESSAGE(msg));
 	return src != NULL && gst_object_has_as_ancestor(src, GST_OBJECT(ancestor));
 }
+// The context type a NEED_CONTEXT or HAVE_CONTEXT message is about; NULL for
+// other messages. Keeps no reference on the context.
+static const gchar *shim_message_context_type(gpointer m) {
+	GstMessage *msg = GST_MESSAGE(m);
+	const gchar *type = NULL;
+	if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_NEED_CONTEXT) {
+		if (!gst_message_parse_context_type(msg, &type)) return NULL;
+		return type;
+	}
+	if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_HAVE_CONTEXT) {
+		GstContext *ctx = NULL;
+		gst_message_parse_have_context(msg, &ctx);
+		if (ctx == NULL) return NULL;
+		// The type string belongs to the context, which the message keeps alive.
+		type = gst_context_get_context_type(ctx);
+		gst_context_unref(ctx);
+	}
+	return type;
+}
 static gboolean shim_clear_ghost_target(gpointer pad) {
 	return gst_ghost_pad_set_target(GST_GHOST_PAD(pad), NULL);
 }
@@ -90,6 +109,21 @@ func MessageFromInside(msg *gst.Message, ancestor *gst.Object) bool {
 		return false
 	}
 	return C.shim_message_from_inside(C.gpointer(unsafe.Pointer(msg.Instance())), C.gpointer(ancestor.Unsafe())) != 0
+}
+
+// MessageContextType returns the context type ("gst.soup.session", ...) of a
+// NEED_CONTEXT or HAVE_CONTEXT message, "" for any other message. Unlike
+// go-gst's ParseHaveContext it keeps no reference on the context, whose
+// lifetime would otherwise depend on Go's garbage collector.
+func MessageContextType(msg *gst.Message) string {
+	if msg == nil {
+		return ""
+	}
+	t := C.shim_message_context_type(C.gpointer(unsafe.Pointer(msg.Instance())))
+	if t == nil {
+		return ""
+	}
+	return C.GoString(t)
 }
 
 // ClearGhostTarget unsets a ghost pad's target. GhostPad.SetTarget(nil)

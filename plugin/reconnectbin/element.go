@@ -187,6 +187,9 @@ func (b *reconnectBin) Constructed(obj *glib.Object) {
 	b.srcPad = b.newOutputPad(streamMain)
 	b.self.AddPad(b.srcPad.Pad)
 	b.self.SetSuppressedFlags(gst.ElementFlagSource | gst.ElementFlagSink)
+	// Never closed: the watch holds the bin weakly and its signal handler
+	// goes with the bin.
+	gstshim.WatchDeepElementAdded(b.self, unshareSoupSessions)
 	gstshim.SetObjectFlag(b.self.Object, gst.ElementFlagSource)
 }
 
@@ -353,8 +356,18 @@ func (b *reconnectBin) ChangeState(el *gst.Element, transition gst.StateChange) 
 // state change pending, drop it ("nothing pending"): the pipeline then
 // waits for the bin forever and its sinks never leave preroll (seen as a
 // relay showing no frame at all, now and then, at start).
+//
+// An instance's soup session stays inside it too (see soupSessionContext).
 func (b *reconnectBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
 	switch msg.Type() {
+	case gst.MessageNeedContext, gst.MessageHaveContext:
+		if b.instanceSoupSession(bin, msg) {
+			// handle_message transfers ownership; go-gst's wrapper has no finalizer.
+			msg.Unref()
+			return
+		}
+		bin.ParentHandleMessage(msg)
+		return
 	case gst.MessageError, gst.MessageWarning, gst.MessageEOS, gst.MessageBuffering,
 		gst.MessageAsyncStart, gst.MessageAsyncDone:
 	default:
@@ -384,6 +397,35 @@ func (b *reconnectBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
 	}
 	// handle_message transfers ownership; go-gst's wrapper has no finalizer.
 	msg.Unref()
+}
+
+// soupSessionContext is the context type through which souphttpsrc shares
+// its libsoup session, and the one thread that runs every request of it,
+// with each souphttpsrc that asks (HAVE_CONTEXT, NEED_CONTEXT).
+//
+// Each source instance keeps its own session: GstBin stores a HAVE_CONTEXT's
+// context and hands it to every child added later, so without this every
+// rebuilt instance ran its requests on the first instance's session thread.
+// GStreamer 1.22's legacy hlsdemux can deadlock that thread: it posts a
+// segment's 404 ERROR from the session thread, hlsdemux's message handler
+// waits there for the manifest lock, held by the playlist refresh, which
+// waits for its own request on that same thread. Every later instance then
+// queued its requests on the dead thread (no HTTP request after the fault
+// was lifted, stall rebuilds forever, each stuck instance's threads and fds
+// kept). With a session per instance, a later instance never depends on an
+// earlier one's session thread; and within an instance, fragment sources
+// do not share at all (unshareSoupSessions, soup.go), which removes the
+// deadlock itself.
+const soupSessionContext = "gst.soup.session"
+
+// instanceSoupSession reports whether msg is a source instance's
+// HAVE_CONTEXT or NEED_CONTEXT for a soup session, which goes no further
+// than the instance: the bin and the pipeline neither keep nor answer it.
+func (b *reconnectBin) instanceSoupSession(bin *gst.Bin, msg *gst.Message) bool {
+	if gstshim.MessageContextType(msg) != soupSessionContext {
+		return false
+	}
+	return b.fromReleasing(msg) || gstshim.MessageFromInside(msg, bin.Object)
 }
 
 // SendEvent handles application EOS (gst-launch-1.0 -e, then Ctrl-C): stop

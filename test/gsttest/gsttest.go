@@ -7,6 +7,7 @@ package gsttest
 /*
 #cgo pkg-config: gstreamer-1.0
 #include <gst/gst.h>
+#include <stdlib.h>
 
 static GParamSpec **gsttest_list_properties(gpointer obj, guint *n) {
 	return g_object_class_list_properties(G_OBJECT_GET_CLASS(obj), n);
@@ -27,12 +28,31 @@ static gchar *gsttest_pspec_default(GParamSpec *p) {
 		return g_strdup("NULL");
 	return g_strdup_value_contents(v);
 }
+
+static gboolean gsttest_has_context(gpointer el, const gchar *type) {
+	GstContext *ctx = gst_element_get_context(GST_ELEMENT(el), type);
+	if (ctx == NULL) return FALSE;
+	gst_context_unref(ctx);
+	return TRUE;
+}
 */
 import "C"
 
 import (
+	"unsafe"
+
 	"github.com/go-gst/go-glib/glib"
+	"github.com/go-gst/go-gst/gst"
 )
+
+// HasContext reports whether el keeps a context of type ctxType
+// (gst_element_get_context): for a bin, one it stored from a child's
+// HAVE_CONTEXT and hands to children added later.
+func HasContext(el *gst.Element, ctxType string) bool {
+	ct := C.CString(ctxType)
+	defer C.free(unsafe.Pointer(ct))
+	return C.gsttest_has_context(C.gpointer(el.Unsafe()), ct) != 0
+}
 
 // ParamInfo describes one property as gst-inspect-1.0 would: its name, nick,
 // blurb, value type name and param spec default (g_strdup_value_contents:

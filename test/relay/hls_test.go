@@ -153,3 +153,42 @@ func hlsdemux2Version(t *testing.T) (uridesc.Version, bool) {
 	}
 	return uridesc.Version{}, false
 }
+
+// Segments answered 404 for 10 s, three times over (issue #12). In such an
+// outage GStreamer 1.22's legacy hlsdemux deadlocked the thread of a soup
+// session shared by its playlist and fragment sources: the segment's 404 is
+// handled on the thread that must also finish the playlist refresh holding
+// the lock the handler waits for. Every later instance inherited that
+// session: no request reached the server after the fault, stall rebuilds
+// forever, and gst-launch-1.0 could not exit (gst_deinit waits for the
+// stuck task threads). The relay must come back after each outage and exit
+// cleanly at the end.
+func TestHLSLongSegmentOutageRecovers(t *testing.T) {
+	const outage = 10 * time.Second
+	srv := newHLS(t)
+	r := startRelay(t, hlsSource(srv), "stall-timeout="+sec(3*time.Second))
+	r.waitStreaming(t)
+
+	isRestart := harness.Element("reconnectbin-restart")
+	defer func() {
+		if t.Failed() {
+			t.Logf("HTTP requests since the last outage ended: %v", srv.RequestCounts())
+		}
+	}()
+	for round := 1; round <= 3; round++ {
+		restarts := r.Count(isRestart)
+		start := time.Now()
+		srv.SegmentStatus(http.StatusNotFound)
+		r.WaitFor(60*time.Second, restarts+2, fmt.Sprintf("round %d: two rebuilds while segments answer 404", round), isRestart)
+		// The outage's length is the scenario: segments stay 404 for that
+		// long, whatever the relay does meanwhile.
+		time.Sleep(time.Until(start.Add(outage)))
+		srv.SegmentStatus(0)
+		srv.ResetRequestCounts()
+		lifted := time.Now()
+		r.WaitFor(90*time.Second, round, fmt.Sprintf("round %d: recovery once segments are served again", round), recovered)
+		t.Logf("round %d: back %v after the outage ended", round, time.Since(lifted).Round(100*time.Millisecond))
+		r.waitGrowth(t, 30*time.Second)
+	}
+	r.finish(t)
+}

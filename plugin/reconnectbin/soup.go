@@ -1,0 +1,70 @@
+package reconnectbin
+
+/*
+#cgo pkg-config: gstreamer-1.0
+#include <gst/gst.h>
+
+// souphttpsrc shares its session (and the session's one thread) only when
+// its properties are all defaults; an empty, non-NULL cookie list adds no
+// cookie and keeps it from sharing. A cookie list the user set is kept.
+static void unshare_soup(GstElement *e) {
+	if (g_strcmp0(G_OBJECT_TYPE_NAME(e), "GstSoupHTTPSrc") != 0) return;
+	gchar **cookies = NULL;
+	g_object_get(e, "cookies", &cookies, NULL);
+	if (cookies != NULL) {
+		g_strfreev(cookies);
+		return;
+	}
+	gchar *none[] = {NULL};
+	g_object_set(e, "cookies", none, NULL);
+}
+
+static void unshare_soup_deep(gpointer el) {
+	GstElement *e = GST_ELEMENT(el);
+	unshare_soup(e);
+	if (!GST_IS_BIN(e)) return;
+	GstIterator *it = gst_bin_iterate_recurse(GST_BIN(e));
+	GValue item = G_VALUE_INIT;
+	gboolean done = FALSE;
+	while (!done) {
+		switch (gst_iterator_next(it, &item)) {
+		case GST_ITERATOR_OK:
+			unshare_soup(GST_ELEMENT(g_value_get_object(&item)));
+			g_value_reset(&item);
+			break;
+		case GST_ITERATOR_RESYNC:
+			gst_iterator_resync(it);
+			break;
+		default:
+			done = TRUE;
+		}
+	}
+	g_value_unset(&item);
+	gst_iterator_free(it);
+}
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/go-gst/go-gst/gst"
+)
+
+// unshareSoupSessions keeps every souphttpsrc added inside the bin once it
+// runs (the fragment sources hlsdemux creates) from sharing a soup session
+// with others. GStreamer 1.22's legacy hlsdemux deadlocks a shared
+// session's thread during segment errors: the fragment source posts its
+// 404 ERROR from that thread, hlsdemux's message handler waits there for
+// the manifest lock, and the playlist refresh holding that lock waits for
+// its own request on the same thread (seen in 1 to 3 of 3 ten-second 404
+// outages; the instance's threads stay blocked for good and gst_deinit
+// then never returns). With a session of its own, a fragment source's
+// thread only waits until the refresh is done. The cost: a fragment source
+// opens a new session (a thread and a connection) per segment instead of
+// reusing one. The playlist downloader's source (not in any bin) and the
+// description's own elements, added before, still share with each other,
+// which is safe: their errors do not go through hlsdemux's handler.
+func unshareSoupSessions(el *gst.Element) {
+	C.unshare_soup_deep(C.gpointer(unsafe.Pointer(el.Unsafe())))
+}
