@@ -187,9 +187,7 @@ func (b *reconnectBin) Constructed(obj *glib.Object) {
 	b.srcPad = b.newOutputPad(streamMain)
 	b.self.AddPad(b.srcPad.Pad)
 	b.self.SetSuppressedFlags(gst.ElementFlagSource | gst.ElementFlagSink)
-	// Never closed: the watch holds the bin weakly and its signal handler
-	// goes with the bin.
-	gstshim.WatchDeepElementAdded(b.self, unshareSoupSessions)
+	unshareSoupSessions(b.self)
 	gstshim.SetObjectFlag(b.self.Object, gst.ElementFlagSource)
 }
 

@@ -42,6 +42,17 @@ static void unshare_soup_deep(gpointer el) {
 	g_value_unset(&item);
 	gst_iterator_free(it);
 }
+
+static void on_deep_element_added(GstBin *bin, GstBin *sub, GstElement *element, gpointer unused) {
+	unshare_soup_deep(element);
+}
+
+// The handler is plain C: it takes no reference to the element, so no Go
+// wrapper (freed only by a later garbage collection) keeps a fragment
+// source alive after its instance is gone. The handler goes with the bin.
+static void watch_soup_sources(GstElement *bin) {
+	g_signal_connect(bin, "deep-element-added", G_CALLBACK(on_deep_element_added), NULL);
+}
 */
 import "C"
 
@@ -65,6 +76,13 @@ import (
 // reusing one. The playlist downloader's source (not in any bin) and the
 // description's own elements, added before, still share with each other,
 // which is safe: their errors do not go through hlsdemux's handler.
-func unshareSoupSessions(el *gst.Element) {
-	C.unshare_soup_deep(C.gpointer(unsafe.Pointer(el.Unsafe())))
+//
+// The watch runs in C only. Through a Go callback, every fragment source
+// got a Go wrapper holding a reference until some later garbage
+// collection, so sources outlived their instance and could be disposed
+// from the collector's thread, even after gst-launch-1.0 had shut
+// GStreamer down. A SIGSEGV at exit was seen once in a full make test with
+// that callback and never reproduced since; this removes the path.
+func unshareSoupSessions(bin *gst.Bin) {
+	C.watch_soup_sources((*C.GstElement)(unsafe.Pointer(bin.Unsafe())))
 }
