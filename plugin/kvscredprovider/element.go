@@ -245,7 +245,7 @@ func (p *credProvider) resolveTopLocked() *gst.Bin {
 		p.watch = nil
 	}
 	if p.watch == nil && top != nil {
-		p.watch = gstshim.WatchDeepElementAdded(top, p.elementAdded)
+		p.watch = gstshim.WatchDeepElementAdded(top, kvssinkFactory, p.kvssinkAdded)
 	}
 	p.inBin = top != nil
 	return top

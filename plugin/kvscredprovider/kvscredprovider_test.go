@@ -745,3 +745,34 @@ func addFastProvider(t *testing.T, p *harness.Pipeline, clock *jumpClock, path s
 	}
 	return cp
 }
+
+// A kvssink inside a bin that joins the pipeline later (an application
+// adding a whole upload branch at once) is found inside that bin.
+func TestKvssinkInsideABinAddedLater(t *testing.T) {
+	srv := fakeIMDS(t, imdsfake.Options{})
+	dir := harness.PrivateDir(t)
+	path := filepath.Join(dir, "credential")
+	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" fakesrc num-buffers=1 ! fakesink")
+	assertIssued(t, srv, path)
+	branch := gst.NewBin("upload-branch")
+	inner := gst.NewBin("inner")
+	sink, err := gst.NewElementWithName("kvssink", "nested-sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inner.Add(sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := branch.Add(inner.Element); err != nil {
+		t.Fatal(err)
+	}
+	if got := stringProp(t, sink, "credential-path"); got == path {
+		t.Fatalf("kvssink has credential-path %q before its bin joined the pipeline", got)
+	}
+	if err := p.Add(branch.Element); err != nil {
+		t.Fatal(err)
+	}
+	if got := stringProp(t, sink, "credential-path"); got != path {
+		t.Fatalf("kvssink inside a bin added later has credential-path %q, want %q", got, path)
+	}
+}

@@ -45,15 +45,8 @@ func (p *credProvider) configureAll(top *gst.Bin) {
 	if top == nil {
 		return
 	}
-	elements, err := top.GetElementsRecursive()
-	if err != nil {
-		cat.LogWarning(fmt.Sprintf("listing the pipeline's elements: %v", err))
-		return
-	}
-	for _, el := range elements {
-		if isKvssink(el) {
-			p.configureSink(el)
-		}
+	for _, el := range gstshim.ElementsMadeBy(top, kvssinkFactory) {
+		p.configureSink(el)
 	}
 }
 
@@ -65,33 +58,16 @@ func (p *credProvider) registerMetrics(top *gst.Bin) {
 		return
 	}
 	p.metrics.start()
-	elements, err := top.GetElementsRecursive()
-	if err != nil {
-		return
-	}
-	for _, el := range elements {
-		if isKvssink(el) {
-			p.metrics.addSink(el, time.Time{})
-		}
+	for _, el := range gstshim.ElementsMadeBy(top, kvssinkFactory) {
+		p.metrics.addSink(el, time.Time{})
 	}
 }
 
-// elementAdded is the top-level bin's deep-element-added handler: a kvssink
-// added after this element (or inside a bin added after it) is configured
-// before anything can start it.
-func (p *credProvider) elementAdded(el *gst.Element) {
-	if isKvssink(el) {
-		p.configureSink(el)
-		return
-	}
-	if gstshim.IsBin(el) {
-		p.configureAll(gst.ToGstBin(el))
-	}
-}
-
-func isKvssink(el *gst.Element) bool {
-	f := el.GetFactory()
-	return f != nil && f.GetName() == kvssinkFactory
+// kvssinkAdded is the top-level bin's deep-element-added handler, called for
+// each kvssink only: one added after this element (or inside a bin added
+// after it) is configured before anything can start it.
+func (p *credProvider) kvssinkAdded(el *gst.Element) {
+	p.configureSink(el)
 }
 
 // configureSink sets the kvssink's credential-path and warns about settings
@@ -150,14 +126,8 @@ func (p *credProvider) holdAll(top *gst.Bin) {
 	if top == nil {
 		return
 	}
-	elements, err := top.GetElementsRecursive()
-	if err != nil {
-		return
-	}
-	for _, el := range elements {
-		if isKvssink(el) {
-			p.holdSink(el)
-		}
+	for _, el := range gstshim.ElementsMadeBy(top, kvssinkFactory) {
+		p.holdSink(el)
 	}
 }
 

@@ -46,20 +46,16 @@ func newReport(bin *gst.Bin, blocked func() (time.Duration, bool)) *report {
 func metricsName(bin *gst.Bin) string {
 	top := gstshim.TopLevel(bin.Object)
 	if topBin := gst.ToGstBin(top); topBin != nil {
-		if elements, err := topBin.GetElementsRecursive(); err == nil {
-			var names []string
-			for _, el := range elements {
-				if f := el.GetFactory(); f != nil && f.GetName() == "kvssink" {
-					if v, err := el.GetProperty("stream-name"); err == nil {
-						if s, ok := v.(string); ok {
-							names = append(names, s)
-						}
-					}
+		var names []string
+		for _, el := range gstshim.ElementsMadeBy(topBin, "kvssink") {
+			if v, err := el.GetProperty("stream-name"); err == nil {
+				if s, ok := v.(string); ok {
+					names = append(names, s)
 				}
 			}
-			if len(names) == 1 {
-				return names[0]
-			}
+		}
+		if len(names) == 1 {
+			return names[0]
 		}
 	}
 	return bin.GetName()

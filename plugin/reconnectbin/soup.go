@@ -19,32 +19,10 @@ static void unshare_soup(GstElement *e) {
 	g_object_set(e, "cookies", none, NULL);
 }
 
-static void unshare_soup_deep(gpointer el) {
-	GstElement *e = GST_ELEMENT(el);
-	unshare_soup(e);
-	if (!GST_IS_BIN(e)) return;
-	GstIterator *it = gst_bin_iterate_recurse(GST_BIN(e));
-	GValue item = G_VALUE_INIT;
-	gboolean done = FALSE;
-	while (!done) {
-		switch (gst_iterator_next(it, &item)) {
-		case GST_ITERATOR_OK:
-			unshare_soup(GST_ELEMENT(g_value_get_object(&item)));
-			g_value_reset(&item);
-			break;
-		case GST_ITERATOR_RESYNC:
-			gst_iterator_resync(it);
-			break;
-		default:
-			done = TRUE;
-		}
-	}
-	g_value_unset(&item);
-	gst_iterator_free(it);
-}
-
+// GstBin announces an added bin's children too, so this sees every element
+// once, whatever its depth.
 static void on_deep_element_added(GstBin *bin, GstBin *sub, GstElement *element, gpointer unused) {
-	unshare_soup_deep(element);
+	unshare_soup(element);
 }
 
 // The handler is plain C: it takes no reference to the element, so no Go
@@ -73,9 +51,10 @@ import (
 // then never returns). With a session of its own, a fragment source's
 // thread only waits until the refresh is done. The cost: a fragment source
 // opens a new session (a thread and a connection) per segment instead of
-// reusing one. The playlist downloader's source (not in any bin) and the
-// description's own elements, added before, still share with each other,
-// which is safe: their errors do not go through hlsdemux's handler.
+// reusing one. The description's own souphttpsrc (announced with its
+// instance) gets its own session as well; the playlist downloader hlsdemux
+// keeps outside any bin is not seen and shares as before, which is safe:
+// its errors do not go through hlsdemux's handler.
 //
 // The watch runs in C only. Through a Go callback, every fragment source
 // got a Go wrapper holding a reference until some later garbage
