@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
@@ -14,56 +13,6 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/gvalue"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
-
-// settings is what the properties say. Guarded by reconnectBin.settingsMu.
-type settings struct {
-	source        string
-	uri           string
-	stallTimeout  time.Duration
-	retryDelay    time.Duration
-	maxRetryDelay time.Duration
-	maxRetries    int
-	restartOnEOS  bool
-	outputCaps    string // serialized fixed caps, "" for none
-	fallback      int
-	fallbackHold  time.Duration
-	fallbackImage string
-	onCapsChange  int
-}
-
-func defaultSettings() settings {
-	return settings{
-		stallTimeout:  DefaultStallTimeout,
-		retryDelay:    DefaultRetryDelay,
-		maxRetryDelay: DefaultMaxRetryDelay,
-		maxRetries:    DefaultMaxRetries,
-		restartOnEOS:  DefaultRestartOnEOS,
-		fallback:      DefaultFallback,
-		fallbackHold:  DefaultFallbackHold,
-		onCapsChange:  DefaultOnCapsChange,
-	}
-}
-
-// supervisorConfig is what the reconnect properties say to the supervisor.
-func (s settings) supervisorConfig() supervisor.Config {
-	return supervisor.Config{
-		StallTimeout:  s.stallTimeout,
-		RetryDelay:    s.retryDelay,
-		MaxRetryDelay: s.maxRetryDelay,
-		MaxRetries:    s.maxRetries,
-		SteadyAfter:   supervisor.DefaultSteadyAfter,
-	}
-}
-
-// configProperties names the properties behind supervisor.Config's fields
-// (SteadyAfter has none: it is fixed), so that its validation errors speak
-// of what the user sets.
-var configProperties = map[string]string{
-	"StallTimeout":  "stall-timeout",
-	"RetryDelay":    "retry-delay",
-	"MaxRetryDelay": "max-retry-delay",
-	"MaxRetries":    "max-retries",
-}
 
 // reconnectBin is the Go half of one reconnectbin instance.
 type reconnectBin struct {
@@ -83,8 +32,8 @@ type reconnectBin struct {
 	// push stuck in a wedged sink is told apart from a quiet source.
 	pushes [streamCount]atomic.Pointer[gstshim.PushTracker]
 
-	// out is what the src pad shows downstream (timeline.go).
-	out output
+	// output is what the bin's pads have shown downstream (output.go).
+	output outputState
 
 	// fallback fills outages with frames when enabled (fallback.go).
 	fallback fallback
@@ -99,64 +48,23 @@ type reconnectBin struct {
 	run     atomic.Pointer[runState]
 	sup     atomic.Pointer[supervisor.Supervisor]
 
-	// child is the source instance currently inside the bin (nil during an
-	// outage). Read from streaming threads, written by the supervise loop.
-	child atomic.Pointer[childInstance]
+	// current is the source instance currently inside the bin (nil during
+	// an outage). Read from streaming threads, written by the supervise loop.
+	current atomic.Pointer[instance]
 	// changing is the instance whose state change is running (changeState).
-	changing atomic.Pointer[childInstance]
+	changing atomic.Pointer[instance]
 	// releasing holds the instances being torn down (out of the bin, on
 	// their way to NULL), so that their last messages are still kept
 	// inside. Usually one; more when a source blocks its way to NULL and is
 	// left to finish in the background.
 	releasingMu sync.Mutex
-	releasing   []*childInstance
+	releasing   []*instance
 
 	// allocated counts the source instances built and not yet freed (the
 	// current one included): +1 when one is built, -1 when its bin is
 	// finalized (a GObject weak reference). Read by stats, so a leak of
 	// whole instances, or the retire delay, is measured rather than guessed.
 	allocated atomic.Int64
-}
-
-func (b *reconnectBin) addReleasing(c *childInstance) {
-	b.releasingMu.Lock()
-	defer b.releasingMu.Unlock()
-	for _, r := range b.releasing {
-		if r == c {
-			return
-		}
-	}
-	b.releasing = append(b.releasing, c)
-}
-
-func (b *reconnectBin) dropReleasing(c *childInstance) {
-	b.releasingMu.Lock()
-	defer b.releasingMu.Unlock()
-	for i, r := range b.releasing {
-		if r == c {
-			// The vacated slot is cleared: a stale pointer past the
-			// slice's length kept the last released instance (all its
-			// elements, buffers and sockets) alive until the next release
-			// overwrote it, which on a source that streams on is never.
-			last := len(b.releasing) - 1
-			copy(b.releasing[i:], b.releasing[i+1:])
-			b.releasing[last] = nil
-			b.releasing = b.releasing[:last]
-			return
-		}
-	}
-}
-
-// fromReleasing reports whether msg comes from an instance being released.
-func (b *reconnectBin) fromReleasing(msg *gst.Message) bool {
-	b.releasingMu.Lock()
-	defer b.releasingMu.Unlock()
-	for _, r := range b.releasing {
-		if gstshim.MessageFromInside(msg, r.bin.Object) {
-			return true
-		}
-	}
-	return false
 }
 
 // New is called by the GObject type system for every new instance.
@@ -380,15 +288,15 @@ func (b *reconnectBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
 		bin.ParentHandleMessage(msg)
 		return
 	}
-	if child := b.child.Load(); child != nil && gstshim.MessageFromInside(msg, child.bin.Object) {
+	if c := b.current.Load(); c != nil && gstshim.MessageFromInside(msg, c.bin.Object) {
 		switch msg.Type() {
 		case gst.MessageError:
 			gerr := msg.ParseError()
 			text := fmt.Sprintf("%s: %s", msg.Source(), gerr.Error())
-			cat.LogWarning(fmt.Sprintf("source instance %d: %s (%s)", child.gen, text, gerr.DebugString()))
-			b.childFailed(child, supervisor.ReasonError, text)
+			cat.LogWarning(fmt.Sprintf("source instance %d: %s (%s)", c.gen, text, gerr.DebugString()))
+			b.instanceFailed(c, supervisor.ReasonError, text)
 		case gst.MessageWarning:
-			cat.LogInfo(fmt.Sprintf("source instance %d warning from %s: %s", child.gen, msg.Source(), msg.ParseWarning().Error()))
+			cat.LogInfo(fmt.Sprintf("source instance %d warning from %s: %s", c.gen, msg.Source(), msg.ParseWarning().Error()))
 		case gst.MessageEOS:
 			// An EOS message comes from a sink inside the description (for example
 			// the fakesink that absorbs extra pads); the src pad probe handles the
@@ -435,7 +343,7 @@ func (b *reconnectBin) SendEvent(el *gst.Element, event *gst.Event) bool {
 	defer event.Unref()
 	if event.Type() == gst.EventTypeEOS {
 		cat.LogInfo("application EOS: ending the stream, no more rebuilds")
-		b.out.endRequested.Store(true)
+		b.output.endRequested.Store(true)
 		if run := b.run.Load(); run != nil {
 			run.requestStop()
 		}
@@ -451,21 +359,6 @@ func (b *reconnectBin) SendEvent(el *gst.Element, event *gst.Event) bool {
 		return ok
 	}
 	return el.ParentSendEvent(event)
-}
-
-// newOutputPad makes the bin's pad for stream s, with its output probe.
-func (b *reconnectBin) newOutputPad(s stream) *gst.GhostPad {
-	var tmpl *gst.PadTemplate
-	for _, t := range b.self.GetPadTemplates() {
-		if t.Name() == s.String() {
-			tmpl = t
-		}
-	}
-	pad := gst.NewGhostPadNoTargetFromTemplate(s.String(), tmpl)
-	b.pushes[s].Store(gstshim.TrackPushes(pad))
-	pad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush,
-		func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn { return b.outputProbe(s, info) })
-	return pad
 }
 
 // RequestNewPad adds the audio pad. Requested at link time (gst-launch-1.0
@@ -489,7 +382,7 @@ func (b *reconnectBin) RequestNewPad(el *gst.Element, templ *gst.PadTemplate, na
 	}
 	b.audioPad = pad
 	b.padsMu.Unlock()
-	if c := b.child.Load(); c != nil {
+	if c := b.current.Load(); c != nil {
 		_ = b.linkStream(c, streamAudio)
 	}
 	return pad.Pad
@@ -509,64 +402,6 @@ func (b *reconnectBin) ReleasePad(el *gst.Element, pad *gst.Pad) {
 		el.RemovePad(pad)
 	}
 }
-
-// existingOutputPad returns the bin's pad for stream s; nil for audio when
-// the application did not request the audio pad.
-func (b *reconnectBin) existingOutputPad(s stream) *gst.GhostPad {
-	if s == streamMain {
-		return b.srcPad
-	}
-	b.padsMu.Lock()
-	defer b.padsMu.Unlock()
-	return b.audioPad
-}
-
-// push pushes buf out of stream s's pad, tracked as in flight until it
-// returns (see outputBlocked).
-func (b *reconnectBin) push(s stream, pad *gst.GhostPad, buf *gst.Buffer) gst.FlowReturn {
-	if t := b.pushes[s].Load(); t != nil {
-		return t.Push(buf)
-	}
-	return pad.Push(buf)
-}
-
-// outputBlocked reports how long the oldest push out of the bin still in
-// flight has been going on: downstream (kvssink, a muxer) holding the bin's
-// data, which is neither a source stall nor progress.
-func (b *reconnectBin) outputBlocked() (time.Duration, bool) {
-	var oldest time.Duration
-	var any bool
-	for s := range b.pushes {
-		if age, ok := b.pushes[s].Load().Oldest(); ok {
-			any = true
-			oldest = max(oldest, age)
-		}
-	}
-	return oldest, any
-}
-
-// outputHeld reports whether downstream holds every stream of the bin: each
-// output pad has a push in flight. That is a blocking sink, not a quiet
-// source. One stream alone held is not enough: a muxer holds the video
-// until audio arrives, and a source that went silent is exactly when audio
-// stops arriving (fallback's silence is what releases the video then).
-func (b *reconnectBin) outputHeld() bool {
-	held := false
-	for s := range b.pushes {
-		t := b.pushes[s].Load()
-		if t == nil {
-			continue
-		}
-		if _, ok := t.Oldest(); !ok {
-			return false
-		}
-		held = true
-	}
-	return held
-}
-
-// rep is the current report; nil (which does nothing) while stopped.
-func (b *reconnectBin) rep() *report { return b.reporting.Load() }
 
 func (b *reconnectBin) status() string {
 	sup := b.sup.Load()
@@ -596,13 +431,13 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 	_ = st.SetValue("total-outage", uint64(s.TotalOutage))
 	_ = st.SetValue("attempts", s.Attempts)
 	_ = st.SetValue("status", b.status())
-	_ = st.SetValue("frames-out", b.out.framesOut.Load())
+	_ = st.SetValue("frames-out", b.output.framesOut.Load())
 	_ = st.SetValue("in-fallback", b.fallback.active.Load())
 	_ = st.SetValue("fallback-frames", b.fallback.totalFrames.Load())
 	_ = st.SetValue("fallback-time", uint64(b.fallback.totalTime.Load()))
-	_ = st.SetValue("caps-changes", b.out.capsChanges.Load())
-	_ = st.SetValue("keyframe-waits", b.out.keyframeWaits.Load())
-	_ = st.SetValue("order-drops", b.out.orderDrops.Load())
+	_ = st.SetValue("caps-changes", b.output.capsChanges.Load())
+	_ = st.SetValue("keyframe-waits", b.output.keyframeWaits.Load())
+	_ = st.SetValue("order-drops", b.output.orderDrops.Load())
 	_ = st.SetValue("instances-allocated", b.allocated.Load())
 	return st
 }
@@ -611,3 +446,6 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 func (b *reconnectBin) postElementMessage(name string, fields map[string]any) {
 	gstshim.PostElementMessage(b.self.Element, name, fields)
 }
+
+// rep is the current report; nil (which does nothing) while stopped.
+func (b *reconnectBin) rep() *report { return b.reporting.Load() }

@@ -117,7 +117,7 @@ func renderFrame(desc string) (*gst.Buffer, error) {
 // stream, unless they are being filled already.
 func (b *reconnectBin) startFallback() {
 	f := &b.fallback
-	if !f.enabled() || b.out.endRequested.Load() {
+	if !f.enabled() || b.output.endRequested.Load() {
 		return
 	}
 	f.mu.Lock()
@@ -134,8 +134,8 @@ func (b *reconnectBin) startFallback() {
 				holdUntil = pts + int64(f.hold)
 			}
 			f.totalFrames.Add(1)
-			if pts < holdUntil && !b.out.last.Empty() {
-				return b.out.last.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
+			if pts < holdUntil && !b.output.last.Empty() {
+				return b.output.last.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
 			}
 			return f.fill.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
 		})
@@ -153,7 +153,7 @@ func (b *reconnectBin) startFallback() {
 func (b *reconnectBin) startFillerLocked(s stream, pad *gst.GhostPad, next func(pts int64) *gst.Buffer) {
 	fl := &filler{stop: make(chan struct{}), done: make(chan struct{})}
 	b.fallback.fillers[s] = fl
-	b.out.timeline.OpenFill(int(s))
+	b.output.timeline.OpenFill(int(s))
 	go b.fillLoop(fl, s, pad, next)
 }
 
@@ -174,7 +174,7 @@ func (b *reconnectBin) fillLoop(fl *filler, s stream, pad *gst.GhostPad, next fu
 		if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
 			now = int64(rt)
 		}
-		pts, ok := b.out.timeline.NextFill(int(s), int64(f.frameDur), now)
+		pts, ok := b.output.timeline.NextFill(int(s), int64(f.frameDur), now)
 		if !ok {
 			return // the source took the stream over
 		}
@@ -189,7 +189,7 @@ func (b *reconnectBin) fillLoop(fl *filler, s stream, pad *gst.GhostPad, next fu
 		}
 		if ret != gst.FlowOK && ret != gst.FlowNotLinked {
 			cat.LogInfo(fmt.Sprintf("fallback push on %s returned %s; stopping", s, ret))
-			b.out.timeline.CloseFill(int(s))
+			b.output.timeline.CloseFill(int(s))
 			return
 		}
 		if now != timeline.None {
@@ -233,7 +233,7 @@ func (b *reconnectBin) closeFills(wait bool) {
 	fillers := f.fillers
 	f.mu.Unlock()
 	for s, fl := range fillers {
-		b.out.timeline.CloseFill(s)
+		b.output.timeline.CloseFill(s)
 		if fl != nil {
 			select {
 			case <-fl.stop:

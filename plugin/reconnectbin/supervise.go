@@ -70,7 +70,7 @@ func (b *reconnectBin) startRun() error {
 	}
 	b.stateMu.Lock()
 	defer b.stateMu.Unlock()
-	b.out.reset()
+	b.output.reset()
 	b.reporting.Store(newReport(b.self, b.outputBlocked))
 	b.sup.Store(sup)
 	run := newRunState()
@@ -91,7 +91,7 @@ func (b *reconnectBin) stopRun() {
 	// Downstream is already flushing (a bin stops its sinks first), so a
 	// filler blocked in a push returns.
 	b.closeFills(true)
-	b.out.last.Release()
+	b.output.last.Release()
 	b.run.Store(nil)
 	b.rep().close()
 	b.reporting.Store(nil)
@@ -126,8 +126,8 @@ func (b *reconnectBin) supervise(run *runState, sup *supervisor.Supervisor) {
 		case playing = <-run.playing:
 			if playing && !started {
 				started = true
-				b.startChild(run, sup)
-			} else if c := b.child.Load(); c != nil {
+				b.startInstance(run, sup)
+			} else if c := b.current.Load(); c != nil {
 				b.followState(run, sup, c, playing)
 			}
 		case d := <-run.decisions:
@@ -169,13 +169,13 @@ const gapCheck = 50 * time.Millisecond
 // running; its next buffer takes over again.
 func (b *reconnectBin) fillGap() {
 	f := &b.fallback
-	if !f.enabled() || f.active.Load() || b.child.Load() == nil {
+	if !f.enabled() || f.active.Load() || b.current.Load() == nil {
 		return
 	}
 	if b.outputHeld() {
 		return // behind because downstream blocks, not because the source is quiet
 	}
-	end, any := b.out.timeline.LastEndOf(int(streamMain))
+	end, any := b.output.timeline.LastEndOf(int(streamMain))
 	now := gstshim.RunningTimeNow(b.self.Element)
 	if !any || now == gst.ClockTimeNone {
 		return
@@ -234,19 +234,19 @@ func (b *reconnectBin) rebuild(run *runState, sup *supervisor.Supervisor, d supe
 		return true
 	case <-timer.C:
 	}
-	b.startChild(run, sup)
+	b.startInstance(run, sup)
 	return true
 }
 
-// startChild builds a new source instance, adds it locked (so its failures
+// startInstance builds a new source instance, adds it locked (so its failures
 // never fail the pipeline's own state changes) and starts it.
-func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
+func (b *reconnectBin) startInstance(run *runState, sup *supervisor.Supervisor) {
 	b.settingsMu.Lock()
 	s := b.settings
 	b.settingsMu.Unlock()
 	gen := sup.Begin()
 	prop, desc := s.description()
-	c, err := b.buildChild(gen, desc, s)
+	c, err := b.buildInstance(gen, desc, s)
 	if err != nil {
 		b.failStart(run, sup, gen, fmt.Sprintf("property '%s': %v", prop, err))
 		return
@@ -257,9 +257,9 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 		b.failStart(run, sup, gen, fmt.Sprintf("adding the source: %v", err))
 		return
 	}
-	b.out.timeline.StartInstance()
-	b.child.Store(c)
-	if err := b.linkOutput(c); err != nil {
+	b.output.timeline.StartInstance()
+	b.current.Store(c)
+	if err := b.linkPads(c); err != nil {
 		b.failStart(run, sup, gen, err.Error())
 		return
 	}
@@ -295,97 +295,6 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 	}
 }
 
-// changeResult is how an instance's state change ended.
-type changeResult int
-
-const (
-	changeDone      changeResult = iota // returned; err says how
-	changeStopped                       // the loop was told to stop first
-	changeAbandoned                     // the bin changed state first: c was taken out
-	changeTimedOut                      // still running after the bound: c was taken out
-)
-
-// changeState sets instance c to state beside the loop and waits at most
-// bound. A state change may block for minutes (a TCP connect to a host
-// that drops SYNs holds tcpclientsrc's state lock), and the loop must stay
-// free to detect stalls, to stop, and to let the bin change state
-// (abandonChange). An instance whose change did not complete is out of the
-// bin when this returns; its change finishes in the background.
-func (b *reconnectBin) changeState(run *runState, c *childInstance, state gst.State, bound time.Duration) (changeResult, error) {
-	done := make(chan error, 1)
-	finished := make(chan struct{})
-	c.lastChange = finished // release waits for it before going to NULL
-	b.changing.Store(c)
-	go func() {
-		defer close(finished)
-		done <- c.bin.SetState(state)
-	}()
-	timer := time.NewTimer(bound)
-	defer timer.Stop()
-	select {
-	case err := <-done:
-		c.outMu.Lock()
-		b.changing.CompareAndSwap(c, nil)
-		out := c.out
-		c.outMu.Unlock()
-		if out {
-			return changeAbandoned, err
-		}
-		return changeDone, err
-	case <-run.stop:
-		return changeStopped, nil
-	case <-c.abandoned:
-		b.changing.CompareAndSwap(c, nil)
-		return changeAbandoned, nil
-	case <-timer.C:
-		b.changing.CompareAndSwap(c, nil)
-		b.takeOut(c)
-		return changeTimedOut, nil
-	}
-}
-
-// abandonChange takes the instance whose state change is still running out
-// of the bin. Called by the bin's own state changes before its children's:
-// GstBin takes every child's state lock, even a locked child's, and a
-// change that blocks holds that lock, so the pipeline could never pause or
-// stop. The supervise loop then treats the instance as failed.
-func (b *reconnectBin) abandonChange() {
-	c := b.changing.Load()
-	if c == nil {
-		return
-	}
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	if b.changing.Load() != c {
-		return // its change returned meanwhile
-	}
-	cat.LogInfo(fmt.Sprintf("source instance %d is still changing state: taking it out of the bin", c.gen))
-	b.takeOutLocked(c)
-}
-
-// takeOut removes instance c (the current one) from the bin, once: its
-// pads stop feeding the bin's, and its last messages stay inside.
-func (b *reconnectBin) takeOut(c *childInstance) {
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	b.takeOutLocked(c)
-}
-
-func (b *reconnectBin) takeOutLocked(c *childInstance) {
-	if c.out {
-		return
-	}
-	c.out = true
-	for s := stream(0); s < streamCount; s++ {
-		if out := b.existingOutputPad(s); out != nil {
-			gstshim.ClearGhostTarget(out)
-		}
-	}
-	b.addReleasing(c)
-	_ = b.self.Remove(c.bin.Element)
-	close(c.abandoned)
-}
-
 // startBound is how long an instance's state change to PLAYING may take.
 // A start that blocks (tcpclientsrc connecting to a host that drops SYNs
 // waits for the kernel's timeout, minutes) is a start that failed: it is
@@ -409,7 +318,7 @@ func (b *reconnectBin) failStart(run *runState, sup *supervisor.Supervisor, gen 
 
 // followState mirrors PLAYING/PAUSED of the bin onto the current instance,
 // bounded like a start: an instance that cannot change state is a failed one.
-func (b *reconnectBin) followState(run *runState, sup *supervisor.Supervisor, c *childInstance, playing bool) {
+func (b *reconnectBin) followState(run *runState, sup *supervisor.Supervisor, c *instance, playing bool) {
 	if c.starting.Load() {
 		return // a start given up on: the rebuild decision is on its way
 	}
@@ -440,7 +349,7 @@ func (b *reconnectBin) followState(run *runState, sup *supervisor.Supervisor, c 
 // lifetimes to Go finalizers, so without a collection removed instances are
 // never freed (RSS grew ~0.4 MB per rebuild when measured).
 func (b *reconnectBin) teardown() {
-	c := b.child.Swap(nil)
+	c := b.current.Swap(nil)
 	if c == nil {
 		return
 	}

@@ -1,24 +1,41 @@
 package reconnectbin
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
-	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 	"github.com/kvsrelay/kvsrelay/internal/timeline"
 )
 
-// output is what the bin's src pad shows downstream: one stream-start for
+// stream is one of the bin's outputs: the src pad (video, or the only
+// stream) and the audio pad, which appears when a source instance first
+// exposes audio and stays for the life of the bin.
+type stream int
+
+const (
+	streamMain stream = iota
+	streamAudio
+	streamCount
+)
+
+func (s stream) String() string {
+	if s == streamAudio {
+		return "audio"
+	}
+	return "src"
+}
+
+// outputState is what the bin's output pads have shown downstream: one stream-start for
 // the life of the bin, one TIME segment starting at 0 (so timestamps are
 // output running time), timestamps rewritten onto one continuous timeline
 // (internal/timeline), no DISCONT flag (kvssink drops a keyframe whose only
 // flag is DISCONT), nothing from a rebuilt source before its first keyframe,
 // and one set of caps unless on-caps-change allows otherwise.
-type output struct {
+type outputState struct {
 	streamStarted [streamCount]atomic.Bool
 	segmentSent   [streamCount]atomic.Bool
 	endRequested  atomic.Bool
@@ -28,9 +45,9 @@ type output struct {
 
 	timeline timeline.Output
 
-	// lastOut is the decode timestamp of the last buffer out per stream
+	// lastSent is the decode timestamp of the last buffer out per stream
 	// (-1: none yet); orderDrops counts buffers the order guard dropped.
-	lastOut    [streamCount]atomic.Int64
+	lastSent   [streamCount]atomic.Int64
 	orderDrops atomic.Uint64
 
 	capsMu    sync.Mutex
@@ -40,7 +57,7 @@ type output struct {
 	last gstshim.FrameHolder
 }
 
-func (o *output) reset() {
+func (o *outputState) reset() {
 	for i := range o.streamStarted {
 		o.streamStarted[i].Store(false)
 		o.segmentSent[i].Store(false)
@@ -50,14 +67,84 @@ func (o *output) reset() {
 	o.keyframeWaits.Store(0)
 	o.capsChanges.Store(0)
 	o.timeline = timeline.Output{}
-	for i := range o.lastOut {
-		o.lastOut[i].Store(-1)
+	for i := range o.lastSent {
+		o.lastSent[i].Store(-1)
 	}
 	o.orderDrops.Store(0)
 	o.capsMu.Lock()
 	o.firstCaps = [streamCount]string{}
 	o.capsMu.Unlock()
 	o.last.Release()
+}
+
+// newOutputPad makes the bin's pad for stream s, with its output probe.
+func (b *reconnectBin) newOutputPad(s stream) *gst.GhostPad {
+	var tmpl *gst.PadTemplate
+	for _, t := range b.self.GetPadTemplates() {
+		if t.Name() == s.String() {
+			tmpl = t
+		}
+	}
+	pad := gst.NewGhostPadNoTargetFromTemplate(s.String(), tmpl)
+	b.pushes[s].Store(gstshim.TrackPushes(pad))
+	pad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush,
+		func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn { return b.outputProbe(s, info) })
+	return pad
+}
+
+// existingOutputPad returns the bin's pad for stream s; nil for audio when
+// the application did not request the audio pad.
+func (b *reconnectBin) existingOutputPad(s stream) *gst.GhostPad {
+	if s == streamMain {
+		return b.srcPad
+	}
+	b.padsMu.Lock()
+	defer b.padsMu.Unlock()
+	return b.audioPad
+}
+
+// push pushes buf out of stream s's pad, tracked as in flight until it
+// returns (see outputBlocked).
+func (b *reconnectBin) push(s stream, pad *gst.GhostPad, buf *gst.Buffer) gst.FlowReturn {
+	if t := b.pushes[s].Load(); t != nil {
+		return t.Push(buf)
+	}
+	return pad.Push(buf)
+}
+
+// outputBlocked reports how long the oldest push out of the bin still in
+// flight has been going on: downstream (kvssink, a muxer) holding the bin's
+// data, which is neither a source stall nor progress.
+func (b *reconnectBin) outputBlocked() (time.Duration, bool) {
+	var oldest time.Duration
+	var any bool
+	for s := range b.pushes {
+		if age, ok := b.pushes[s].Load().Oldest(); ok {
+			any = true
+			oldest = max(oldest, age)
+		}
+	}
+	return oldest, any
+}
+
+// outputHeld reports whether downstream holds every stream of the bin: each
+// output pad has a push in flight. That is a blocking sink, not a quiet
+// source. One stream alone held is not enough: a muxer holds the video
+// until audio arrives, and a source that went silent is exactly when audio
+// stops arriving (fallback's silence is what releases the video then).
+func (b *reconnectBin) outputHeld() bool {
+	held := false
+	for s := range b.pushes {
+		t := b.pushes[s].Load()
+		if t == nil {
+			continue
+		}
+		if _, ok := t.Oldest(); !ok {
+			return false
+		}
+		held = true
+	}
+	return held
 }
 
 // outputProbe runs on the bin's src pad for every buffer and downstream
@@ -71,9 +158,9 @@ func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProb
 		return gst.PadProbeOK
 	}
 	// Source buffers were placed and rewritten on their instance's pad
-	// (childBuffer); fill buffers were made on the output timeline. Here
+	// (instanceBuffer); fill buffers were made on the output timeline. Here
 	// only the end of the stream and the accounting remain.
-	if b.out.endRequested.Load() {
+	if b.output.endRequested.Load() {
 		return gst.PadProbeDrop
 	}
 	// Per-stream order guard: fill buffers and source buffers arrive here
@@ -87,11 +174,11 @@ func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProb
 			ts = buf.PresentationTimestamp()
 		}
 		if ts != gst.ClockTimeNone {
-			last := &b.out.lastOut[s]
+			last := &b.output.lastSent[s]
 			for {
 				prev := last.Load()
 				if prev >= 0 && int64(ts) < prev {
-					b.out.orderDrops.Add(1)
+					b.output.orderDrops.Add(1)
 					return gst.PadProbeDrop
 				}
 				if last.CompareAndSwap(prev, int64(ts)) {
@@ -100,30 +187,11 @@ func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProb
 			}
 		}
 	}
-	b.out.framesOut.Add(1)
+	b.output.framesOut.Add(1)
 	if s == streamMain {
 		b.rep().dataOut()
 	}
 	return gst.PadProbeOK
-}
-
-func clockTime(t int64) gst.ClockTime {
-	if t < 0 {
-		return gst.ClockTimeNone
-	}
-	return gst.ClockTime(t)
-}
-
-// runningTime converts a buffer timestamp with the instance's segment.
-func runningTime(seg timeline.Segment, ts gst.ClockTime) int64 {
-	if ts == gst.ClockTimeNone {
-		return timeline.None
-	}
-	rt, ok := seg.RunningTime(uint64(ts))
-	if !ok {
-		return timeline.None
-	}
-	return rt
 }
 
 func (b *reconnectBin) outputEvent(s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
@@ -137,7 +205,7 @@ func (b *reconnectBin) outputEvent(s stream, info *gst.PadProbeInfo) gst.PadProb
 		// business; downstream would reset and drop frames until a keyframe.
 		return gst.PadProbeDrop
 	case gst.EventTypeStreamStart:
-		if b.out.streamStarted[s].Swap(true) {
+		if b.output.streamStarted[s].Swap(true) {
 			return gst.PadProbeDrop
 		}
 	case gst.EventTypeSegment:
@@ -147,7 +215,7 @@ func (b *reconnectBin) outputEvent(s stream, info *gst.PadProbeInfo) gst.PadProb
 		// downstream (h264parse after the encoder marks its next frame
 		// DISCONT, and kvssink drops a DISCONT delta frame: one frame lost
 		// per recovery, seen against the real kvssink).
-		if b.out.segmentSent[s].Swap(true) {
+		if b.output.segmentSent[s].Swap(true) {
 			return gst.PadProbeDrop
 		}
 		gstshim.ReplaceProbeEventWithTimeSegment(info, ev.Seqnum())
@@ -155,91 +223,4 @@ func (b *reconnectBin) outputEvent(s stream, info *gst.PadProbeInfo) gst.PadProb
 		return b.checkCaps(s, ev)
 	}
 	return gst.PadProbeOK
-}
-
-// checkCaps compares a source instance's caps with the first instance's and
-// applies on-caps-change when they differ in what the sink depends on.
-func (b *reconnectBin) checkCaps(s stream, ev *gst.Event) gst.PadProbeReturn {
-	caps := ev.ParseCaps()
-	if caps == nil {
-		return gst.PadProbeOK
-	}
-	id := capsIdentity(caps)
-	o := &b.out
-	o.capsMu.Lock()
-	first := o.firstCaps[s]
-	if first == "" {
-		o.firstCaps[s] = id
-	}
-	o.capsMu.Unlock()
-	if first == "" || first == id {
-		return gst.PadProbeOK
-	}
-	c := b.child.Load()
-	if o.endRequested.Load() || (c != nil && c.rejected.Load()) {
-		// A dropped sticky caps event comes again with every buffer of the
-		// rejected instance: it was reported once already.
-		return gst.PadProbeDrop
-	}
-	o.capsChanges.Add(1)
-	b.settingsMu.Lock()
-	policy := b.settings.onCapsChange
-	b.settingsMu.Unlock()
-	text := fmt.Sprintf("the source came back with different caps: was %s, now %s", first, id)
-	b.postElementMessage("reconnectbin-caps-changed", map[string]any{"pad": s.String(), "old": first, "new": id, "policy": policyNick(policy)})
-	gstshim.PostError(b.self.Element, true, gstshim.StreamError, gst.StreamErrorFormat,
-		"reconnectbin: "+text+" (on-caps-change="+policyNick(policy)+")", "")
-	switch policy {
-	case CapsChangePass:
-		return gst.PadProbeOK
-	case CapsChangeRetry:
-		if c != nil {
-			c.rejected.Store(true)
-			b.childFailed(c, supervisor.ReasonError, text)
-		}
-		return gst.PadProbeDrop
-	default:
-		if c != nil {
-			c.rejected.Store(true)
-		}
-		b.out.endRequested.Store(true)
-		gstshim.PostError(b.self.Element, false, gstshim.StreamError, gst.StreamErrorFormat,
-			"reconnectbin: "+text+"; kvssink keeps the first codec data, so the stream stops here "+
-				"(set output-caps to re-encode at fixed caps, or on-caps-change=retry)", "")
-		return gst.PadProbeDrop
-	}
-}
-
-func policyNick(p int) string {
-	switch p {
-	case CapsChangeRetry:
-		return "retry"
-	case CapsChangePass:
-		return "pass"
-	default:
-		return "error"
-	}
-}
-
-// capsIdentity is what must not change under a sink that keeps its first
-// configuration: for raw video the size, format and frame rate (an encoder
-// would reconfigure and emit new codec data); for encoded media the size,
-// stream format and codec data. Fields that vary harmlessly between runs of
-// the same camera (level, colorimetry, a 0/1 frame rate) are left out.
-func capsIdentity(caps *gst.Caps) string {
-	if caps.GetSize() == 0 {
-		return caps.String()
-	}
-	st := caps.GetStructureAt(0)
-	fields := []string{"width", "height", "stream-format", "codec_data", "rate", "channels"}
-	if st.Name() == "video/x-raw" {
-		fields = []string{"width", "height", "format", "framerate", "pixel-aspect-ratio", "interlace-mode", "colorimetry", "chroma-site"}
-	}
-	id := st.Name()
-	for _, field := range fields {
-		if v := gstshim.StructureFieldString(st, field); v != "" {
-			id += "," + field + "=" + v
-		}
-	}
-	return id
 }
