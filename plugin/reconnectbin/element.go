@@ -9,6 +9,7 @@ import (
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/gvalue"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
@@ -217,17 +218,17 @@ func (b *reconnectBin) ChangeState(el *gst.Element, transition gst.StateChange) 
 		s := b.settings
 		b.settingsMu.Unlock()
 		if err := validateSettings(s); err != nil {
-			var pe *propertyError
-			if errors.As(err, &pe) {
-				gstshim.PostError(el, false, gstshim.ResourceError, gst.ResourceErrorSettings, err.Error(), "")
+			var fe *fielderr.Error
+			if errors.As(err, &fe) {
+				gstshim.PostError(el, false, gstshim.ResourceError, gst.ResourceErrorSettings, propertyMessage(err), "")
 			} else {
-				gstshim.PostError(el, false, gstshim.CoreError, gst.CoreErrorFailed, err.Error(), "")
+				gstshim.PostError(el, false, gstshim.CoreError, gst.CoreErrorFailed, propertyMessage(err), "")
 			}
 			return gst.StateChangeFailure
 		}
 	case gst.StateChangeReadyToPaused:
 		if err := b.startRun(); err != nil {
-			gstshim.PostError(el, false, gstshim.ResourceError, gst.ResourceErrorSettings, err.Error(), "")
+			gstshim.PostError(el, false, gstshim.ResourceError, gst.ResourceErrorSettings, propertyMessage(err), "")
 			return gst.StateChangeFailure
 		}
 	case gst.StateChangePlayingToPaused:

@@ -63,7 +63,7 @@ func (f *fallback) prepare(s settings) error {
 	}
 	format, err := parseOutputCaps(s.outputCaps)
 	if err != nil {
-		return &propertyError{"output-caps", err.Error()}
+		return badProperty("output-caps", err.Error())
 	}
 	f.caps, f.frameDur = format.caps, format.frameDur
 	var desc, prop string
@@ -78,7 +78,7 @@ func (f *fallback) prepare(s settings) error {
 	}
 	buf, err := renderFrame(desc)
 	if err != nil {
-		return &propertyError{prop, fmt.Sprintf("could not make the fallback frame: %v", err)}
+		return badProperty(prop, fmt.Sprintf("could not make the fallback frame: %v", err))
 	}
 	f.fill.Hold(buf)
 	return nil

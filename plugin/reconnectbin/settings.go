@@ -1,12 +1,15 @@
 package reconnectbin
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 	"github.com/kvsrelay/kvsrelay/internal/uridesc"
@@ -41,15 +44,18 @@ func defaultSettings() settings {
 	}
 }
 
-// supervisorConfig is what the reconnect properties say to the supervisor.
-func (s settings) supervisorConfig() supervisor.Config {
-	return supervisor.Config{
+// reconnectConfig is what the reconnect properties say to the supervisor,
+// checked by the supervisor's own rules (one place for them), its problems
+// renamed to the properties.
+func (s settings) reconnectConfig() (supervisor.Config, error) {
+	cfg := supervisor.Config{
 		StallTimeout:  s.stallTimeout,
 		RetryDelay:    s.retryDelay,
 		MaxRetryDelay: s.maxRetryDelay,
 		MaxRetries:    s.maxRetries,
 		SteadyAfter:   supervisor.DefaultSteadyAfter,
 	}
+	return cfg, fielderr.Rename(cfg.Validate(), configProperties)
 }
 
 // configProperties names the properties behind supervisor.Config's fields
@@ -62,40 +68,68 @@ var configProperties = map[string]string{
 	"MaxRetries":    "max-retries",
 }
 
-// propertyError is a settings problem; its text names the property.
-type propertyError struct {
-	property string
-	problem  string
+// badProperty is a setting the user must fix, as a *fielderr.Error whose
+// field is the property: the supervisor's problems, renamed, are the same
+// kind, so that every bad setting takes one path to the bus
+// (propertyMessage).
+func badProperty(property, problem string) error {
+	return &fielderr.Error{Field: property, Problem: problem}
 }
 
-func (e *propertyError) Error() string {
-	return fmt.Sprintf("reconnectbin: property '%s' %s", e.property, e.problem)
+// propertyMessage says err in the user's words, one line per problem:
+// "reconnectbin: property 'max-retry-delay' (1s) must be >= retry-delay (2s)".
+func propertyMessage(err error) string {
+	var lines []string
+	var walk func(error)
+	walk = func(err error) {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		var fe *fielderr.Error
+		if !errors.As(err, &fe) {
+			lines = append(lines, "reconnectbin: "+err.Error())
+			return
+		}
+		line := fmt.Sprintf("reconnectbin: property '%s'", fe.Field)
+		if fe.Value != "" {
+			line += " (" + fe.Value + ")"
+		}
+		lines = append(lines, line+" "+fe.Problem)
+	}
+	walk(err)
+	return strings.Join(lines, "\n")
 }
 
 // validateSettings checks what can be checked before anything runs: exactly
-// one of source and uri, a description that parses and can have a src pad,
-// and a coherent backoff.
+// one of source and uri, a coherent backoff, a description that parses and
+// can have a src pad, and what fallback needs.
 func validateSettings(s settings) error {
 	switch {
 	case s.source == "" && s.uri == "":
-		return &propertyError{"source", "is empty and so is 'uri': set exactly one of them"}
+		return badProperty("source", "is empty and so is 'uri': set exactly one of them")
 	case s.source != "" && s.uri != "":
-		return &propertyError{"source", "and 'uri' are both set: set exactly one of them"}
-	case s.maxRetryDelay < s.retryDelay:
-		return &propertyError{"max-retry-delay", fmt.Sprintf("(%v) is below 'retry-delay' (%v)", s.maxRetryDelay, s.retryDelay)}
+		return badProperty("source", "and 'uri' are both set: set exactly one of them")
+	}
+	if _, err := s.reconnectConfig(); err != nil {
+		return err
+	}
+	switch {
 	case s.fallback != FallbackNone && s.outputCaps == "":
-		return &propertyError{"fallback", "needs 'output-caps': fallback frames are made at its size and frame rate"}
+		return badProperty("fallback", "needs 'output-caps': fallback frames are made at its size and frame rate")
 	case s.fallback == FallbackImage && s.fallbackImage == "":
-		return &propertyError{"fallback-image", "is empty but fallback=image"}
+		return badProperty("fallback-image", "is empty but fallback=image")
 	}
 	if s.outputCaps != "" {
 		if _, err := parseOutputCaps(s.outputCaps); err != nil {
-			return &propertyError{"output-caps", err.Error()}
+			return badProperty("output-caps", err.Error())
 		}
 	}
 	if s.fallback == FallbackImage {
 		if f, err := os.Open(s.fallbackImage); err != nil {
-			return &propertyError{"fallback-image", fmt.Sprintf("cannot be read: %v", err)}
+			return badProperty("fallback-image", fmt.Sprintf("cannot be read: %v", err))
 		} else {
 			f.Close()
 		}
@@ -103,11 +137,11 @@ func validateSettings(s settings) error {
 	prop, desc := s.description()
 	bin, err := gst.NewBinFromString(desc, false)
 	if err != nil {
-		return &propertyError{prop, fmt.Sprintf("does not parse: %v", err)}
+		return badProperty(prop, fmt.Sprintf("does not parse: %v", err))
 	}
 
 	if !canHaveSrcPad(bin) {
-		return &propertyError{prop, fmt.Sprintf("has no unlinked src pad: %q ends in a sink or links every output", desc)}
+		return badProperty(prop, fmt.Sprintf("has no unlinked src pad: %q ends in a sink or links every output", desc))
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/go-gst/go-gst/gst"
 
-	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
@@ -57,13 +56,14 @@ func (b *reconnectBin) startRun() error {
 	b.settingsMu.Lock()
 	s := b.settings
 	b.settingsMu.Unlock()
-	cfg := s.supervisorConfig()
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("reconnectbin: reconnect settings: %w", fielderr.Rename(err, configProperties))
+	// Checked again: the properties may have changed in READY.
+	cfg, err := s.reconnectConfig()
+	if err != nil {
+		return err
 	}
 	sup, err := supervisor.New(cfg, wallClock{}, nil)
 	if err != nil {
-		return fmt.Errorf("reconnectbin: %w", err)
+		return err
 	}
 	if err := b.fallback.prepare(s); err != nil {
 		return err
