@@ -11,13 +11,13 @@ import (
 
 // checkCaps compares a source instance's caps with the first instance's and
 // applies on-caps-change when they differ in what the sink depends on.
-func (b *reconnectBin) checkCaps(s stream, ev *gst.Event) gst.PadProbeReturn {
+func (b *reconnectBin) checkCaps(run *runState, s stream, ev *gst.Event) gst.PadProbeReturn {
 	caps := ev.ParseCaps()
 	if caps == nil {
 		return gst.PadProbeOK
 	}
 	id := capsIdentity(caps)
-	o := &b.output
+	o := &run.output
 	o.capsMu.Lock()
 	first := o.firstCaps[s]
 	if first == "" {
@@ -27,7 +27,7 @@ func (b *reconnectBin) checkCaps(s stream, ev *gst.Event) gst.PadProbeReturn {
 	if first == "" || first == id {
 		return gst.PadProbeOK
 	}
-	c := b.current.Load()
+	c := run.current.Load()
 	if o.endRequested.Load() || (c != nil && c.rejected.Load()) {
 		// A dropped sticky caps event comes again with every buffer of the
 		// rejected instance: it was reported once already.
@@ -54,7 +54,7 @@ func (b *reconnectBin) checkCaps(s stream, ev *gst.Event) gst.PadProbeReturn {
 		if c != nil {
 			c.rejected.Store(true)
 		}
-		b.output.endRequested.Store(true)
+		o.endRequested.Store(true)
 		gstshim.PostError(b.self.Element, false, gstshim.StreamError, gst.StreamErrorFormat,
 			"reconnectbin: "+text+"; kvssink keeps the first codec data, so the stream stops here "+
 				"(set output-caps to re-encode at fixed caps, or on-caps-change=retry)", "")

@@ -33,27 +33,18 @@ type reconnectBin struct {
 	// push stuck in a wedged sink is told apart from a quiet source.
 	pushes [streamCount]atomic.Pointer[gstshim.PushTracker]
 
-	// output is what the bin's pads have shown downstream (output.go).
-	output outputState
-
-	// fallback fills outages with frames when enabled (fallback.go).
-	fallback fallback
-
-	// reporting to systemd and metrics; nil while stopped (report.go).
-	reporting atomic.Pointer[report]
-
-	// run is what is running between READY->PAUSED and PAUSED->READY; nil
-	// otherwise. The supervisor survives a stop so that status and stats
-	// stay readable after the pipeline ended (the demo's summary reads them).
+	// run is what runs between READY->PAUSED and PAUSED->READY (run.go),
+	// nil otherwise. stateMu serializes its start and stop (the
+	// state-change thread); streaming threads load it without a lock.
 	stateMu sync.Mutex
 	run     atomic.Pointer[runState]
-	sup     atomic.Pointer[supervisor.Supervisor]
+	// lastRun is the run that ended last, kept so that status and stats
+	// stay readable after the pipeline stopped (the demo's summary reads
+	// them).
+	lastRun atomic.Pointer[runState]
 
-	// current is the source instance currently inside the bin (nil during
-	// an outage). Read from streaming threads, written by the supervise loop.
-	current atomic.Pointer[instance]
-	// changing is the instance whose state change is running (changeState).
-	changing atomic.Pointer[instance]
+	// What outlives a run: the instances it released.
+	//
 	// releasing holds the instances being torn down (out of the bin, on
 	// their way to NULL), so that their last messages are still kept
 	// inside. Usually one; more when a source blocks its way to NULL and is
@@ -289,7 +280,7 @@ func (b *reconnectBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
 		bin.ParentHandleMessage(msg)
 		return
 	}
-	if c := b.current.Load(); c != nil && gstshim.MessageFromInside(msg, c.bin.Object) {
+	if c := b.currentInstance(); c != nil && gstshim.MessageFromInside(msg, c.bin.Object) {
 		switch msg.Type() {
 		case gst.MessageError:
 			gerr := msg.ParseError()
@@ -344,19 +335,22 @@ func (b *reconnectBin) SendEvent(el *gst.Element, event *gst.Event) bool {
 	defer event.Unref()
 	if event.Type() == gst.EventTypeEOS {
 		cat.LogInfo("application EOS: ending the stream, no more rebuilds")
-		b.output.endRequested.Store(true)
-		if run := b.run.Load(); run != nil {
+		run := b.run.Load()
+		if run != nil {
+			run.output.endRequested.Store(true)
 			run.requestStop()
+			// No more fill buffers; audio ends first, so that a muxer
+			// holding a video fill push for audio lets it go, then video;
+			// only then wait for the fillers.
+			b.closeFills(run, false)
 		}
-		// No more fill buffers; audio ends first, so that a muxer holding
-		// a video fill push for audio lets it go, then video; only then wait
-		// for the fillers.
-		b.closeFills(false)
 		if audio := b.existingOutputPad(streamAudio); audio != nil {
 			audio.PushEvent(gst.NewEOSEvent())
 		}
 		ok := b.srcPad.PushEvent(event)
-		b.closeFills(true)
+		if run != nil {
+			b.closeFills(run, true)
+		}
 		return ok
 	}
 	return el.ParentSendEvent(event)
@@ -383,7 +377,7 @@ func (b *reconnectBin) RequestNewPad(el *gst.Element, templ *gst.PadTemplate, na
 	}
 	b.audioPad = pad
 	b.padsMu.Unlock()
-	if c := b.current.Load(); c != nil {
+	if c := b.currentInstance(); c != nil {
 		_ = b.linkStream(c, streamAudio)
 	}
 	return pad.Pad
@@ -404,23 +398,40 @@ func (b *reconnectBin) ReleasePad(el *gst.Element, pad *gst.Pad) {
 	}
 }
 
-func (b *reconnectBin) status() string {
-	sup := b.sup.Load()
-	if sup == nil {
-		return "stopped"
+// currentInstance is the source instance inside the bin, if any.
+func (b *reconnectBin) currentInstance() *instance {
+	if run := b.run.Load(); run != nil {
+		return run.current.Load()
 	}
-	if b.run.Load() == nil && sup.Status() != supervisor.StatusFailed {
-		return "stopped"
-	}
-	return string(sup.Status())
+	return nil
 }
 
+// status is the running supervisor's status; once stopped, "stopped"
+// unless the last run gave up ("failed").
+func (b *reconnectBin) status() string {
+	if run := b.run.Load(); run != nil {
+		return string(run.sup.Status())
+	}
+	if last := b.lastRun.Load(); last != nil && last.sup.Status() == supervisor.StatusFailed {
+		return string(supervisor.StatusFailed)
+	}
+	return "stopped"
+}
+
+// statsStructure reads the running run's statistics, or the last run's
+// once stopped (zero before any run).
 func (b *reconnectBin) statsStructure() *gst.Structure {
 	st := gst.NewStructure("reconnectbin-stats")
-	sup := b.sup.Load()
+	run := b.run.Load()
+	if run == nil {
+		run = b.lastRun.Load()
+	}
+	if run == nil {
+		run = &runState{fallback: &fallback{}}
+	}
 	var s supervisor.Stats
-	if sup != nil {
-		s = sup.Stats()
+	if run.sup != nil {
+		s = run.sup.Stats()
 	}
 	_ = st.SetValue("restarts", s.Restarts)
 	for _, r := range []supervisor.Reason{supervisor.ReasonError, supervisor.ReasonEOS, supervisor.ReasonStall, supervisor.ReasonStartFailed} {
@@ -432,13 +443,13 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 	_ = st.SetValue("total-outage", uint64(s.TotalOutage))
 	_ = st.SetValue("attempts", s.Attempts)
 	_ = st.SetValue("status", b.status())
-	_ = st.SetValue("frames-out", b.output.framesOut.Load())
-	_ = st.SetValue("in-fallback", b.fallback.active.Load())
-	_ = st.SetValue("fallback-frames", b.fallback.totalFrames.Load())
-	_ = st.SetValue("fallback-time", uint64(b.fallback.totalTime.Load()))
-	_ = st.SetValue("caps-changes", b.output.capsChanges.Load())
-	_ = st.SetValue("keyframe-waits", b.output.keyframeWaits.Load())
-	_ = st.SetValue("order-drops", b.output.orderDrops.Load())
+	_ = st.SetValue("frames-out", run.output.framesOut.Load())
+	_ = st.SetValue("in-fallback", run.fallback.active.Load())
+	_ = st.SetValue("fallback-frames", run.fallback.totalFrames.Load())
+	_ = st.SetValue("fallback-time", uint64(run.fallback.totalTime.Load()))
+	_ = st.SetValue("caps-changes", run.output.capsChanges.Load())
+	_ = st.SetValue("keyframe-waits", run.output.keyframeWaits.Load())
+	_ = st.SetValue("order-drops", run.output.orderDrops.Load())
 	_ = st.SetValue("instances-allocated", b.allocated.Load())
 	return st
 }
@@ -447,6 +458,3 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 func (b *reconnectBin) postElementMessage(name string, fields map[string]any) {
 	gstshim.PostElementMessage(b.self.Element, name, fields)
 }
-
-// rep is the current report; nil (which does nothing) while stopped.
-func (b *reconnectBin) rep() *report { return b.reporting.Load() }

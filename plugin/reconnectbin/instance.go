@@ -16,6 +16,9 @@ import (
 
 // instance is one source instance inside the bin.
 type instance struct {
+	// run is the run that built it; its probes report there, also after
+	// the instance left the bin.
+	run          *runState
 	gen          uint64
 	bin          *gst.Bin
 	restartOnEOS bool
@@ -52,7 +55,7 @@ type instance struct {
 
 // buildInstance parses desc into a new, not yet added, source instance and wires
 // its output pad (now, or when a demuxer adds it).
-func (b *reconnectBin) buildInstance(gen uint64, desc string, s settings) (*instance, error) {
+func (b *reconnectBin) buildInstance(run *runState, gen uint64, desc string, s settings) (*instance, error) {
 	bin, err := gst.NewBinFromString(desc, false)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the source description: %w", err)
@@ -60,7 +63,7 @@ func (b *reconnectBin) buildInstance(gen uint64, desc string, s settings) (*inst
 	_ = bin.SetProperty("name", fmt.Sprintf("source%d", gen))
 	b.allocated.Add(1)
 	gstshim.OnFinalize(bin.Object, func() { b.allocated.Add(-1) })
-	c := &instance{gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, abandoned: make(chan struct{})}
+	c := &instance{run: run, gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, abandoned: make(chan struct{})}
 	if pad := unlinkedSrcPad(bin); pad != nil {
 		if err := b.attach(c, pad, streamMain); err != nil {
 			return nil, err
@@ -279,11 +282,12 @@ const (
 // free to detect stalls, to stop, and to let the bin change state
 // (abandonChange). An instance whose change did not complete is out of the
 // bin when this returns; its change finishes in the background.
-func (b *reconnectBin) changeState(run *runState, c *instance, state gst.State, bound time.Duration) (changeResult, error) {
+func (b *reconnectBin) changeState(c *instance, state gst.State, bound time.Duration) (changeResult, error) {
+	run := c.run
 	done := make(chan error, 1)
 	finished := make(chan struct{})
 	c.lastChange = finished // release waits for it before going to NULL
-	b.changing.Store(c)
+	run.changing.Store(c)
 	go func() {
 		defer close(finished)
 		done <- c.bin.SetState(state)
@@ -293,7 +297,7 @@ func (b *reconnectBin) changeState(run *runState, c *instance, state gst.State, 
 	select {
 	case err := <-done:
 		c.leftMu.Lock()
-		b.changing.CompareAndSwap(c, nil)
+		run.changing.CompareAndSwap(c, nil)
 		left := c.left
 		c.leftMu.Unlock()
 		if left {
@@ -303,10 +307,10 @@ func (b *reconnectBin) changeState(run *runState, c *instance, state gst.State, 
 	case <-run.stop:
 		return changeStopped, nil
 	case <-c.abandoned:
-		b.changing.CompareAndSwap(c, nil)
+		run.changing.CompareAndSwap(c, nil)
 		return changeAbandoned, nil
 	case <-timer.C:
-		b.changing.CompareAndSwap(c, nil)
+		run.changing.CompareAndSwap(c, nil)
 		b.takeOut(c)
 		return changeTimedOut, nil
 	}
@@ -318,13 +322,17 @@ func (b *reconnectBin) changeState(run *runState, c *instance, state gst.State, 
 // change that blocks holds that lock, so the pipeline could never pause or
 // stop. The supervise loop then treats the instance as failed.
 func (b *reconnectBin) abandonChange() {
-	c := b.changing.Load()
+	run := b.run.Load()
+	if run == nil {
+		return
+	}
+	c := run.changing.Load()
 	if c == nil {
 		return
 	}
 	c.leftMu.Lock()
 	defer c.leftMu.Unlock()
-	if b.changing.Load() != c {
+	if run.changing.Load() != c {
 		return // its change returned meanwhile
 	}
 	cat.LogInfo(fmt.Sprintf("source instance %d is still changing state: taking it out of the bin", c.gen))
@@ -414,7 +422,7 @@ func (b *reconnectBin) release(c *instance) {
 	// A start cut short by the loop's stop leaves c as the changing
 	// instance; out of the bin it is not the bin's concern any more, and
 	// the stale pointer would keep it allocated for the life of the bin.
-	b.changing.CompareAndSwap(c, nil)
+	c.run.changing.CompareAndSwap(c, nil)
 	done := make(chan struct{})
 	lastChange := c.lastChange
 	go func() {

@@ -29,8 +29,8 @@ func (s stream) String() string {
 	return "src"
 }
 
-// outputState is what the bin's output pads have shown downstream: one stream-start for
-// the life of the bin, one TIME segment starting at 0 (so timestamps are
+// outputState is what the bin's output pads have shown downstream in one
+// run: one stream-start, one TIME segment starting at 0 (so timestamps are
 // output running time), timestamps rewritten onto one continuous timeline
 // (internal/timeline), no DISCONT flag (kvssink drops a keyframe whose only
 // flag is DISCONT), nothing from a rebuilt source before its first keyframe,
@@ -57,24 +57,11 @@ type outputState struct {
 	last gstshim.FrameHolder
 }
 
-func (o *outputState) reset() {
-	for i := range o.streamStarted {
-		o.streamStarted[i].Store(false)
-		o.segmentSent[i].Store(false)
-	}
-	o.endRequested.Store(false)
-	o.framesOut.Store(0)
-	o.keyframeWaits.Store(0)
-	o.capsChanges.Store(0)
-	o.timeline = timeline.Output{}
+// init marks every stream as having sent nothing yet.
+func (o *outputState) init() {
 	for i := range o.lastSent {
 		o.lastSent[i].Store(-1)
 	}
-	o.orderDrops.Store(0)
-	o.capsMu.Lock()
-	o.firstCaps = [streamCount]string{}
-	o.capsMu.Unlock()
-	o.last.Release()
 }
 
 // newOutputPad makes the bin's pad for stream s, with its output probe.
@@ -151,16 +138,19 @@ func (b *reconnectBin) outputHeld() bool {
 // event, from a source instance's streaming thread or the fallback
 // goroutine; the pad's stream lock serializes them.
 func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
+	run := b.run.Load()
 	if info.Type()&(gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush) != 0 {
-		return b.outputEvent(s, info)
+		return b.outputEvent(run, s, info)
 	}
-	if info.Type()&gst.PadProbeTypeBuffer == 0 {
+	if info.Type()&gst.PadProbeTypeBuffer == 0 || run == nil {
+		// Without a run the pads are inactive: nothing flows.
 		return gst.PadProbeOK
 	}
+	o := &run.output
 	// Source buffers were placed and rewritten on their instance's pad
 	// (instanceBuffer); fill buffers were made on the output timeline. Here
 	// only the end of the stream and the accounting remain.
-	if b.output.endRequested.Load() {
+	if o.endRequested.Load() {
 		return gst.PadProbeDrop
 	}
 	// Per-stream order guard: fill buffers and source buffers arrive here
@@ -174,11 +164,11 @@ func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProb
 			ts = buf.PresentationTimestamp()
 		}
 		if ts != gst.ClockTimeNone {
-			last := &b.output.lastSent[s]
+			last := &o.lastSent[s]
 			for {
 				prev := last.Load()
 				if prev >= 0 && int64(ts) < prev {
-					b.output.orderDrops.Add(1)
+					o.orderDrops.Add(1)
 					return gst.PadProbeDrop
 				}
 				if last.CompareAndSwap(prev, int64(ts)) {
@@ -187,25 +177,29 @@ func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProb
 			}
 		}
 	}
-	b.output.framesOut.Add(1)
+	o.framesOut.Add(1)
 	if s == streamMain {
-		b.rep().dataOut()
+		run.rep().dataOut()
 	}
 	return gst.PadProbeOK
 }
 
-func (b *reconnectBin) outputEvent(s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
+func (b *reconnectBin) outputEvent(run *runState, s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
 	ev := info.GetEvent()
 	if ev == nil {
 		return gst.PadProbeOK
 	}
-	switch ev.Type() {
-	case gst.EventTypeFlushStart, gst.EventTypeFlushStop:
+	if t := ev.Type(); t == gst.EventTypeFlushStart || t == gst.EventTypeFlushStop {
 		// A source instance flushing itself (rtspsrc does on PLAY) is its own
 		// business; downstream would reset and drop frames until a keyframe.
 		return gst.PadProbeDrop
+	}
+	if run == nil {
+		return gst.PadProbeOK
+	}
+	switch ev.Type() {
 	case gst.EventTypeStreamStart:
-		if b.output.streamStarted[s].Swap(true) {
+		if run.output.streamStarted[s].Swap(true) {
 			return gst.PadProbeDrop
 		}
 	case gst.EventTypeSegment:
@@ -215,12 +209,12 @@ func (b *reconnectBin) outputEvent(s stream, info *gst.PadProbeInfo) gst.PadProb
 		// downstream (h264parse after the encoder marks its next frame
 		// DISCONT, and kvssink drops a DISCONT delta frame: one frame lost
 		// per recovery, seen against the real kvssink).
-		if b.output.segmentSent[s].Swap(true) {
+		if run.output.segmentSent[s].Swap(true) {
 			return gst.PadProbeDrop
 		}
 		gstshim.ReplaceProbeEventWithTimeSegment(info, ev.Seqnum())
 	case gst.EventTypeCaps:
-		return b.checkCaps(s, ev)
+		return b.checkCaps(run, s, ev)
 	}
 	return gst.PadProbeOK
 }

@@ -33,7 +33,7 @@ func (b *reconnectBin) instanceProbe(c *instance, s stream, info *gst.PadProbeIn
 			Offset: seg.GetOffset(), Base: seg.GetBase(), Rate: seg.GetRate()}
 		c.mu.Unlock()
 	case gst.EventTypeEOS:
-		if b.output.endRequested.Load() || !c.restartOnEOS {
+		if c.run.output.endRequested.Load() || !c.restartOnEOS {
 			return gst.PadProbeOK
 		}
 		b.instanceFailed(c, supervisor.ReasonEOS, "end of stream")
@@ -73,12 +73,12 @@ func (b *reconnectBin) instanceBufferList(c *instance, s stream, info *gst.PadPr
 // output timeline (taking the stream over from fallback fill), timestamps
 // and flags rewritten. Fill buffers never pass here, only source buffers.
 func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
-	sup := b.sup.Load()
+	run := c.run
 	buf := info.GetBuffer()
-	if sup == nil || buf == nil {
+	if buf == nil {
 		return gst.PadProbeOK
 	}
-	o := &b.output
+	o := &run.output
 	if o.endRequested.Load() || c.rejected.Load() {
 		return gst.PadProbeDrop
 	}
@@ -137,17 +137,17 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 		gstshim.SetProbeBufferTimestamps(info, clockTime(outPTS), clockTime(outDTS))
 	}
 	gstshim.SetProbeBufferFlags(info, 0, gst.BufferFlagDiscont)
-	if s == streamMain && b.fallback.enabled() {
+	if s == streamMain && run.fallback.enabled() {
 		o.last.HoldProbeBuffer(info)
 	}
-	if rec := sup.Buffer(c.gen); rec != nil {
+	if rec := run.sup.Buffer(c.gen); rec != nil {
 		cat.LogInfo(fmt.Sprintf("source instance %d recovered after %v and %d attempts", c.gen, rec.Outage, rec.Attempts))
 		b.postElementMessage("reconnectbin-recovered", map[string]any{
 			"outage":   uint64(rec.Outage),
 			"attempts": rec.Attempts,
 		})
-		st := sup.Stats()
-		b.rep().recovered(statusLine(string(st.Status), st.Restarts, rec.Outage))
+		st := run.sup.Stats()
+		run.rep().recovered(statusLine(string(st.Status), st.Restarts, rec.Outage))
 	}
 	return gst.PadProbeOK
 }
@@ -170,12 +170,11 @@ func (b *reconnectBin) instanceFailed(c *instance, reason supervisor.Reason, tex
 		c.startErr.CompareAndSwap(nil, &text)
 		return
 	}
-	run := b.run.Load()
-	sup := b.sup.Load()
-	if run == nil || sup == nil {
-		return
+	run := c.run
+	if b.run.Load() != run {
+		return // its run has ended
 	}
-	if d, ok := sup.Fail(c.gen, reason, text); ok {
+	if d, ok := run.sup.Fail(c.gen, reason, text); ok {
 		run.decide(d)
 	}
 }

@@ -9,8 +9,10 @@
 //   - settings.go: what the properties say, and their validation.
 //   - element.go: the GObject virtual methods (properties, state changes,
 //     messages, events, request pads), stats and status.
-//   - supervise.go: the run (READY->PAUSED to PAUSED->READY) and its rebuild
-//     loop, the only place source instances are started and stopped.
+//   - run.go: the run state, one object made at READY->PAUSED and dropped
+//     at PAUSED->READY (what runs, apart from what the properties say).
+//   - supervise.go: the run's rebuild loop, the only place source instances
+//     are started and stopped.
 //   - instance.go: one source instance's life: built, added, started,
 //     taken out, released.
 //   - probes.go: what runs on an instance's streaming threads: its buffers
