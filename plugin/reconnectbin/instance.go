@@ -35,22 +35,56 @@ type instance struct {
 	pads     [streamCount]*gst.GhostPad    // its chosen src pads, ghosted on bin; targets of the bin's output pads
 	probes   [streamCount]uint64           // their probes, removed at release
 	segments [streamCount]timeline.Segment // last segment on each
-	added    bool                          // the instance is inside the bin; pads may be linked
 
-	// starting is true while the supervise loop brings the instance up,
-	// and stays true for a start given up on (its state lock may still be
-	// held); errors seen meanwhile are kept in startErr and judged after.
-	starting atomic.Bool
+	// phaseNow is where the instance is in its life (a phase), read
+	// lock-free from streaming threads and message handlers; it only moves
+	// forward. phaseMu makes leaving the bin atomic with the end of a state
+	// change (changeState, abandonChange, takeOut); streaming threads never
+	// take it.
+	phaseMu  sync.Mutex
+	phaseNow atomic.Int32
+	// leftBin is closed when the instance enters phaseReleasing.
+	leftBin chan struct{}
+	// startErr is the first failure seen while phaseStarting, judged when
+	// the start returns.
 	startErr atomic.Pointer[string]
-
-	// left is set, and abandoned closed, once the instance has left the bin
-	// (takeOut, or release).
-	leftMu    sync.Mutex
-	left      bool
-	abandoned chan struct{}
 	// lastChange is closed when the last state change changeState started
 	// has returned. Set and read only by the supervise loop.
 	lastChange chan struct{}
+}
+
+// phase is a step of an instance's life, in order.
+type phase int32
+
+const (
+	// phaseBuilding: parsed and wired, not in the bin yet.
+	phaseBuilding phase = iota
+	// phaseStarting: in the bin, on its way to PLAYING; its failures are
+	// kept for the start's verdict (startErr).
+	phaseStarting
+	// phaseRunning: started; a failure is a rebuild.
+	phaseRunning
+	// phaseReleasing: out of the bin, on its way to NULL: removed for a
+	// rebuild or a stop, or a start or state change given up on (its state
+	// lock may still be held). Its failures are nobody's concern any more.
+	phaseReleasing
+	// phaseReleased: at NULL (or never out of it), its probes and signal
+	// handlers removed.
+	phaseReleased
+)
+
+func (c *instance) phase() phase { return phase(c.phaseNow.Load()) }
+
+// advance moves c from phase from to phase to, and reports whether it was
+// in from.
+func (c *instance) advance(from, to phase) bool {
+	return c.phaseNow.CompareAndSwap(int32(from), int32(to))
+}
+
+// inBin reports whether c's pads may feed the bin's.
+func (c *instance) inBin() bool {
+	p := c.phase()
+	return p == phaseStarting || p == phaseRunning
 }
 
 // buildInstance parses desc into a new, not yet added, source instance and wires
@@ -63,7 +97,7 @@ func (b *reconnectBin) buildInstance(run *runState, gen uint64, desc string, s s
 	_ = bin.SetProperty("name", fmt.Sprintf("source%d", gen))
 	b.allocated.Add(1)
 	gstshim.OnFinalize(bin.Object, func() { b.allocated.Add(-1) })
-	c := &instance{run: run, gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, abandoned: make(chan struct{})}
+	c := &instance{run: run, gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, leftBin: make(chan struct{})}
 	if pad := unlinkedSrcPad(bin); pad != nil {
 		if err := b.attach(c, pad, streamMain); err != nil {
 			return nil, err
@@ -187,9 +221,11 @@ func (b *reconnectBin) attach(c *instance, inner *gst.Pad, s stream) error {
 	c.mu.Lock()
 	c.pads[s] = ghost
 	c.probes[s] = probe
-	added := c.added
 	c.mu.Unlock()
-	if added {
+	// Read after the pad is stored: either this sees the instance in the
+	// bin, or linkPads, which runs after it entered phaseStarting, sees
+	// the pad.
+	if c.inBin() {
 		return b.linkStream(c, s)
 	}
 	return nil
@@ -237,13 +273,10 @@ func absorb(bin *gst.Bin, pad *gst.Pad) {
 	pad.Link(sink.GetStaticPad("sink"))
 }
 
-// linkPads marks the instance as inside the bin and links the outputs it
-// has so far. A ghost pad's target set before the instance is in the bin
-// does not carry data.
+// linkPads links the pads an instance that entered the bin has so far; a
+// demuxer's later pads are linked as they come (attach). A ghost pad's
+// target set before the instance is in the bin does not carry data.
 func (b *reconnectBin) linkPads(c *instance) error {
-	c.mu.Lock()
-	c.added = true
-	c.mu.Unlock()
 	for s := stream(0); s < streamCount; s++ {
 		if err := b.linkStream(c, s); err != nil {
 			return err
@@ -296,17 +329,17 @@ func (b *reconnectBin) changeState(c *instance, state gst.State, bound time.Dura
 	defer timer.Stop()
 	select {
 	case err := <-done:
-		c.leftMu.Lock()
+		c.phaseMu.Lock()
 		run.changing.CompareAndSwap(c, nil)
-		left := c.left
-		c.leftMu.Unlock()
+		left := c.phase() >= phaseReleasing
+		c.phaseMu.Unlock()
 		if left {
 			return changeAbandoned, err
 		}
 		return changeDone, err
 	case <-run.stop:
 		return changeStopped, nil
-	case <-c.abandoned:
+	case <-c.leftBin:
 		run.changing.CompareAndSwap(c, nil)
 		return changeAbandoned, nil
 	case <-timer.C:
@@ -330,8 +363,8 @@ func (b *reconnectBin) abandonChange() {
 	if c == nil {
 		return
 	}
-	c.leftMu.Lock()
-	defer c.leftMu.Unlock()
+	c.phaseMu.Lock()
+	defer c.phaseMu.Unlock()
 	if run.changing.Load() != c {
 		return // its change returned meanwhile
 	}
@@ -339,19 +372,20 @@ func (b *reconnectBin) abandonChange() {
 	b.takeOutLocked(c)
 }
 
-// takeOut removes instance c (the current one) from the bin, once: its
-// pads stop feeding the bin's, and its last messages stay inside.
+// takeOut removes instance c (the current one) from the bin, once, and
+// moves it to phaseReleasing: its pads stop feeding the bin's, and its
+// last messages stay inside.
 func (b *reconnectBin) takeOut(c *instance) {
-	c.leftMu.Lock()
-	defer c.leftMu.Unlock()
+	c.phaseMu.Lock()
+	defer c.phaseMu.Unlock()
 	b.takeOutLocked(c)
 }
 
+// takeOutLocked is takeOut with c.phaseMu held.
 func (b *reconnectBin) takeOutLocked(c *instance) {
-	if c.left {
+	if p := c.phase(); p >= phaseReleasing || !c.advance(p, phaseReleasing) {
 		return
 	}
-	c.left = true
 	for s := stream(0); s < streamCount; s++ {
 		if output := b.existingOutputPad(s); output != nil {
 			gstshim.ClearGhostTarget(output)
@@ -359,7 +393,7 @@ func (b *reconnectBin) takeOutLocked(c *instance) {
 	}
 	b.addReleasing(c)
 	_ = b.self.Remove(c.bin.Element)
-	close(c.abandoned)
+	close(c.leftBin)
 }
 
 func (b *reconnectBin) addReleasing(c *instance) {
@@ -452,8 +486,9 @@ func (b *reconnectBin) release(c *instance) {
 const releaseBound = 2 * time.Second
 
 // disconnect removes the instance's signal handlers and probes, whose Go
-// closures reference it.
+// closures reference it: the instance is released.
 func (c *instance) disconnect() {
+	c.phaseNow.Store(int32(phaseReleased))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, disconnect := range c.handlers {

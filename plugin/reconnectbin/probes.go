@@ -165,10 +165,22 @@ func (b *reconnectBin) padAudio(from, to int64) {
 }
 
 // instanceFailed turns a failure of instance c into at most one rebuild.
+// It runs on streaming threads and in HandleMessage: lock-free.
 func (b *reconnectBin) instanceFailed(c *instance, reason supervisor.Reason, text string) {
-	if c.starting.Load() {
+	switch c.phase() {
+	case phaseStarting:
 		c.startErr.CompareAndSwap(nil, &text)
-		return
+		if c.phase() == phaseStarting {
+			return // the start's verdict will see it
+		}
+		// The start's verdict may have been given meanwhile, without it:
+		// the supervisor takes one failure per instance, so report it too.
+		if c.phase() != phaseRunning {
+			return
+		}
+	case phaseRunning:
+	default:
+		return // not in the bin yet, or any more: not the bin's failure
 	}
 	run := c.run
 	if b.run.Load() != run {

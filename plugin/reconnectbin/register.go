@@ -13,8 +13,8 @@
 //     at PAUSED->READY (what runs, apart from what the properties say).
 //   - supervise.go: the run's rebuild loop, the only place source instances
 //     are started and stopped.
-//   - instance.go: one source instance's life: built, added, started,
-//     taken out, released.
+//   - instance.go: one source instance's life, in phases: building,
+//     starting, running, releasing, released.
 //   - probes.go: what runs on an instance's streaming threads: its buffers
 //     placed on the output timeline, its EOS turned into a rebuild.
 //   - output.go: the bin's own pads and what leaves through them (one

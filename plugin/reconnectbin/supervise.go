@@ -164,11 +164,11 @@ func (b *reconnectBin) startInstance(run *runState) {
 	}
 	run.output.timeline.StartInstance()
 	run.current.Store(c)
+	c.advance(phaseBuilding, phaseStarting)
 	if err := b.linkPads(c); err != nil {
 		b.failStart(run, gen, err.Error())
 		return
 	}
-	c.starting.Store(true)
 	gstshim.InheritClock(b.self.Element, c.bin.Element)
 	bound := startBound(s.stallTimeout)
 	res, err := b.changeState(c, gst.StatePlaying, bound)
@@ -179,12 +179,17 @@ func (b *reconnectBin) startInstance(run *runState) {
 		b.failStart(run, gen, "the pipeline changed state while the source was still starting")
 		return
 	case changeTimedOut:
-		// It stays "starting", so its late errors are no failures of the
-		// next instance.
+		// It is out of the bin (phaseReleasing), so its late errors are no
+		// failures of the next instance.
 		b.failStart(run, gen, fmt.Sprintf("the source's state change to PLAYING did not complete within %v", bound))
 		return
 	}
-	c.starting.Store(false)
+	if !c.advance(phaseStarting, phaseRunning) {
+		// Only the loop takes an instance out once its change returned;
+		// should it ever be out, it did not start.
+		b.failStart(run, gen, "the pipeline changed state while the source was still starting")
+		return
+	}
 	startErr := c.startErr.Load()
 	switch {
 	case err != nil:
@@ -224,7 +229,7 @@ func (b *reconnectBin) failStart(run *runState, gen uint64, text string) {
 // followState mirrors PLAYING/PAUSED of the bin onto the current instance,
 // bounded like a start: an instance that cannot change state is a failed one.
 func (b *reconnectBin) followState(c *instance, playing bool) {
-	if c.starting.Load() {
+	if c.phase() != phaseRunning {
 		return // a start given up on: the rebuild decision is on its way
 	}
 	state := gst.StatePaused
