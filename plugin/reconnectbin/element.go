@@ -15,8 +15,13 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
 
-// reconnectBin is the Go half of one reconnectbin instance.
+// reconnectBin is the Go half of one reconnectbin element. What the
+// properties say (settings) and what runs (run) are kept apart, each under
+// its own lock.
 type reconnectBin struct {
+	// settings is what the properties say (settings.go): SetProperty
+	// writes it, every reader copies it under settingsMu, held only for
+	// that.
 	settingsMu sync.Mutex
 	settings   settings
 

@@ -20,8 +20,9 @@ import (
 // instance's state (that deadlocks joining their own task); they only hand
 // decisions over. They read the run without locks (reconnectBin.run and
 // the atomics below): the state-change path waits for streaming threads
-// (a bin's state change takes its children's stream locks), so they must
-// never wait for a lock it holds (stateMu).
+// (deactivating a pad takes its stream lock; stopRun waits for the loop,
+// which waits for instances going to NULL), so they must never wait for a
+// lock it holds (stateMu).
 type runState struct {
 	// sup decides rebuilds and keeps the reconnect statistics; fallback
 	// fills outages. Both are made from the settings at READY->PAUSED.
