@@ -60,7 +60,7 @@ type reconnectBin struct {
 	// allocated counts the source instances built and not yet freed (the
 	// current one included): +1 when one is built, -1 when its bin is
 	// finalized (a GObject weak reference). Read by stats, so a leak of
-	// whole instances, or the retire delay, is measured rather than guessed.
+	// whole instances is measured rather than guessed.
 	allocated atomic.Int64
 }
 
