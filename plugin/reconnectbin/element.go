@@ -5,68 +5,23 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/gvalue"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
 
-// settings is what the properties say. Guarded by reconnectBin.settingsMu.
-type settings struct {
-	source        string
-	uri           string
-	stallTimeout  time.Duration
-	retryDelay    time.Duration
-	maxRetryDelay time.Duration
-	maxRetries    int
-	restartOnEOS  bool
-	outputCaps    string // serialized fixed caps, "" for none
-	fallback      int
-	fallbackHold  time.Duration
-	fallbackImage string
-	onCapsChange  int
-}
-
-func defaultSettings() settings {
-	return settings{
-		stallTimeout:  DefaultStallTimeout,
-		retryDelay:    DefaultRetryDelay,
-		maxRetryDelay: DefaultMaxRetryDelay,
-		maxRetries:    DefaultMaxRetries,
-		restartOnEOS:  DefaultRestartOnEOS,
-		fallback:      DefaultFallback,
-		fallbackHold:  DefaultFallbackHold,
-		onCapsChange:  DefaultOnCapsChange,
-	}
-}
-
-// supervisorConfig is what the reconnect properties say to the supervisor.
-func (s settings) supervisorConfig() supervisor.Config {
-	return supervisor.Config{
-		StallTimeout:  s.stallTimeout,
-		RetryDelay:    s.retryDelay,
-		MaxRetryDelay: s.maxRetryDelay,
-		MaxRetries:    s.maxRetries,
-		SteadyAfter:   supervisor.DefaultSteadyAfter,
-	}
-}
-
-// configProperties names the properties behind supervisor.Config's fields
-// (SteadyAfter has none: it is fixed), so that its validation errors speak
-// of what the user sets.
-var configProperties = map[string]string{
-	"StallTimeout":  "stall-timeout",
-	"RetryDelay":    "retry-delay",
-	"MaxRetryDelay": "max-retry-delay",
-	"MaxRetries":    "max-retries",
-}
-
-// reconnectBin is the Go half of one reconnectbin instance.
+// reconnectBin is the Go half of one reconnectbin element. What the
+// properties say (settings) and what runs (run) are kept apart, each under
+// its own lock.
 type reconnectBin struct {
+	// settings is what the properties say (settings.go): SetProperty
+	// writes it, every reader copies it under settingsMu, held only for
+	// that.
 	settingsMu sync.Mutex
 	settings   settings
 
@@ -83,80 +38,30 @@ type reconnectBin struct {
 	// push stuck in a wedged sink is told apart from a quiet source.
 	pushes [streamCount]atomic.Pointer[gstshim.PushTracker]
 
-	// out is what the src pad shows downstream (timeline.go).
-	out output
-
-	// fallback fills outages with frames when enabled (fallback.go).
-	fallback fallback
-
-	// reporting to systemd and metrics; nil while stopped (report.go).
-	reporting atomic.Pointer[report]
-
-	// run is what is running between READY->PAUSED and PAUSED->READY; nil
-	// otherwise. The supervisor survives a stop so that status and stats
-	// stay readable after the pipeline ended (the demo's summary reads them).
+	// run is what runs between READY->PAUSED and PAUSED->READY (run.go),
+	// nil otherwise. stateMu serializes its start and stop (the
+	// state-change thread); streaming threads load it without a lock.
 	stateMu sync.Mutex
 	run     atomic.Pointer[runState]
-	sup     atomic.Pointer[supervisor.Supervisor]
+	// lastRun is the run that ended last, kept so that status and stats
+	// stay readable after the pipeline stopped (the demo's summary reads
+	// them).
+	lastRun atomic.Pointer[runState]
 
-	// child is the source instance currently inside the bin (nil during an
-	// outage). Read from streaming threads, written by the supervise loop.
-	child atomic.Pointer[childInstance]
-	// changing is the instance whose state change is running (changeState).
-	changing atomic.Pointer[childInstance]
+	// What outlives a run: the instances it released.
+	//
 	// releasing holds the instances being torn down (out of the bin, on
 	// their way to NULL), so that their last messages are still kept
 	// inside. Usually one; more when a source blocks its way to NULL and is
 	// left to finish in the background.
 	releasingMu sync.Mutex
-	releasing   []*childInstance
+	releasing   []*instance
 
 	// allocated counts the source instances built and not yet freed (the
 	// current one included): +1 when one is built, -1 when its bin is
 	// finalized (a GObject weak reference). Read by stats, so a leak of
-	// whole instances, or the retire delay, is measured rather than guessed.
+	// whole instances is measured rather than guessed.
 	allocated atomic.Int64
-}
-
-func (b *reconnectBin) addReleasing(c *childInstance) {
-	b.releasingMu.Lock()
-	defer b.releasingMu.Unlock()
-	for _, r := range b.releasing {
-		if r == c {
-			return
-		}
-	}
-	b.releasing = append(b.releasing, c)
-}
-
-func (b *reconnectBin) dropReleasing(c *childInstance) {
-	b.releasingMu.Lock()
-	defer b.releasingMu.Unlock()
-	for i, r := range b.releasing {
-		if r == c {
-			// The vacated slot is cleared: a stale pointer past the
-			// slice's length kept the last released instance (all its
-			// elements, buffers and sockets) alive until the next release
-			// overwrote it, which on a source that streams on is never.
-			last := len(b.releasing) - 1
-			copy(b.releasing[i:], b.releasing[i+1:])
-			b.releasing[last] = nil
-			b.releasing = b.releasing[:last]
-			return
-		}
-	}
-}
-
-// fromReleasing reports whether msg comes from an instance being released.
-func (b *reconnectBin) fromReleasing(msg *gst.Message) bool {
-	b.releasingMu.Lock()
-	defer b.releasingMu.Unlock()
-	for _, r := range b.releasing {
-		if gstshim.MessageFromInside(msg, r.bin.Object) {
-			return true
-		}
-	}
-	return false
 }
 
 // New is called by the GObject type system for every new instance.
@@ -307,17 +212,17 @@ func (b *reconnectBin) ChangeState(el *gst.Element, transition gst.StateChange) 
 		s := b.settings
 		b.settingsMu.Unlock()
 		if err := validateSettings(s); err != nil {
-			var pe *propertyError
-			if errors.As(err, &pe) {
-				gstshim.PostError(el, false, gstshim.ResourceError, gst.ResourceErrorSettings, err.Error(), "")
+			var fe *fielderr.Error
+			if errors.As(err, &fe) {
+				gstshim.PostError(el, false, gstshim.ResourceError, gst.ResourceErrorSettings, propertyMessage(err), "")
 			} else {
-				gstshim.PostError(el, false, gstshim.CoreError, gst.CoreErrorFailed, err.Error(), "")
+				gstshim.PostError(el, false, gstshim.CoreError, gst.CoreErrorFailed, propertyMessage(err), "")
 			}
 			return gst.StateChangeFailure
 		}
 	case gst.StateChangeReadyToPaused:
 		if err := b.startRun(); err != nil {
-			gstshim.PostError(el, false, gstshim.ResourceError, gst.ResourceErrorSettings, err.Error(), "")
+			gstshim.PostError(el, false, gstshim.ResourceError, gst.ResourceErrorSettings, propertyMessage(err), "")
 			return gst.StateChangeFailure
 		}
 	case gst.StateChangePlayingToPaused:
@@ -378,15 +283,15 @@ func (b *reconnectBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
 		bin.ParentHandleMessage(msg)
 		return
 	}
-	if child := b.child.Load(); child != nil && gstshim.MessageFromInside(msg, child.bin.Object) {
+	if c := b.currentInstance(); c != nil && gstshim.MessageFromInside(msg, c.bin.Object) {
 		switch msg.Type() {
 		case gst.MessageError:
 			gerr := msg.ParseError()
 			text := fmt.Sprintf("%s: %s", msg.Source(), gerr.Error())
-			cat.LogWarning(fmt.Sprintf("source instance %d: %s (%s)", child.gen, text, gerr.DebugString()))
-			b.childFailed(child, supervisor.ReasonError, text)
+			cat.LogWarning(fmt.Sprintf("source instance %d: %s (%s)", c.gen, text, gerr.DebugString()))
+			b.instanceFailed(c, supervisor.ReasonError, text)
 		case gst.MessageWarning:
-			cat.LogInfo(fmt.Sprintf("source instance %d warning from %s: %s", child.gen, msg.Source(), msg.ParseWarning().Error()))
+			cat.LogInfo(fmt.Sprintf("source instance %d warning from %s: %s", c.gen, msg.Source(), msg.ParseWarning().Error()))
 		case gst.MessageEOS:
 			// An EOS message comes from a sink inside the description (for example
 			// the fakesink that absorbs extra pads); the src pad probe handles the
@@ -433,37 +338,25 @@ func (b *reconnectBin) SendEvent(el *gst.Element, event *gst.Event) bool {
 	defer event.Unref()
 	if event.Type() == gst.EventTypeEOS {
 		cat.LogInfo("application EOS: ending the stream, no more rebuilds")
-		b.out.endRequested.Store(true)
-		if run := b.run.Load(); run != nil {
+		run := b.run.Load()
+		if run != nil {
+			run.output.endRequested.Store(true)
 			run.requestStop()
+			// No more fill buffers; audio ends first, so that a muxer
+			// holding a video fill push for audio lets it go, then video;
+			// only then wait for the fillers.
+			b.closeFills(run, false)
 		}
-		// No more fill buffers; audio ends first, so that a muxer holding
-		// a video fill push for audio lets it go, then video; only then wait
-		// for the fillers.
-		b.closeFills(false)
 		if audio := b.existingOutputPad(streamAudio); audio != nil {
 			audio.PushEvent(gst.NewEOSEvent())
 		}
 		ok := b.srcPad.PushEvent(event)
-		b.closeFills(true)
+		if run != nil {
+			b.closeFills(run, true)
+		}
 		return ok
 	}
 	return el.ParentSendEvent(event)
-}
-
-// newOutputPad makes the bin's pad for stream s, with its output probe.
-func (b *reconnectBin) newOutputPad(s stream) *gst.GhostPad {
-	var tmpl *gst.PadTemplate
-	for _, t := range b.self.GetPadTemplates() {
-		if t.Name() == s.String() {
-			tmpl = t
-		}
-	}
-	pad := gst.NewGhostPadNoTargetFromTemplate(s.String(), tmpl)
-	b.pushes[s].Store(gstshim.TrackPushes(pad))
-	pad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush,
-		func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn { return b.outputProbe(s, info) })
-	return pad
 }
 
 // RequestNewPad adds the audio pad. Requested at link time (gst-launch-1.0
@@ -487,7 +380,7 @@ func (b *reconnectBin) RequestNewPad(el *gst.Element, templ *gst.PadTemplate, na
 	}
 	b.audioPad = pad
 	b.padsMu.Unlock()
-	if c := b.child.Load(); c != nil {
+	if c := b.currentInstance(); c != nil {
 		_ = b.linkStream(c, streamAudio)
 	}
 	return pad.Pad
@@ -508,81 +401,40 @@ func (b *reconnectBin) ReleasePad(el *gst.Element, pad *gst.Pad) {
 	}
 }
 
-// existingOutputPad returns the bin's pad for stream s; nil for audio when
-// the application did not request the audio pad.
-func (b *reconnectBin) existingOutputPad(s stream) *gst.GhostPad {
-	if s == streamMain {
-		return b.srcPad
+// currentInstance is the source instance inside the bin, if any.
+func (b *reconnectBin) currentInstance() *instance {
+	if run := b.run.Load(); run != nil {
+		return run.current.Load()
 	}
-	b.padsMu.Lock()
-	defer b.padsMu.Unlock()
-	return b.audioPad
+	return nil
 }
 
-// push pushes buf out of stream s's pad, tracked as in flight until it
-// returns (see outputBlocked).
-func (b *reconnectBin) push(s stream, pad *gst.GhostPad, buf *gst.Buffer) gst.FlowReturn {
-	if t := b.pushes[s].Load(); t != nil {
-		return t.Push(buf)
-	}
-	return pad.Push(buf)
-}
-
-// outputBlocked reports how long the oldest push out of the bin still in
-// flight has been going on: downstream (kvssink, a muxer) holding the bin's
-// data, which is neither a source stall nor progress.
-func (b *reconnectBin) outputBlocked() (time.Duration, bool) {
-	var oldest time.Duration
-	var any bool
-	for s := range b.pushes {
-		if age, ok := b.pushes[s].Load().Oldest(); ok {
-			any = true
-			oldest = max(oldest, age)
-		}
-	}
-	return oldest, any
-}
-
-// outputHeld reports whether downstream holds every stream of the bin: each
-// output pad has a push in flight. That is a blocking sink, not a quiet
-// source. One stream alone held is not enough: a muxer holds the video
-// until audio arrives, and a source that went silent is exactly when audio
-// stops arriving (fallback's silence is what releases the video then).
-func (b *reconnectBin) outputHeld() bool {
-	held := false
-	for s := range b.pushes {
-		t := b.pushes[s].Load()
-		if t == nil {
-			continue
-		}
-		if _, ok := t.Oldest(); !ok {
-			return false
-		}
-		held = true
-	}
-	return held
-}
-
-// rep is the current report; nil (which does nothing) while stopped.
-func (b *reconnectBin) rep() *report { return b.reporting.Load() }
-
+// status is the running supervisor's status; once stopped, "stopped"
+// unless the last run gave up ("failed").
 func (b *reconnectBin) status() string {
-	sup := b.sup.Load()
-	if sup == nil {
-		return "stopped"
+	if run := b.run.Load(); run != nil {
+		return string(run.sup.Status())
 	}
-	if b.run.Load() == nil && sup.Status() != supervisor.StatusFailed {
-		return "stopped"
+	if last := b.lastRun.Load(); last != nil && last.sup.Status() == supervisor.StatusFailed {
+		return string(supervisor.StatusFailed)
 	}
-	return string(sup.Status())
+	return "stopped"
 }
 
+// statsStructure reads the running run's statistics, or the last run's
+// once stopped (zero before any run).
 func (b *reconnectBin) statsStructure() *gst.Structure {
 	st := gst.NewStructure("reconnectbin-stats")
-	sup := b.sup.Load()
+	run := b.run.Load()
+	if run == nil {
+		run = b.lastRun.Load()
+	}
+	if run == nil {
+		run = &runState{fallback: &fallback{}}
+	}
 	var s supervisor.Stats
-	if sup != nil {
-		s = sup.Stats()
+	if run.sup != nil {
+		s = run.sup.Stats()
 	}
 	_ = st.SetValue("restarts", s.Restarts)
 	for _, r := range []supervisor.Reason{supervisor.ReasonError, supervisor.ReasonEOS, supervisor.ReasonStall, supervisor.ReasonStartFailed} {
@@ -594,13 +446,13 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 	_ = st.SetValue("total-outage", uint64(s.TotalOutage))
 	_ = st.SetValue("attempts", s.Attempts)
 	_ = st.SetValue("status", b.status())
-	_ = st.SetValue("frames-out", b.out.framesOut.Load())
-	_ = st.SetValue("in-fallback", b.fallback.active.Load())
-	_ = st.SetValue("fallback-frames", b.fallback.totalFrames.Load())
-	_ = st.SetValue("fallback-time", uint64(b.fallback.totalTime.Load()))
-	_ = st.SetValue("caps-changes", b.out.capsChanges.Load())
-	_ = st.SetValue("keyframe-waits", b.out.keyframeWaits.Load())
-	_ = st.SetValue("order-drops", b.out.orderDrops.Load())
+	_ = st.SetValue("frames-out", run.output.framesOut.Load())
+	_ = st.SetValue("in-fallback", run.fallback.active.Load())
+	_ = st.SetValue("fallback-frames", run.fallback.totalFrames.Load())
+	_ = st.SetValue("fallback-time", uint64(run.fallback.totalTime.Load()))
+	_ = st.SetValue("caps-changes", run.output.capsChanges.Load())
+	_ = st.SetValue("keyframe-waits", run.output.keyframeWaits.Load())
+	_ = st.SetValue("order-drops", run.output.orderDrops.Load())
 	_ = st.SetValue("instances-allocated", b.allocated.Load())
 	return st
 }

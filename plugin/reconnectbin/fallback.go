@@ -22,8 +22,10 @@ import (
 // one goroutine pushing both would deadlock, and each filler lives until the
 // source takes its own stream over (internal/timeline closes the stream's
 // fill in the same step that places the source's buffer, so no fill buffer
-// is ever stamped after it).
+// is ever stamped after it). Each run has its own (runState.fallback), its
+// totals included.
 type fallback struct {
+	// Set by newFallback, never changed.
 	mode     int
 	hold     time.Duration
 	frameDur time.Duration
@@ -52,18 +54,17 @@ type filler struct {
 
 func (f *fallback) enabled() bool { return f.mode != FallbackNone }
 
-// prepare makes the fill frame for the configured mode; it runs at
-// READY->PAUSED so a bad image fails the state change, naming the property.
-func (f *fallback) prepare(s settings) error {
-	f.fill.Release()
-	f.mode = s.fallback
-	f.hold = s.fallbackHold
+// newFallback makes a run's fallback, with the fill frame for the
+// configured mode; it runs at READY->PAUSED so a bad image fails the state
+// change, naming the property.
+func newFallback(s settings) (*fallback, error) {
+	f := &fallback{mode: s.fallback, hold: s.fallbackHold}
 	if f.mode == FallbackNone {
-		return nil
+		return f, nil
 	}
 	format, err := parseOutputCaps(s.outputCaps)
 	if err != nil {
-		return &propertyError{"output-caps", err.Error()}
+		return nil, badProperty("output-caps", err.Error())
 	}
 	f.caps, f.frameDur = format.caps, format.frameDur
 	var desc, prop string
@@ -78,11 +79,14 @@ func (f *fallback) prepare(s settings) error {
 	}
 	buf, err := renderFrame(desc)
 	if err != nil {
-		return &propertyError{prop, fmt.Sprintf("could not make the fallback frame: %v", err)}
+		return nil, badProperty(prop, fmt.Sprintf("could not make the fallback frame: %v", err))
 	}
 	f.fill.Hold(buf)
-	return nil
+	return f, nil
 }
+
+// release lets the fill frame go; the run's fillers have ended.
+func (f *fallback) release() { f.fill.Release() }
 
 // renderFrame runs a one-frame pipeline and returns its frame.
 func renderFrame(desc string) (*gst.Buffer, error) {
@@ -115,34 +119,34 @@ func renderFrame(desc string) (*gst.Buffer, error) {
 
 // startFallback begins filling the video stream, and a raw audio pad's
 // stream, unless they are being filled already.
-func (b *reconnectBin) startFallback() {
-	f := &b.fallback
-	if !f.enabled() || b.out.endRequested.Load() {
+func (b *reconnectBin) startFallback(run *runState) {
+	f := run.fallback
+	if !f.enabled() || run.output.endRequested.Load() {
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fillers[streamMain] == nil {
-		b.ensureFallbackEvents()
+		b.ensureFallbackEvents(f)
 		f.started, f.frames = time.Now(), 0
 		f.active.Store(true)
-		b.rep().fallback(true)
+		run.rep().fallback(true)
 		b.postElementMessage("reconnectbin-fallback-started", map[string]any{"mode": fallbackNick(f.mode)})
 		holdUntil := timeline.None
-		b.startFillerLocked(streamMain, b.srcPad, func(pts int64) *gst.Buffer {
+		b.startFillerLocked(run, streamMain, b.srcPad, func(pts int64) *gst.Buffer {
 			if holdUntil == timeline.None {
 				holdUntil = pts + int64(f.hold)
 			}
 			f.totalFrames.Add(1)
-			if pts < holdUntil && !b.out.last.Empty() {
-				return b.out.last.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
+			if pts < holdUntil && !run.output.last.Empty() {
+				return run.output.last.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
 			}
 			return f.fill.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
 		})
 	}
 	if pad := b.existingOutputPad(streamAudio); pad != nil && f.fillers[streamAudio] == nil {
 		if caps := pad.GetCurrentCaps(); caps != nil && gstshim.Silence(caps, 0, gst.ClockTime(f.frameDur)) != nil {
-			b.startFillerLocked(streamAudio, pad, func(pts int64) *gst.Buffer {
+			b.startFillerLocked(run, streamAudio, pad, func(pts int64) *gst.Buffer {
 				return gstshim.Silence(caps, gst.ClockTime(pts), gst.ClockTime(f.frameDur))
 			})
 		}
@@ -150,20 +154,20 @@ func (b *reconnectBin) startFallback() {
 }
 
 // startFillerLocked opens fill on stream s and starts its goroutine; f.mu held.
-func (b *reconnectBin) startFillerLocked(s stream, pad *gst.GhostPad, next func(pts int64) *gst.Buffer) {
+func (b *reconnectBin) startFillerLocked(run *runState, s stream, pad *gst.GhostPad, next func(pts int64) *gst.Buffer) {
 	fl := &filler{stop: make(chan struct{}), done: make(chan struct{})}
-	b.fallback.fillers[s] = fl
-	b.out.timeline.OpenFill(int(s))
-	go b.fillLoop(fl, s, pad, next)
+	run.fallback.fillers[s] = fl
+	run.output.timeline.OpenFill(int(s))
+	go b.fillLoop(run, fl, s, pad, next)
 }
 
 // fillLoop pushes next(pts) on pad once per frame duration, paced by the
 // pipeline clock, continuing the stream's output timeline right after its
 // last buffer (so a stall noticed late is filled back to where the source went
 // silent), until the stream's fill is closed or stop.
-func (b *reconnectBin) fillLoop(fl *filler, s stream, pad *gst.GhostPad, next func(pts int64) *gst.Buffer) {
-	f := &b.fallback
-	defer b.fillerDone(fl, s)
+func (b *reconnectBin) fillLoop(run *runState, fl *filler, s stream, pad *gst.GhostPad, next func(pts int64) *gst.Buffer) {
+	f := run.fallback
+	defer b.fillerDone(run, fl, s)
 	for {
 		select {
 		case <-fl.stop:
@@ -174,7 +178,7 @@ func (b *reconnectBin) fillLoop(fl *filler, s stream, pad *gst.GhostPad, next fu
 		if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
 			now = int64(rt)
 		}
-		pts, ok := b.out.timeline.NextFill(int(s), int64(f.frameDur), now)
+		pts, ok := run.output.timeline.NextFill(int(s), int64(f.frameDur), now)
 		if !ok {
 			return // the source took the stream over
 		}
@@ -189,7 +193,7 @@ func (b *reconnectBin) fillLoop(fl *filler, s stream, pad *gst.GhostPad, next fu
 		}
 		if ret != gst.FlowOK && ret != gst.FlowNotLinked {
 			cat.LogInfo(fmt.Sprintf("fallback push on %s returned %s; stopping", s, ret))
-			b.out.timeline.CloseFill(int(s))
+			run.output.timeline.CloseFill(int(s))
 			return
 		}
 		if now != timeline.None {
@@ -205,8 +209,8 @@ func (b *reconnectBin) fillLoop(fl *filler, s stream, pad *gst.GhostPad, next fu
 }
 
 // fillerDone ends a filler's bookkeeping; for video, the episode.
-func (b *reconnectBin) fillerDone(fl *filler, s stream) {
-	f := &b.fallback
+func (b *reconnectBin) fillerDone(run *runState, fl *filler, s stream) {
+	f := run.fallback
 	f.mu.Lock()
 	if f.fillers[s] == fl {
 		f.fillers[s] = nil
@@ -220,20 +224,20 @@ func (b *reconnectBin) fillerDone(fl *filler, s stream) {
 	f.active.Store(false)
 	d := time.Since(started)
 	f.totalTime.Add(int64(d))
-	b.rep().fallback(false)
+	run.rep().fallback(false)
 	b.postElementMessage("reconnectbin-fallback-ended", map[string]any{"duration": uint64(d), "frames": frames})
 }
 
 // closeFills stops making fill buffers on every stream; with wait, it also
 // waits for the fillers to return (never from a streaming thread: a filler's
 // push may need that thread's data downstream).
-func (b *reconnectBin) closeFills(wait bool) {
-	f := &b.fallback
+func (b *reconnectBin) closeFills(run *runState, wait bool) {
+	f := run.fallback
 	f.mu.Lock()
 	fillers := f.fillers
 	f.mu.Unlock()
 	for s, fl := range fillers {
-		b.out.timeline.CloseFill(s)
+		run.output.timeline.CloseFill(s)
 		if fl != nil {
 			select {
 			case <-fl.stop:
@@ -265,11 +269,11 @@ func fallbackNick(mode int) string {
 
 // ensureFallbackEvents sends what downstream needs before a first buffer when
 // the source never came up: stream-start, output-caps and the segment.
-func (b *reconnectBin) ensureFallbackEvents() {
+func (b *reconnectBin) ensureFallbackEvents(f *fallback) {
 	if b.srcPad.GetCurrentCaps() != nil {
 		return
 	}
 	b.srcPad.PushEvent(gst.NewStreamStartEvent(fmt.Sprintf("%s/fallback", b.self.GetName())))
-	b.srcPad.PushEvent(gst.NewCapsEvent(gst.NewCapsFromString(b.fallback.caps)))
+	b.srcPad.PushEvent(gst.NewCapsEvent(gst.NewCapsFromString(f.caps)))
 	b.srcPad.PushEvent(gstshim.NewTimeSegmentEvent())
 }

@@ -3,11 +3,29 @@
 // it errors, ends or stalls, while everything downstream keeps running and
 // sees one continuous stream.
 //
-// This file holds the registration and the property table (each property is
-// documented once, here); element.go is the GObject glue, child.go builds and
-// tears down source instances, timeline.go keeps output running time
-// continuous, supervise.go runs the rebuild loop. Decisions (backoff, stall
-// detection, status) live in the plain Go package internal/supervisor.
+// Files, by concern:
+//   - register.go: registration and the property table (each property is
+//     documented once, here).
+//   - settings.go: what the properties say, and their validation.
+//   - element.go: the GObject virtual methods (properties, state changes,
+//     messages, events, request pads), stats and status.
+//   - run.go: the run state, one object made at READY->PAUSED and dropped
+//     at PAUSED->READY (what runs, apart from what the properties say).
+//   - supervise.go: the run's rebuild loop, the only place source instances
+//     are started and stopped.
+//   - instance.go: one source instance's life, in phases: building,
+//     starting, running, releasing, released.
+//   - probes.go: what runs on an instance's streaming threads: its buffers
+//     placed on the output timeline, its EOS turned into a rebuild.
+//   - output.go: the bin's own pads and what leaves through them (one
+//     stream-start and segment, the per-stream order guard).
+//   - capschange.go: the on-caps-change policy.
+//   - fallback.go: fill frames and silence during an outage.
+//   - report.go (systemd, metrics), hls.go (HLS through uri), soup.go (soup
+//     sessions kept per instance).
+//
+// Decisions (backoff, stall detection, status) live in the plain Go package
+// internal/supervisor, the output timeline in internal/timeline.
 package reconnectbin
 
 import (

@@ -3,117 +3,22 @@ package reconnectbin
 import (
 	"fmt"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/go-gst/go-gst/gst"
 
-	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
 
-// runState is what runs between READY->PAUSED and PAUSED->READY: one
-// supervise goroutine, the only place source instances are built, started
-// and torn down. Streaming threads never change an instance's state (that
-// deadlocks joining their own task); they only hand decisions over.
-type runState struct {
-	decisions chan supervisor.Decision
-	playing   chan bool
-	stop      chan struct{}
-	done      chan struct{}
-
-	stopOnce sync.Once
-	// ended is closed by application EOS: no more rebuilds, but the current
-	// instance stays until the pipeline stops.
-	ended     chan struct{}
-	endedOnce sync.Once
-}
-
-func newRunState() *runState {
-	return &runState{
-		decisions: make(chan supervisor.Decision, 8),
-		playing:   make(chan bool, 8),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		ended:     make(chan struct{}),
-	}
-}
-
-// decide hands a rebuild decision to the supervise loop without blocking the
-// caller (a streaming thread). At most one decision per instance exists, so
-// the buffer never fills in practice.
-func (r *runState) decide(d supervisor.Decision) {
-	select {
-	case r.decisions <- d:
-	default:
-		cat.LogError("reconnectbin: decision queue full, dropping a rebuild decision")
-	}
-}
-
-func (r *runState) requestStop() { r.endedOnce.Do(func() { close(r.ended) }) }
-
-func (b *reconnectBin) startRun() error {
-	b.settingsMu.Lock()
-	s := b.settings
-	b.settingsMu.Unlock()
-	cfg := s.supervisorConfig()
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("reconnectbin: reconnect settings: %w", fielderr.Rename(err, configProperties))
-	}
-	sup, err := supervisor.New(cfg, wallClock{}, nil)
-	if err != nil {
-		return fmt.Errorf("reconnectbin: %w", err)
-	}
-	if err := b.fallback.prepare(s); err != nil {
-		return err
-	}
-	b.stateMu.Lock()
-	defer b.stateMu.Unlock()
-	b.out.reset()
-	b.reporting.Store(newReport(b.self, b.outputBlocked))
-	b.sup.Store(sup)
-	run := newRunState()
-	b.run.Store(run)
-	go b.supervise(run, sup)
-	return nil
-}
-
-func (b *reconnectBin) stopRun() {
-	b.stateMu.Lock()
-	defer b.stateMu.Unlock()
-	run := b.run.Load()
-	if run == nil {
-		return
-	}
-	run.stopOnce.Do(func() { close(run.stop) })
-	<-run.done
-	// Downstream is already flushing (a bin stops its sinks first), so a
-	// filler blocked in a push returns.
-	b.closeFills(true)
-	b.out.last.Release()
-	b.run.Store(nil)
-	b.rep().close()
-	b.reporting.Store(nil)
-}
-
-func (b *reconnectBin) setPlaying(playing bool) {
-	if run := b.run.Load(); run != nil {
-		run.playing <- playing
-	}
-}
-
-type wallClock struct{}
-
-func (wallClock) Now() time.Time { return time.Now() }
-
 // supervise is the rebuild loop.
-func (b *reconnectBin) supervise(run *runState, sup *supervisor.Supervisor) {
+func (b *reconnectBin) supervise(run *runState) {
 	defer close(run.done)
-	defer b.teardown()
+	defer b.teardown(run)
 
+	sup := run.sup
 	period := stallTick(sup)
-	if b.fallback.enabled() && period > gapCheck {
+	if run.fallback.enabled() && period > gapCheck {
 		period = gapCheck
 	}
 	tick := time.NewTicker(period)
@@ -126,19 +31,19 @@ func (b *reconnectBin) supervise(run *runState, sup *supervisor.Supervisor) {
 		case playing = <-run.playing:
 			if playing && !started {
 				started = true
-				b.startChild(run, sup)
-			} else if c := b.child.Load(); c != nil {
-				b.followState(run, sup, c, playing)
+				b.startInstance(run)
+			} else if c := run.current.Load(); c != nil {
+				b.followState(c, playing)
 			}
 		case d := <-run.decisions:
-			if !b.rebuild(run, sup, d) {
+			if !b.rebuild(run, d) {
 				return
 			}
 		case <-tick.C:
 			if !playing {
 				continue
 			}
-			b.fillGap()
+			b.fillGap(run)
 			if gen, stalled := sup.CheckStall(); stalled {
 				if b.outputHeld() {
 					// Downstream holds all the source's data (a blocking
@@ -149,7 +54,7 @@ func (b *reconnectBin) supervise(run *runState, sup *supervisor.Supervisor) {
 				}
 				text := fmt.Sprintf("no data from the source for %v", sup.Stats().SinceLastBuffer.Round(time.Millisecond))
 				if d, ok := sup.Fail(gen, supervisor.ReasonStall, text); ok {
-					if !b.rebuild(run, sup, d) {
+					if !b.rebuild(run, d) {
 						return
 					}
 				}
@@ -167,15 +72,15 @@ const gapCheck = 50 * time.Millisecond
 // source that pauses for less than stall-timeout (an HLS server briefly
 // down, a network hiccup) leaves no hole downstream. The source keeps
 // running; its next buffer takes over again.
-func (b *reconnectBin) fillGap() {
-	f := &b.fallback
-	if !f.enabled() || f.active.Load() || b.child.Load() == nil {
+func (b *reconnectBin) fillGap(run *runState) {
+	f := run.fallback
+	if !f.enabled() || f.active.Load() || run.current.Load() == nil {
 		return
 	}
 	if b.outputHeld() {
 		return // behind because downstream blocks, not because the source is quiet
 	}
-	end, any := b.out.timeline.LastEndOf(int(streamMain))
+	end, any := run.output.timeline.LastEndOf(int(streamMain))
 	now := gstshim.RunningTimeNow(b.self.Element)
 	if !any || now == gst.ClockTimeNone {
 		return
@@ -186,7 +91,7 @@ func (b *reconnectBin) fillGap() {
 	}
 	if int64(now)-end > threshold {
 		cat.LogDebug("output fell behind the clock: filling the gap")
-		b.startFallback()
+		b.startFallback(run)
 	}
 }
 
@@ -200,7 +105,7 @@ func stallTick(sup *supervisor.Supervisor) time.Duration {
 
 // rebuild acts on one decision: announce it, tear the instance down, wait
 // the backoff, start a new one. It returns false when the loop must end.
-func (b *reconnectBin) rebuild(run *runState, sup *supervisor.Supervisor, d supervisor.Decision) bool {
+func (b *reconnectBin) rebuild(run *runState, d supervisor.Decision) bool {
 	select {
 	case <-run.ended:
 		return true
@@ -213,9 +118,9 @@ func (b *reconnectBin) rebuild(run *runState, sup *supervisor.Supervisor, d supe
 		"delay":   uint64(d.Delay),
 		"give-up": d.GiveUp,
 	})
-	st := sup.Stats()
-	b.rep().restart(string(d.Reason), statusLine(string(st.Status), st.Restarts, st.CurrentOutage))
-	b.teardown()
+	st := run.sup.Stats()
+	run.rep().restart(string(d.Reason), statusLine(string(st.Status), st.Restarts, st.CurrentOutage))
+	b.teardown(run)
 	if d.GiveUp {
 		text := fmt.Sprintf("reconnectbin: source failed %d times in a row, giving up (max-retries); last failure (%s): %s",
 			d.Attempt, d.Reason, d.Error)
@@ -224,7 +129,7 @@ func (b *reconnectBin) rebuild(run *runState, sup *supervisor.Supervisor, d supe
 		return true
 	}
 	cat.LogInfo(fmt.Sprintf("rebuilding the source (attempt %d, reason %s) in %v: %s", d.Attempt, d.Reason, d.Delay, d.Error))
-	b.startFallback()
+	b.startFallback(run)
 	timer := time.NewTimer(d.Delay)
 	defer timer.Stop()
 	select {
@@ -234,52 +139,57 @@ func (b *reconnectBin) rebuild(run *runState, sup *supervisor.Supervisor, d supe
 		return true
 	case <-timer.C:
 	}
-	b.startChild(run, sup)
+	b.startInstance(run)
 	return true
 }
 
-// startChild builds a new source instance, adds it locked (so its failures
+// startInstance builds a new source instance, adds it locked (so its failures
 // never fail the pipeline's own state changes) and starts it.
-func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
+func (b *reconnectBin) startInstance(run *runState) {
 	b.settingsMu.Lock()
 	s := b.settings
 	b.settingsMu.Unlock()
-	gen := sup.Begin()
+	gen := run.sup.Begin()
 	prop, desc := s.description()
-	c, err := b.buildChild(gen, desc, s)
+	c, err := b.buildInstance(run, gen, desc, s)
 	if err != nil {
-		b.failStart(run, sup, gen, fmt.Sprintf("property '%s': %v", prop, err))
+		b.failStart(run, gen, fmt.Sprintf("property '%s': %v", prop, err))
 		return
 	}
 	_ = c.bin.SetLockedState(true)
 	if err := b.self.Add(c.bin.Element); err != nil {
 		c.disconnect() // its closures would keep it alive otherwise
-		b.failStart(run, sup, gen, fmt.Sprintf("adding the source: %v", err))
+		b.failStart(run, gen, fmt.Sprintf("adding the source: %v", err))
 		return
 	}
-	b.out.timeline.StartInstance()
-	b.child.Store(c)
-	if err := b.linkOutput(c); err != nil {
-		b.failStart(run, sup, gen, err.Error())
+	run.output.timeline.StartInstance()
+	run.current.Store(c)
+	c.advance(phaseBuilding, phaseStarting)
+	if err := b.linkPads(c); err != nil {
+		b.failStart(run, gen, err.Error())
 		return
 	}
-	c.starting.Store(true)
 	gstshim.InheritClock(b.self.Element, c.bin.Element)
 	bound := startBound(s.stallTimeout)
-	res, err := b.changeState(run, c, gst.StatePlaying, bound)
+	res, err := b.changeState(c, gst.StatePlaying, bound)
 	switch res {
 	case changeStopped:
 		return // the loop ends; its teardown leaves the instance behind
 	case changeAbandoned:
-		b.failStart(run, sup, gen, "the pipeline changed state while the source was still starting")
+		b.failStart(run, gen, "the pipeline changed state while the source was still starting")
 		return
 	case changeTimedOut:
-		// It stays "starting", so its late errors are no failures of the
-		// next instance.
-		b.failStart(run, sup, gen, fmt.Sprintf("the source's state change to PLAYING did not complete within %v", bound))
+		// It is out of the bin (phaseReleasing), so its late errors are no
+		// failures of the next instance.
+		b.failStart(run, gen, fmt.Sprintf("the source's state change to PLAYING did not complete within %v", bound))
 		return
 	}
-	c.starting.Store(false)
+	if !c.advance(phaseStarting, phaseRunning) {
+		// Only the loop takes an instance out once its change returned;
+		// should it ever be out, it did not start.
+		b.failStart(run, gen, "the pipeline changed state while the source was still starting")
+		return
+	}
 	startErr := c.startErr.Load()
 	switch {
 	case err != nil:
@@ -287,103 +197,12 @@ func (b *reconnectBin) startChild(run *runState, sup *supervisor.Supervisor) {
 		if startErr != nil {
 			text = *startErr
 		}
-		b.failStart(run, sup, gen, text)
+		b.failStart(run, gen, text)
 	case startErr != nil:
-		if d, ok := sup.Fail(gen, supervisor.ReasonError, *startErr); ok {
+		if d, ok := run.sup.Fail(gen, supervisor.ReasonError, *startErr); ok {
 			run.decide(d)
 		}
 	}
-}
-
-// changeResult is how an instance's state change ended.
-type changeResult int
-
-const (
-	changeDone      changeResult = iota // returned; err says how
-	changeStopped                       // the loop was told to stop first
-	changeAbandoned                     // the bin changed state first: c was taken out
-	changeTimedOut                      // still running after the bound: c was taken out
-)
-
-// changeState sets instance c to state beside the loop and waits at most
-// bound. A state change may block for minutes (a TCP connect to a host
-// that drops SYNs holds tcpclientsrc's state lock), and the loop must stay
-// free to detect stalls, to stop, and to let the bin change state
-// (abandonChange). An instance whose change did not complete is out of the
-// bin when this returns; its change finishes in the background.
-func (b *reconnectBin) changeState(run *runState, c *childInstance, state gst.State, bound time.Duration) (changeResult, error) {
-	done := make(chan error, 1)
-	finished := make(chan struct{})
-	c.lastChange = finished // release waits for it before going to NULL
-	b.changing.Store(c)
-	go func() {
-		defer close(finished)
-		done <- c.bin.SetState(state)
-	}()
-	timer := time.NewTimer(bound)
-	defer timer.Stop()
-	select {
-	case err := <-done:
-		c.outMu.Lock()
-		b.changing.CompareAndSwap(c, nil)
-		out := c.out
-		c.outMu.Unlock()
-		if out {
-			return changeAbandoned, err
-		}
-		return changeDone, err
-	case <-run.stop:
-		return changeStopped, nil
-	case <-c.abandoned:
-		b.changing.CompareAndSwap(c, nil)
-		return changeAbandoned, nil
-	case <-timer.C:
-		b.changing.CompareAndSwap(c, nil)
-		b.takeOut(c)
-		return changeTimedOut, nil
-	}
-}
-
-// abandonChange takes the instance whose state change is still running out
-// of the bin. Called by the bin's own state changes before its children's:
-// GstBin takes every child's state lock, even a locked child's, and a
-// change that blocks holds that lock, so the pipeline could never pause or
-// stop. The supervise loop then treats the instance as failed.
-func (b *reconnectBin) abandonChange() {
-	c := b.changing.Load()
-	if c == nil {
-		return
-	}
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	if b.changing.Load() != c {
-		return // its change returned meanwhile
-	}
-	cat.LogInfo(fmt.Sprintf("source instance %d is still changing state: taking it out of the bin", c.gen))
-	b.takeOutLocked(c)
-}
-
-// takeOut removes instance c (the current one) from the bin, once: its
-// pads stop feeding the bin's, and its last messages stay inside.
-func (b *reconnectBin) takeOut(c *childInstance) {
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	b.takeOutLocked(c)
-}
-
-func (b *reconnectBin) takeOutLocked(c *childInstance) {
-	if c.out {
-		return
-	}
-	c.out = true
-	for s := stream(0); s < streamCount; s++ {
-		if out := b.existingOutputPad(s); out != nil {
-			gstshim.ClearGhostTarget(out)
-		}
-	}
-	b.addReleasing(c)
-	_ = b.self.Remove(c.bin.Element)
-	close(c.abandoned)
 }
 
 // startBound is how long an instance's state change to PLAYING may take.
@@ -400,17 +219,17 @@ func startBound(stallTimeout time.Duration) time.Duration {
 
 const defaultStartBound = 10 * time.Second
 
-func (b *reconnectBin) failStart(run *runState, sup *supervisor.Supervisor, gen uint64, text string) {
+func (b *reconnectBin) failStart(run *runState, gen uint64, text string) {
 	cat.LogWarning(fmt.Sprintf("source instance %d did not start: %s", gen, text))
-	if d, ok := sup.Fail(gen, supervisor.ReasonStartFailed, text); ok {
+	if d, ok := run.sup.Fail(gen, supervisor.ReasonStartFailed, text); ok {
 		run.decide(d)
 	}
 }
 
 // followState mirrors PLAYING/PAUSED of the bin onto the current instance,
 // bounded like a start: an instance that cannot change state is a failed one.
-func (b *reconnectBin) followState(run *runState, sup *supervisor.Supervisor, c *childInstance, playing bool) {
-	if c.starting.Load() {
+func (b *reconnectBin) followState(c *instance, playing bool) {
+	if c.phase() != phaseRunning {
 		return // a start given up on: the rebuild decision is on its way
 	}
 	state := gst.StatePaused
@@ -421,7 +240,7 @@ func (b *reconnectBin) followState(run *runState, sup *supervisor.Supervisor, c 
 	b.settingsMu.Lock()
 	bound := startBound(b.settings.stallTimeout)
 	b.settingsMu.Unlock()
-	res, _ := b.changeState(run, c, state, bound)
+	res, _ := b.changeState(c, state, bound)
 	text := ""
 	switch res {
 	case changeAbandoned:
@@ -431,16 +250,16 @@ func (b *reconnectBin) followState(run *runState, sup *supervisor.Supervisor, c 
 	default:
 		return
 	}
-	if d, ok := sup.Fail(c.gen, supervisor.ReasonError, text); ok {
-		run.decide(d)
+	if d, ok := c.run.sup.Fail(c.gen, supervisor.ReasonError, text); ok {
+		c.run.decide(d)
 	}
 }
 
 // teardown removes the current instance, if any. go-gst ties GObject
 // lifetimes to Go finalizers, so without a collection removed instances are
 // never freed (RSS grew ~0.4 MB per rebuild when measured).
-func (b *reconnectBin) teardown() {
-	c := b.child.Swap(nil)
+func (b *reconnectBin) teardown(run *runState) {
+	c := run.current.Swap(nil)
 	if c == nil {
 		return
 	}

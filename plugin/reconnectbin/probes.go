@@ -1,0 +1,211 @@
+package reconnectbin
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/go-gst/go-gst/gst"
+
+	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/supervisor"
+	"github.com/kvsrelay/kvsrelay/internal/timeline"
+)
+
+// instanceProbe watches one instance's output: buffers prove it is alive, its
+// segment is kept for the output timeline, and its EOS becomes a rebuild
+// instead of ending the stream.
+func (b *reconnectBin) instanceProbe(c *instance, s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
+	if info.Type()&gst.PadProbeTypeBuffer != 0 {
+		return b.instanceBuffer(c, s, info)
+	}
+	if info.Type()&gst.PadProbeTypeBufferList != 0 {
+		return b.instanceBufferList(c, s, info)
+	}
+	if info.Type()&gst.PadProbeTypeEventDownstream == 0 {
+		return gst.PadProbeOK
+	}
+	ev := info.GetEvent()
+	switch ev.Type() {
+	case gst.EventTypeSegment:
+		seg := ev.ParseSegment() // valid only while ev is: copy what matters
+		c.mu.Lock()
+		c.segments[s] = timeline.Segment{Time: seg.GetFormat() == gst.FormatTime, Start: seg.GetStart(),
+			Offset: seg.GetOffset(), Base: seg.GetBase(), Rate: seg.GetRate()}
+		c.mu.Unlock()
+	case gst.EventTypeEOS:
+		if c.run.output.endRequested.Load() || !c.restartOnEOS {
+			return gst.PadProbeOK
+		}
+		b.instanceFailed(c, supervisor.ReasonEOS, "end of stream")
+		return gst.PadProbeDrop
+	}
+	return gst.PadProbeOK
+}
+
+// instanceBufferList splits a buffer list (RTP payloaders push them) into
+// single pushes on the same pad, so every buffer passes instanceBuffer: a list
+// would otherwise leave the bin with the source's own timestamps. The
+// list's flow return is lost; the next push reports a flushing or
+// unlinked peer anyway.
+func (b *reconnectBin) instanceBufferList(c *instance, s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
+	list := info.GetBufferList()
+	c.mu.Lock()
+	ghost := c.pads[s]
+	c.mu.Unlock()
+	if list == nil || ghost == nil {
+		return gst.PadProbeDrop
+	}
+	n := list.Length()
+	bufs := make([]*gst.Buffer, 0, n)
+	for i := uint(0); i < n; i++ {
+		bufs = append(bufs, list.GetBufferAt(i))
+	}
+	for _, buf := range bufs {
+		if ret := ghost.Push(buf); ret != gst.FlowOK {
+			break
+		}
+	}
+	return gst.PadProbeDrop
+}
+
+// instanceBuffer handles one buffer of a source instance on its way out of the
+// bin, on that instance's streaming thread: keyframe gate, placement on the
+// output timeline (taking the stream over from fallback fill), timestamps
+// and flags rewritten. Fill buffers never pass here, only source buffers.
+func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
+	run := c.run
+	buf := info.GetBuffer()
+	if buf == nil {
+		return gst.PadProbeOK
+	}
+	o := &run.output
+	if o.endRequested.Load() || c.rejected.Load() {
+		return gst.PadProbeDrop
+	}
+	if s != streamMain && o.timeline.Filling(int(streamMain)) {
+		// While the video is being filled the instance has not been placed
+		// (or is being placed anew): its audio waits for the video to decide
+		// where the instance goes, so both stay in sync. Fill silence covers
+		// the audio meanwhile; the streaming thread is never held.
+		return gst.PadProbeDrop
+	}
+	if !c.keyframeSeen[s].Load() && buf.HasFlags(gst.BufferFlagDeltaUnit) {
+		o.keyframeWaits.Add(1)
+		return gst.PadProbeDrop
+	}
+	if s == streamMain && o.timeline.Filling(int(streamMain)) {
+		// Coming back from fallback fill (a rebuilt instance, or one that
+		// kept running through a short gap): place the instance anew, after
+		// the fill.
+		o.timeline.StartInstance()
+	}
+	c.mu.Lock()
+	seg := c.segments[s]
+	c.mu.Unlock()
+	pts, dts := runningTime(seg, buf.PresentationTimestamp()), runningTime(seg, buf.DecodingTimestamp())
+	dur := timeline.None
+	if d := buf.Duration(); d != gst.ClockTimeNone {
+		dur = int64(d)
+	}
+	now := timeline.None
+	if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
+		now = int64(rt)
+	}
+	place := o.timeline.Place(int(s), pts, dts, dur, now)
+	outPTS, outDTS, ok := place.PTS, place.DTS, place.OK
+	if place.Late {
+		// It would overlap what already went out on this stream (audio that
+		// arrived ahead of the video an instance was placed by).
+		return gst.PadProbeDrop
+	}
+	c.keyframeSeen[s].Store(true)
+	if place.TookOver {
+		if s == streamAudio && place.HadPrev && ok && outPTS-place.PrevEnd > int64(5*time.Millisecond) {
+			// The audio that would have joined the fill silence seamlessly
+			// was dropped while the video was being placed: pad the hole.
+			b.padAudio(place.PrevEnd, outPTS)
+		}
+	}
+	if ok && outDTS == timeline.None && buf.HasFlags(gst.BufferFlagHeader) {
+		// kvssink drops a HEADER buffer without a DTS, and RTP depayloaders
+		// give none: the keyframe carrying SPS/PPS would be lost, and every
+		// frame after it until the next keyframe. A keyframe decodes first,
+		// so its DTS is its PTS.
+		outDTS = outPTS
+	}
+	if ok {
+		gstshim.SetProbeBufferTimestamps(info, clockTime(outPTS), clockTime(outDTS))
+	}
+	gstshim.SetProbeBufferFlags(info, 0, gst.BufferFlagDiscont)
+	if s == streamMain && run.fallback.enabled() {
+		o.last.HoldProbeBuffer(info)
+	}
+	if rec := run.sup.Buffer(c.gen); rec != nil {
+		cat.LogInfo(fmt.Sprintf("source instance %d recovered after %v and %d attempts", c.gen, rec.Outage, rec.Attempts))
+		b.postElementMessage("reconnectbin-recovered", map[string]any{
+			"outage":   uint64(rec.Outage),
+			"attempts": rec.Attempts,
+		})
+		st := run.sup.Stats()
+		run.rep().recovered(statusLine(string(st.Status), st.Restarts, rec.Outage))
+	}
+	return gst.PadProbeOK
+}
+
+// padAudio pushes silence over [from, to) on the audio pad, from the audio
+// streaming thread, just before that thread's own buffer.
+func (b *reconnectBin) padAudio(from, to int64) {
+	pad := b.existingOutputPad(streamAudio)
+	if pad == nil {
+		return
+	}
+	if silence := gstshim.Silence(pad.GetCurrentCaps(), gst.ClockTime(from), gst.ClockTime(to-from)); silence != nil {
+		b.push(streamAudio, pad, silence)
+	}
+}
+
+// instanceFailed turns a failure of instance c into at most one rebuild.
+// It runs on streaming threads and in HandleMessage: lock-free.
+func (b *reconnectBin) instanceFailed(c *instance, reason supervisor.Reason, text string) {
+	switch c.phase() {
+	case phaseStarting:
+		c.startErr.CompareAndSwap(nil, &text)
+		if c.phase() == phaseStarting {
+			return // the start's verdict will see it
+		}
+		// The start's verdict may have been given meanwhile, without it:
+		// the supervisor takes one failure per instance, so report it too.
+		if c.phase() != phaseRunning {
+			return
+		}
+	case phaseRunning:
+	default:
+		return // not in the bin yet, or any more: not the bin's failure
+	}
+	run := c.run
+	if b.run.Load() != run {
+		return // its run has ended
+	}
+	if d, ok := run.sup.Fail(c.gen, reason, text); ok {
+		run.decide(d)
+	}
+}
+
+// runningTime converts a buffer timestamp with the instance's segment.
+func runningTime(seg timeline.Segment, ts gst.ClockTime) int64 {
+	if ts == gst.ClockTimeNone {
+		return timeline.None
+	}
+	rt, ok := seg.RunningTime(uint64(ts))
+	if !ok {
+		return timeline.None
+	}
+	return rt
+}
+
+func clockTime(t int64) gst.ClockTime {
+	if t < 0 {
+		return gst.ClockTimeNone
+	}
+	return gst.ClockTime(t)
+}

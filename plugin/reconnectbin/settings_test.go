@@ -1,0 +1,45 @@
+package reconnectbin
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A bad setting reaches the bus naming the property the user sets, whether
+// the element's own check or the supervisor's found it.
+func TestBadSettingsNameTheirProperty(t *testing.T) {
+	base := defaultSettings()
+	base.source = "videotestsrc"
+	for _, tc := range []struct {
+		name   string
+		change func(*settings)
+		want   string
+	}{
+		{"neither source nor uri", func(s *settings) { s.source = "" },
+			"reconnectbin: property 'source' is empty and so is 'uri': set exactly one of them"},
+		{"backoff cap below start", func(s *settings) { s.retryDelay, s.maxRetryDelay = 3*time.Second, time.Second },
+			"reconnectbin: property 'max-retry-delay' (1s) must be >= retry-delay (3s)"},
+		{"fallback without output-caps", func(s *settings) { s.fallback = FallbackBlack },
+			"reconnectbin: property 'fallback' needs 'output-caps': fallback frames are made at its size and frame rate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := base
+			tc.change(&s)
+			err := validateSettings(s)
+			if err == nil {
+				t.Fatal("validateSettings accepted the settings")
+			}
+			if got := propertyMessage(err); got != tc.want {
+				t.Errorf("message %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if err := validateSettings(base); err != nil {
+		t.Errorf("valid settings refused: %v", err)
+	}
+	if got := propertyMessage(errors.New("other")); !strings.HasPrefix(got, "reconnectbin: other") {
+		t.Errorf("a non-property error reads %q", got)
+	}
+}
