@@ -42,6 +42,13 @@ const (
 	realStopTimeout = 150 * time.Second
 	// frameInterval at the 25 fps every scenario's encoder or camera runs.
 	frameInterval = 40 * time.Millisecond
+	// fallbackSwitchGap bounds the step between two uploaded frames where
+	// fallback and the source hand over. The source's first frame is
+	// placed when it arrives; the filler's last one when its timer fired,
+	// which on a loaded 2-core machine can be a frame late (a clean-clone
+	// run saw 81 ms, at the stand-in too). A hole the fallback failed to
+	// fill is the outage itself: seconds.
+	fallbackSwitchGap = 3 * frameInterval
 )
 
 func requireRealKVSSink(t *testing.T) {
@@ -553,7 +560,7 @@ func TestRealKVSSinkFallbackAndOutputCaps(t *testing.T) {
 				r.waitPersisted(t, 2, time.Now(), fmt.Sprintf("after recovery %d at %dx%d", i+1, media.Width, media.Height))
 			}
 			up := r.finish(t)
-			if gap := largestGap(up.video); gap > 2*frameInterval {
+			if gap := largestGap(up.video); gap > fallbackSwitchGap {
 				t.Errorf("a %v hole in the uploaded video despite fallback", gap)
 			}
 			expected := int(span(up.video)/frameInterval) + 1
@@ -661,7 +668,7 @@ func TestRealKVSSinkAudioVideo(t *testing.T) {
 	if len(up.audio) == 0 {
 		t.Fatalf("no audio frames reached the endpoint")
 	}
-	if gap := largestGap(up.video); gap > 2*frameInterval {
+	if gap := largestGap(up.video); gap > fallbackSwitchGap {
 		t.Errorf("a %v hole in the uploaded video despite fallback", gap)
 	}
 	// AAC frames are 1024 samples (21-64 ms): a hole is several of them.
