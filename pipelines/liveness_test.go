@@ -65,7 +65,7 @@ func TestLivenessProbe(t *testing.T) {
 		}
 	}
 
-	expect("empty file", 1, "no complete metrics line", env)
+	expect("empty file just created", 0, "no complete metrics line", env)
 
 	cam1.AddFramesOut(375)
 	cam2.AddFramesOut(375)
@@ -109,6 +109,36 @@ func TestLivenessProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("a line being written", 0, "alive", env, path, "60")
+
+	// Over the trim size, a successful check empties the file; the relay's
+	// next line lands in the emptied file.
+	trimEnv := append(env, "KVSRELAY_LIVENESS_TRIM_BYTES=100")
+	expect("trim", 0, "alive", trimEnv, path, "60")
+	if st, err := os.Stat(path); err != nil || st.Size() != 0 {
+		t.Fatalf("not emptied over the trim size: %v, %v", st.Size(), err)
+	}
+	cam1.AddFramesOut(1)
+	cam2.AddFramesOut(1)
+	interval()
+	expect("after the trim", 0, "alive: 2 stream(s)", env)
+	cam1.AddFramesOut(1)
+	interval() // cam-2 wedged: failing checks never empty the file
+	size := func() int64 { st, _ := os.Stat(path); return st.Size() }
+	before := size()
+	expect("wedged, over the trim size", 1, "stream cam-2", trimEnv)
+	if size() != before {
+		t.Fatal("a failing check emptied the file")
+	}
+
+	// An empty file nobody wrote for longer than the limit: stuck before
+	// the first line.
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	expect("empty and old", 1, "stopped writing metrics", env)
 
 	expect("metrics to stdout", 2, "KVSRELAY_METRICS", baseEnv("KVSRELAY_METRICS=stdout"))
 	expect("bad limit", 2, "MAX_AGE_SECONDS", env, path, "soon")
