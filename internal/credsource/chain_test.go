@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -208,10 +209,12 @@ func mustEnv(t *testing.T, k string) string {
 func TestDefaultChainConfigurationErrors(t *testing.T) {
 	t.Run("credential_process not found", func(t *testing.T) {
 		imdsfake.ClearAWSEnv(t)
-		credfakes.SetProcessEnv(t, credfakes.StartProcess(t, credfakes.IssuerOptions{}), "relay")
-		if err := os.WriteFile(mustEnv(t, "AWS_CONFIG_FILE"), []byte("[profile relay]\ncredential_process = /nonexistent/kvsrelay-helper --role x\n"), 0o600); err != nil {
+		cfg := filepath.Join(t.TempDir(), "config")
+		if err := os.WriteFile(cfg, []byte("[profile relay]\ncredential_process = /nonexistent/kvsrelay-helper --role x\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		t.Setenv("AWS_CONFIG_FILE", cfg)
+		t.Setenv("AWS_PROFILE", "relay")
 		_, err := newChainSource(t).Fetch(context.Background())
 		if err == nil || IsTransient(err) || !strings.Contains(err.Error(), "127") {
 			t.Fatalf("Fetch = %v (transient %v), want a permanent error naming exit status 127", err, IsTransient(err))
@@ -225,6 +228,9 @@ func TestDefaultChainConfigurationErrors(t *testing.T) {
 		{"http://169.254.170.2/v2/credentials/x", true}, // the ECS agent
 		{"http://[fd00:ec2::23]/v1/credentials", true},  // the EKS agent over IPv6
 		{"http://127.0.0.1:1/2016-11-01/credentialprovider/", true},
+		// Greengrass's nucleus names its token exchange service by
+		// "localhost" (resolved from /etc/hosts, to loopback only).
+		{"http://localhost:1/2016-11-01/credentialprovider/", true},
 		{"http://192.0.2.10/credentials", false}, // plain HTTP elsewhere
 	} {
 		t.Run(tt.uri, func(t *testing.T) {
