@@ -32,6 +32,7 @@ var k8sKinds = map[string]func() any{
 	"v1/ConfigMap":        func() any { return &corev1.ConfigMap{} },
 	"v1/ServiceAccount":   func() any { return &corev1.ServiceAccount{} },
 	"v1/Secret":           func() any { return &corev1.Secret{} },
+	"v1/Namespace":        func() any { return &corev1.Namespace{} },
 	"apps/v1/StatefulSet": func() any { return &appsv1.StatefulSet{} },
 }
 

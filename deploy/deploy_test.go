@@ -17,6 +17,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The paths the manifests rely on, as install-systemd lays them out with
@@ -40,6 +41,8 @@ type kubernetes struct {
 	deployments     []*appsv1.Deployment
 	configMaps      map[string]*corev1.ConfigMap
 	serviceAccounts map[string]*corev1.ServiceAccount
+	namespaces      map[string]bool
+	namespaced      []metav1.ObjectMeta
 }
 
 func loadKubernetes(t *testing.T) kubernetes {
@@ -48,7 +51,7 @@ func loadKubernetes(t *testing.T) kubernetes {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests in deploy/kubernetes (%v)", err)
 	}
-	k := kubernetes{configMaps: map[string]*corev1.ConfigMap{}, serviceAccounts: map[string]*corev1.ServiceAccount{}}
+	k := kubernetes{configMaps: map[string]*corev1.ConfigMap{}, serviceAccounts: map[string]*corev1.ServiceAccount{}, namespaces: map[string]bool{}}
 	for _, f := range files {
 		for i, doc := range splitYAML(read(t, f)) {
 			obj, err := decodeK8s(doc)
@@ -58,10 +61,15 @@ func loadKubernetes(t *testing.T) kubernetes {
 			switch o := obj.(type) {
 			case *appsv1.Deployment:
 				k.deployments = append(k.deployments, o)
+				k.namespaced = append(k.namespaced, o.ObjectMeta)
 			case *corev1.ConfigMap:
 				k.configMaps[o.Name] = o
+				k.namespaced = append(k.namespaced, o.ObjectMeta)
 			case *corev1.ServiceAccount:
 				k.serviceAccounts[o.Name] = o
+				k.namespaced = append(k.namespaced, o.ObjectMeta)
+			case *corev1.Namespace:
+				k.namespaces[o.Name] = true
 			default:
 				t.Fatalf("%s document %d: a %T, which no check here covers", f, i+1, obj)
 			}
@@ -123,6 +131,11 @@ func TestKubernetesManifests(t *testing.T) {
 	k := loadKubernetes(t)
 	if len(k.deployments) == 0 {
 		t.Fatal("no Deployment")
+	}
+	for _, m := range k.namespaced {
+		if !k.namespaces[m.Namespace] {
+			t.Errorf("%s is in namespace %q, which is not among the manifests", m.Name, m.Namespace)
+		}
 	}
 	for _, sa := range k.serviceAccounts {
 		if !regexp.MustCompile(`^arn:aws:iam::\d{12}:role/.+`).MatchString(sa.Annotations["eks.amazonaws.com/role-arn"]) {
