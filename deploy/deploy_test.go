@@ -228,6 +228,14 @@ func TestKubernetesManifests(t *testing.T) {
 			if s := c.SecurityContext; s == nil || s.ReadOnlyRootFilesystem == nil || !*s.ReadOnlyRootFilesystem {
 				t.Errorf("%s: root filesystem not read-only", what)
 			}
+			// The namespace enforces the "restricted" Pod Security Standard.
+			psc := spec.SecurityContext
+			if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+				sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, corev1.Capability("ALL")) ||
+				psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot ||
+				psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+				t.Errorf("%s: does not meet the restricted Pod Security Standard (no privilege escalation, all capabilities dropped, non-root, RuntimeDefault seccomp)", what)
+			}
 			var mounts []string
 			for _, m := range c.VolumeMounts {
 				if !volumes[m.Name] {

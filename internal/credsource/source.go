@@ -160,9 +160,9 @@ func New(opts Options) (*Source, error) {
 			// expiry window, which it applies by moving the expiration
 			// they carry 5 minutes earlier. Fetch must hand over the
 			// source's own expiration: the file would otherwise say the
-			// credentials die 5 minutes before they do, and credentials
-			// living under 5 minutes (test fakes, a short Greengrass role
-			// alias) would look expired on arrival.
+			// credentials die 5 minutes before they do, so 15-minute
+			// credentials (a Greengrass role alias at its shortest) would
+			// be due for refresh on arrival, and shorter ones expired.
 			config.WithCredentialsCacheOptions(func(o *aws.CredentialsCacheOptions) {
 				o.ExpiryWindow = 0
 				o.ExpiryWindowJitterFrac = 0
