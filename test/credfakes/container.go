@@ -72,7 +72,7 @@ type ContainerServer struct {
 func StartContainer(tb testing.TB, opts ContainerOptions) *ContainerServer {
 	tb.Helper()
 	c := &ContainerServer{Issuer: NewIssuer(opts.Issuer), flavor: opts.Flavor, token: opts.Token}
-	c.server = startServer(tb, c)
+	startServer(tb, c, func(s *server) { c.server = s })
 	return c
 }
 

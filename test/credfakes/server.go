@@ -26,7 +26,11 @@ type server struct {
 	arrived  chan struct{} // closed and replaced on every request
 }
 
-func startServer(tb testing.TB, h http.Handler) *server {
+// startServer listens on 127.0.0.1 and serves h. h is called only after
+// init has run, so a fake can store the returned server in itself first
+// (the race detector sees no order between a store after Serve started and
+// a request's goroutine).
+func startServer(tb testing.TB, h http.Handler, init func(*server)) {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,9 +39,9 @@ func startServer(tb testing.TB, h http.Handler) *server {
 	s := &server{url: "http://" + ln.Addr().String(), serveErr: make(chan error, 1), arrived: make(chan struct{})}
 	s.ln = &resettingListener{Listener: ln, reset: func() bool { return s.Fault() == FaultDown }}
 	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	init(s)
 	go func() { s.serveErr <- s.srv.Serve(s.ln) }()
 	tb.Cleanup(s.close)
-	return s
 }
 
 func (s *server) close() {

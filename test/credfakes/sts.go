@@ -37,7 +37,7 @@ func StartSTS(tb testing.TB, opts STSOptions) *STSServer {
 		tb.Fatal("credfakes: STSOptions.RoleARN is required")
 	}
 	s := &STSServer{Issuer: NewIssuer(opts.Issuer), roleARN: opts.RoleARN, tokens: map[string]time.Time{}}
-	s.server = startServer(tb, s)
+	startServer(tb, s, func(srv *server) { s.server = srv })
 	return s
 }
 
