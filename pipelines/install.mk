@@ -11,7 +11,8 @@
 #     script looks for it (a per-user "make install" into ~/.local is
 #     invisible to the unit), and kvscredfile into PREFIX/bin (the sidecar
 #     unit runs it from there);
-#   - the run script and recipes into PREFIX/lib/kvsrelay;
+#   - the run script, the liveness probe (kvs-relay-liveness) and recipes
+#     into PREFIX/lib/kvsrelay;
 #   - the units into $(DESTDIR)/etc/systemd/system, with /usr/local replaced
 #     by PREFIX;
 #   - the example settings file into /etc/kvs-relay/ unless one is already
@@ -55,6 +56,7 @@ install-systemd: $(KVSRELAY_PLUGIN_SO) $(KVSCREDFILE_BIN)
 	install -m 0755 $(KVSCREDFILE_BIN) $(DESTDIR)$(SYSTEMD_BINDIR)/.kvscredfile.tmp
 	mv -f $(DESTDIR)$(SYSTEMD_BINDIR)/.kvscredfile.tmp $(DESTDIR)$(SYSTEMD_BINDIR)/kvscredfile
 	install -m 0755 pipelines/kvs-relay-run $(DESTDIR)$(KVSRELAY_LIBDIR)/kvs-relay-run
+	install -m 0755 pipelines/kvs-relay-liveness $(DESTDIR)$(KVSRELAY_LIBDIR)/kvs-relay-liveness
 	for f in $(PIPELINE_SCRIPTS); do \
 	  case $$f in *common.sh) mode=0644;; *) mode=0755;; esac; \
 	  install -m $$mode $$f $(DESTDIR)$(KVSRELAY_LIBDIR)/pipelines/; \
@@ -79,6 +81,6 @@ install-systemd: $(KVSRELAY_PLUGIN_SO) $(KVSCREDFILE_BIN)
 
 uninstall-systemd:
 	rm -f $(foreach u,$(SYSTEMD_UNITS),$(DESTDIR)$(SYSTEMD_UNITDIR)/$(notdir $(u)))
-	rm -rf $(DESTDIR)$(KVSRELAY_LIBDIR)/pipelines $(DESTDIR)$(KVSRELAY_LIBDIR)/kvs-relay-run
+	rm -rf $(DESTDIR)$(KVSRELAY_LIBDIR)/pipelines $(DESTDIR)$(KVSRELAY_LIBDIR)/kvs-relay-run $(DESTDIR)$(KVSRELAY_LIBDIR)/kvs-relay-liveness
 	rm -f $(DESTDIR)$(SYSTEMD_PLUGINDIR)/libgstkvsrelay.so $(DESTDIR)$(SYSTEMD_BINDIR)/kvscredfile
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi

@@ -465,7 +465,7 @@ func TestInstallMk(t *testing.T) {
 	}
 	for _, f := range []string{
 		"etc/systemd/system/kvs-relay@.service", "etc/systemd/system/kvscredfile@.service",
-		"opt/kvs/lib/kvsrelay/kvs-relay-run", "opt/kvs/lib/kvsrelay/pipelines/hls-transcode.sh",
+		"opt/kvs/lib/kvsrelay/kvs-relay-run", "opt/kvs/lib/kvsrelay/kvs-relay-liveness", "opt/kvs/lib/kvsrelay/pipelines/hls-transcode.sh",
 		"opt/kvs/lib/kvsrelay/pipelines/common.sh", "opt/kvs/lib/kvsrelay/pipelines/README.md",
 		"opt/kvs/lib/test-arch/gstreamer-1.0/libgstkvsrelay.so", "opt/kvs/bin/kvscredfile",
 	} {

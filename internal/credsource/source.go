@@ -156,6 +156,17 @@ func New(opts Options) (*Source, error) {
 			// The chain's IMDS step uses the same client as KindIMDS, so
 			// the endpoint override and the IMDSv1 refusal apply there too.
 			config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = s.imds }),
+			// The SDK caches container credentials with a 5-minute
+			// expiry window, which it applies by moving the expiration
+			// they carry 5 minutes earlier. Fetch must hand over the
+			// source's own expiration: the file would otherwise say the
+			// credentials die 5 minutes before they do, so 15-minute
+			// credentials (a Greengrass role alias at its shortest) would
+			// be due for refresh on arrival, and shorter ones expired.
+			config.WithCredentialsCacheOptions(func(o *aws.CredentialsCacheOptions) {
+				o.ExpiryWindow = 0
+				o.ExpiryWindowJitterFrac = 0
+			}),
 		}
 		if opts.Profile != "" {
 			loadOpts = append(loadOpts, config.WithSharedConfigProfile(opts.Profile))
@@ -258,7 +269,7 @@ func (s *Source) fetchDefault(ctx context.Context) (credfile.Credentials, error)
 	}
 	c, err := s.prov.Retrieve(ctx)
 	if err != nil {
-		return credfile.Credentials{}, classify(ctx, "default credential chain", err, nil)
+		return credfile.Credentials{}, classifyChain(ctx, err)
 	}
 	out := credfile.Credentials{
 		AccessKeyID:     c.AccessKeyID,

@@ -1,7 +1,8 @@
 // Package credentials holds the integration tests of the credential side of
 // kvsrelay: the credsource/credfile/credrefresh packages against AWS's own
-// IMDS emulator (ec2-metadata-mock) and the kvscredfile CLI against the
-// rotating fake IMDS.
+// IMDS emulator (ec2-metadata-mock), the kvscredfile CLI against the
+// rotating fake IMDS, and the default chain's other sources (container
+// endpoints, IRSA, credential_process) against test/credfakes.
 package credentials
 
 import (

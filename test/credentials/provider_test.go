@@ -80,6 +80,17 @@ func waitAccepted(t *testing.T, report string, n uint64, what string) uint64 {
 // past its expiry, no lapse. It returns the number of keys used.
 func checkCredentialUse(t *testing.T, srv *imdsfake.Server, r *kvssinkstandin.Report) int {
 	t.Helper()
+	expiries := map[string]time.Time{}
+	for _, is := range srv.Issued() {
+		expiries[kvssinkstandin.MaskKey(is.AccessKeyID)] = is.Expiration
+	}
+	return checkKeysUsed(t, expiries, r)
+}
+
+// checkKeysUsed is checkCredentialUse for any fake: expiries maps the
+// masked access key ids the fake issued to their expiry.
+func checkKeysUsed(t *testing.T, expiries map[string]time.Time, r *kvssinkstandin.Report) int {
+	t.Helper()
 	if r.CredentialSource != kvssinkstandin.SourceFile {
 		t.Fatalf("kvssink used credentials from %q, want the file", r.CredentialSource)
 	}
@@ -88,18 +99,14 @@ func checkCredentialUse(t *testing.T, srv *imdsfake.Server, r *kvssinkstandin.Re
 			t.Errorf("kvssink failed to read the credential file at %s: %s", rd.Time, rd.Error)
 		}
 	}
-	issued := map[string]imdsfake.Issued{}
-	for _, is := range srv.Issued() {
-		issued[kvssinkstandin.MaskKey(is.AccessKeyID)] = is
-	}
 	for _, use := range r.AccessKeysUsed {
-		is, ok := issued[use.Key]
+		exp, ok := expiries[use.Key]
 		if !ok {
-			t.Errorf("kvssink signed %d frames with key %s, which the fake IMDS never issued", use.Frames, use.Key)
+			t.Errorf("kvssink signed %d frames with key %s, which the fake never issued", use.Frames, use.Key)
 			continue
 		}
-		if !use.LastUsed.Before(is.Expiration) {
-			t.Errorf("key %s used until %s, past its expiry %s", use.Key, use.LastUsed, is.Expiration)
+		if !use.LastUsed.Before(exp) {
+			t.Errorf("key %s used until %s, past its expiry %s", use.Key, use.LastUsed, exp)
 		}
 	}
 	if r.FramesWithExpiredCredentials != 0 || len(r.StreamErrors) != 0 || len(r.Errors) != 0 {

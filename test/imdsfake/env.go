@@ -3,6 +3,7 @@ package imdsfake
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -21,14 +22,22 @@ var awsEnv = []string{
 	"AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE",
 }
 
-// ClearAWSEnv unsets every AWS_* variable that could leak the machine's own
-// credentials or settings into a test, and points the shared config and
+// ClearAWSEnv unsets every AWS_* variable (those listed above, and any other
+// in the environment: endpoint overrides such as AWS_ENDPOINT_URL_STS,
+// regions, ...) so that nothing of the machine's own credentials or settings
+// leaks into a test, and points the shared config and
 // credentials files at paths that do not exist. The previous values come
 // back when the test ends (it uses tb.Setenv, so the test must not be
 // parallel).
 func ClearAWSEnv(tb testing.TB) {
 	tb.Helper()
-	for _, k := range awsEnv {
+	names := append([]string(nil), awsEnv...)
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
+			names = append(names, k)
+		}
+	}
+	for _, k := range names {
 		tb.Setenv(k, "")
 		if err := os.Unsetenv(k); err != nil {
 			tb.Fatal(err)
