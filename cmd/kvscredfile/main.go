@@ -58,6 +58,7 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/credrefresh"
 	"github.com/kvsrelay/kvsrelay/internal/credsource"
 	"github.com/kvsrelay/kvsrelay/internal/emf"
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 )
 
 func main() {
@@ -206,6 +207,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer, sig <-chan
 
 	src, err := credsource.New(cfg.source)
 	if err != nil {
+		err = fielderr.Rename(err, map[string]string{
+			"Role": "-role", "Profile": "-profile", "Endpoint": "-imds-endpoint", "HTTPTimeout": "-http-timeout", "Kind": "-source"})
 		fmt.Fprintf(stderr, "kvscredfile: %v\n", err)
 		return 2
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/kvsrelay/kvsrelay/internal/credfile"
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 )
 
 // Kind selects where credentials come from.
@@ -122,7 +124,7 @@ type Source struct {
 // reported here.
 func New(opts Options) (*Source, error) {
 	if opts.HTTPTimeout < 0 {
-		return nil, fmt.Errorf("credsource: HTTP timeout %s is negative", opts.HTTPTimeout)
+		return nil, fielderr.New("HTTPTimeout", opts.HTTPTimeout, "must not be negative")
 	}
 	if opts.HTTPTimeout == 0 {
 		opts.HTTPTimeout = DefaultHTTPTimeout
@@ -134,21 +136,21 @@ func New(opts Options) (*Source, error) {
 		opts.Now = time.Now
 	}
 	if strings.ContainsAny(opts.Role, "/ \t\n") {
-		return nil, fmt.Errorf("credsource: role %q is not a valid IAM role name", opts.Role)
+		return nil, fielderr.New("Role", strconv.Quote(opts.Role), "is not a valid IAM role name")
 	}
 	if opts.Endpoint != "" && !strings.HasPrefix(opts.Endpoint, "http://") && !strings.HasPrefix(opts.Endpoint, "https://") {
-		return nil, fmt.Errorf("credsource: IMDS endpoint %q must start with http:// or https://", opts.Endpoint)
+		return nil, fielderr.New("Endpoint", strconv.Quote(opts.Endpoint), "must start with http:// or https://")
 	}
 
 	s := &Source{opts: opts, imds: newIMDSClient(opts)}
 	switch opts.Kind {
 	case KindIMDS:
 		if opts.Profile != "" {
-			return nil, fmt.Errorf("credsource: profile %q is only used with source \"default\"", opts.Profile)
+			return nil, fielderr.New("Profile", strconv.Quote(opts.Profile), "is only used with Kind default")
 		}
 	case KindDefault:
 		if opts.Role != "" {
-			return nil, fmt.Errorf("credsource: role %q is only used with source \"imds\"", opts.Role)
+			return nil, fielderr.New("Role", strconv.Quote(opts.Role), "is only used with Kind imds")
 		}
 		loadOpts := []func(*config.LoadOptions) error{
 			config.WithRetryer(func() aws.Retryer { return newRetryer(opts.MaxAttempts) }),
@@ -181,7 +183,7 @@ func New(opts Options) (*Source, error) {
 		s.prov = cfg.Credentials
 		s.chain, _ = cfg.Credentials.(*aws.CredentialsCache)
 	default:
-		return nil, fmt.Errorf("credsource: unknown source kind %d", int(opts.Kind))
+		return nil, fielderr.New("Kind", opts.Kind, "is not a known source kind")
 	}
 	return s, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kvsrelay/kvsrelay/internal/credfile"
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/test/imdsfake"
 )
 
@@ -270,17 +271,24 @@ func TestDefaultChain(t *testing.T) {
 	})
 }
 
+// Each bad option is refused with a *fielderr.Error naming its field, which
+// the element and the CLI rename to their property or flag.
 func TestOptionsValidation(t *testing.T) {
-	for name, o := range map[string]Options{
-		"role with slash":   {Role: "a/b"},
-		"endpoint scheme":   {Endpoint: "127.0.0.1:80"},
-		"profile with imds": {Profile: "x"},
-		"role with default": {Kind: KindDefault, Role: "x"},
-		"negative timeout":  {HTTPTimeout: -time.Second},
-		"unknown kind":      {Kind: Kind(7)},
+	for name, tt := range map[string]struct {
+		opts  Options
+		field string
+	}{
+		"role with slash":   {Options{Role: "a/b"}, "Role"},
+		"endpoint scheme":   {Options{Endpoint: "127.0.0.1:80"}, "Endpoint"},
+		"profile with imds": {Options{Profile: "x"}, "Profile"},
+		"role with default": {Options{Kind: KindDefault, Role: "x"}, "Role"},
+		"negative timeout":  {Options{HTTPTimeout: -time.Second}, "HTTPTimeout"},
+		"unknown kind":      {Options{Kind: Kind(7)}, "Kind"},
 	} {
-		if _, err := New(o); err == nil {
-			t.Errorf("%s: New accepted %+v", name, o)
+		_, err := New(tt.opts)
+		var fe *fielderr.Error
+		if !errors.As(err, &fe) || fe.Field != tt.field {
+			t.Errorf("%s: New(%+v) = %v, want a fielderr naming %s", name, tt.opts, err, tt.field)
 		}
 	}
 	for in, want := range map[string]Kind{"imds": KindIMDS, "IMDS": KindIMDS, "default": KindDefault} {

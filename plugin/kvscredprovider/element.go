@@ -14,6 +14,7 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/credfile"
 	"github.com/kvsrelay/kvsrelay/internal/credrefresh"
 	"github.com/kvsrelay/kvsrelay/internal/credsource"
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/gvalue"
 )
@@ -326,8 +327,8 @@ func (p *credProvider) restartLocked() {
 
 func (p *credProvider) postStartError(err error, warning bool) {
 	cat.LogWarning(err.Error())
-	var pe *propertyError
-	if errors.As(err, &pe) {
+	var fe *fielderr.Error
+	if errors.As(err, &fe) {
 		gstshim.PostError(p.self, warning, gstshim.ResourceError, gst.ResourceErrorSettings, err.Error(), "")
 		return
 	}

@@ -357,6 +357,25 @@ func TestRefreshBeforeTooShort(t *testing.T) {
 	}
 }
 
+// A role that cannot be an IAM role name is refused at the state change
+// with an ERROR naming the property, before anything is fetched or written.
+func TestBadRoleNamesTheProperty(t *testing.T) {
+	fakeIMDS(t, imdsfake.Options{})
+	path := filepath.Join(t.TempDir(), "credential")
+	p := harness.NewPipeline(t, "kvscredprovider name=cp role=a/b credential-path="+path+" fakesrc ! fakesink")
+	if err := p.SetState(gst.StateReady); err == nil {
+		t.Fatal("the pipeline reached READY with role=a/b")
+	}
+	p.WaitFor(20*time.Second, 1, "kvscredprovider's ERROR", fromCP(gst.MessageError))
+	errs := errorsFrom(p, "cp", gst.MessageError)
+	if len(errs) == 0 || !strings.Contains(errs[0], "property 'role'") {
+		t.Fatalf("errors %v, want one naming property 'role'", errs)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("a credential file was written with bad settings: %v", err)
+	}
+}
+
 // A credential folder that cannot be written fails the start with an ERROR
 // naming the folder, posted before anything else can fail.
 func TestUnwritableFolder(t *testing.T) {

@@ -2,6 +2,7 @@ package kvscredprovider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,16 +14,40 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/credfile"
 	"github.com/kvsrelay/kvsrelay/internal/credrefresh"
 	"github.com/kvsrelay/kvsrelay/internal/credsource"
+	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 )
 
 // stopTimeout bounds how long stopping waits for the refresh goroutine.
 const stopTimeout = 10 * time.Second
 
-// propertyError is a setting the user must fix; its text names the property.
-type propertyError struct{ msg string }
+// settingProperties names the properties behind the credrefresh and
+// credsource fields a user sets, so that their validation errors (each a
+// *fielderr.Error) speak of what the user sets.
+var settingProperties = map[string]string{
+	"RefreshBefore": "refresh-before",
+	"Kind":          "source",
+	"Role":          "role",
+	"Profile":       "profile",
+}
 
-func (e *propertyError) Error() string { return e.msg }
+// settingError says err, a problem with this element's settings, in the
+// user's words: "cp: property 'refresh-before' (1m0s) must be at least ...".
+// It stays a *fielderr.Error, which is how postStartError tells a setting
+// the user must fix from a credential source that failed.
+func settingError(name string, err error) error {
+	var fe *fielderr.Error
+	if !errors.As(fielderr.Rename(err, settingProperties), &fe) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	out := *fe
+	if fe.Field == "refresh-before" {
+		// gst-launch takes it in nanoseconds, the message speaks Go durations.
+		out.Problem += "; the property is in nanoseconds (2m30s = 150000000000)"
+	}
+	out.Field = fmt.Sprintf("%s: property '%s'", name, fe.Field)
+	return &out
+}
 
 // session is one running credential refresh for one file.
 type session struct {
@@ -46,14 +71,12 @@ type session struct {
 // still return the error of the first fetch, while the refresh keeps trying
 // in the background.
 func startSession(p *credProvider, s settings, base credrefresh.Options, seed credfile.Credentials) (*session, error) {
-	if credrefresh.CheckRefreshBefore(s.refreshBefore) != nil {
-		return nil, &propertyError{fmt.Sprintf("%s: property refresh-before is %s (%d ns); it must be at least %s (%d ns): "+
-			"kvssink needs the credential file valid for over a minute when it re-reads it",
-			p.self.GetName(), s.refreshBefore, int64(s.refreshBefore), MinRefreshBefore, int64(MinRefreshBefore))}
+	if err := credrefresh.CheckRefreshBefore(s.refreshBefore); err != nil {
+		return nil, settingError(p.self.GetName(), err)
 	}
 	src, err := credsource.New(credsource.Options{Kind: s.source, Role: s.role, Profile: s.profile})
 	if err != nil {
-		return nil, &propertyError{fmt.Sprintf("%s: properties source/role/profile: %v", p.self.GetName(), err)}
+		return nil, settingError(p.self.GetName(), err)
 	}
 	path, ownDir, err := credentialPath(s.credentialPath, p.self.GetName())
 	if err != nil {
@@ -69,7 +92,7 @@ func startSession(p *credProvider, s settings, base credrefresh.Options, seed cr
 		func(c credfile.Credentials, now time.Time) error { return credfile.Write(path, c, now) }, opts)
 	if err != nil {
 		removeOwnDir(ownDir)
-		return nil, &propertyError{fmt.Sprintf("%s: property refresh-before: %v", p.self.GetName(), err)}
+		return nil, settingError(p.self.GetName(), err)
 	}
 	sess.keeper = keeper
 	ctx, cancel := context.WithCancel(context.Background())
