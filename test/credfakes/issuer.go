@@ -84,6 +84,14 @@ type IssuerOptions struct {
 	RotateBefore time.Duration
 	// Now is the fake's clock (default time.Now).
 	Now func() time.Time
+	// TokenLength is the session token's length in characters (default
+	// 304). Real tokens vary from a few hundred to over a thousand; a long
+	// one checks that nothing truncates it.
+	TokenLength int
+	// OnIssue, when set, is called with every new credential, inside
+	// Current (with the Issuer's lock held: it must not call back into the
+	// Issuer). A fake serving several issuers keeps one ordered log with it.
+	OnIssue func(Issued)
 }
 
 // Issuer hands out rotating credentials. It is safe for concurrent use.
@@ -105,6 +113,9 @@ func NewIssuer(opts IssuerOptions) *Issuer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.TokenLength == 0 {
+		opts.TokenLength = 304
+	}
 	return &Issuer{opts: opts}
 }
 
@@ -118,14 +129,17 @@ func (i *Issuer) Current() Issued {
 		return *i.current
 	}
 	is := Issued{
-		AccessKeyID:     "ASIA" + randomString(16),
-		SecretAccessKey: randomString(40),
-		Token:           "IQoJ" + randomString(300),
+		AccessKeyID:     "ASIA" + RandomString(16),
+		SecretAccessKey: RandomString(40),
+		Token:           "IQoJ" + RandomString(max(i.opts.TokenLength-4, 0)),
 		IssuedAt:        now,
 		Expiration:      now.Add(i.opts.Lifetime).Truncate(time.Second),
 	}
 	i.issued = append(i.issued, is)
 	i.current = &is
+	if i.opts.OnIssue != nil {
+		i.opts.OnIssue(is)
+	}
 	return is
 }
 
@@ -188,7 +202,9 @@ const rfc3339Seconds = "2006-01-02T15:04:05Z"
 
 const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
-func randomString(n int) string {
+// RandomString is n characters of the alphabet AWS uses in key ids, for
+// fake keys, tokens and request ids.
+func RandomString(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		panic(fmt.Sprintf("credfakes: crypto/rand failed: %v", err))

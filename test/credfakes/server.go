@@ -37,7 +37,7 @@ func startServer(tb testing.TB, h http.Handler, init func(*server)) {
 		tb.Fatalf("credfakes: listen: %v", err)
 	}
 	s := &server{url: "http://" + ln.Addr().String(), serveErr: make(chan error, 1), arrived: make(chan struct{})}
-	s.ln = &resettingListener{Listener: ln, reset: func() bool { return s.Fault() == FaultDown }}
+	s.ln = &ResettingListener{Listener: ln, Reset: func() bool { return s.Fault() == FaultDown }}
 	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	init(s)
 	go func() { s.serveErr <- s.srv.Serve(s.ln) }()
@@ -105,14 +105,16 @@ func (s *server) count(w http.ResponseWriter) (Fault, bool) {
 	f := s.fault
 	s.mu.Unlock()
 	if f == FaultDown {
-		dropConnection(w)
+		DropConnection(w)
 		return f, false
 	}
 	return f, true
 }
 
-// dropConnection closes the client's connection without an answer.
-func dropConnection(w http.ResponseWriter) {
+// DropConnection closes the client's connection without an answer, with a
+// TCP reset: what a client of a crashed or restarting service sees. The
+// IMDS fake (test/imdsfake) uses it too.
+func DropConnection(w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler)
@@ -131,20 +133,21 @@ func resetAndClose(c net.Conn) {
 	_ = c.Close()
 }
 
-// resettingListener resets accepted connections while reset() is true: the
-// client sees a connection error while the port stays reserved.
-type resettingListener struct {
+// ResettingListener resets accepted connections while Reset() is true: the
+// client sees a connection error while the port stays reserved, so the
+// service can come back on the same address.
+type ResettingListener struct {
 	net.Listener
-	reset func() bool
+	Reset func() bool
 }
 
-func (l *resettingListener) Accept() (net.Conn, error) {
+func (l *ResettingListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		if l.reset() {
+		if l.Reset() {
 			resetAndClose(c)
 			continue
 		}

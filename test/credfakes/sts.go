@@ -107,7 +107,7 @@ func stsError(w http.ResponseWriter, status int, typ, code, msg string) {
 	var e stsErrorResponse
 	e.Xmlns = stsNamespace
 	e.Error.Type, e.Error.Code, e.Error.Message = typ, code, msg
-	e.RequestID = randomString(8)
+	e.RequestID = RandomString(8)
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(xml.Header))
@@ -172,14 +172,14 @@ func (s *STSServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp.Result.SubjectFromWebIdentityToken = "system:serviceaccount:kvsrelay:relay"
 	resp.Result.Audience = "sts.amazonaws.com"
 	resp.Result.AssumedRoleUser.Arn = "arn:aws:sts::123456789012:assumed-role/kvsrelay-irsa/" + f.Get("RoleSessionName")
-	resp.Result.AssumedRoleUser.AssumedRoleID = "AROA" + randomString(17) + ":" + f.Get("RoleSessionName")
+	resp.Result.AssumedRoleUser.AssumedRoleID = "AROA" + RandomString(17) + ":" + f.Get("RoleSessionName")
 	resp.Result.Provider = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/KVSRELAY"
 	resp.Result.Credentials = stsCredentials{AccessKeyID: is.AccessKeyID, SecretAccessKey: is.SecretAccessKey,
 		SessionToken: is.Token, Expiration: is.Expiration.UTC().Format(rfc3339Seconds)}
 	if fault == FaultExpired {
 		resp.Result.Credentials.Expiration = now.Add(-time.Minute).UTC().Format(rfc3339Seconds)
 	}
-	resp.RequestID = randomString(8)
+	resp.RequestID = RandomString(8)
 	w.Header().Set("Content-Type", "text/xml")
 	if fault == FaultMalformed {
 		_, _ = w.Write([]byte(xml.Header + `<AssumeRoleWithWebIdentityResponse xmlns="` + stsNamespace + `"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>` + is.AccessKeyID[:4]))

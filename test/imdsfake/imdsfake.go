@@ -24,7 +24,6 @@ package imdsfake
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -34,6 +33,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/test/credfakes"
 )
 
 // Paths the fake serves, as counted by Requests.
@@ -123,20 +124,16 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Issued is one set of credentials the fake handed out.
+// Issued is one set of credentials the fake handed out, for Role.
 type Issued struct {
-	Role            string
-	AccessKeyID     string
-	SecretAccessKey string
-	Token           string
-	IssuedAt        time.Time
-	Expiration      time.Time // whole seconds, as served
+	Role string
+	credfakes.Issued
 }
 
 // Server is a running fake IMDS. All methods are safe for concurrent use.
 type Server struct {
 	opts     Options
-	ln       *faultListener
+	ln       *credfakes.ResettingListener
 	srv      *http.Server
 	url      string
 	closing  chan struct{}
@@ -146,10 +143,10 @@ type Server struct {
 	mu       sync.Mutex
 	fault    Fault
 	roles    []string
-	current  map[string]*Issued // role -> current credentials
-	issued   []Issued
-	tokens   map[string]time.Time // token -> expiry
-	requests map[string]int       // path -> count
+	issuers  map[string]*credfakes.Issuer // role -> its rotating credentials
+	issued   []Issued                     // from every role, oldest first
+	tokens   map[string]time.Time         // token -> expiry
+	requests map[string]int               // path -> count
 	total    int
 	arrived  chan struct{} // closed and replaced on every request
 }
@@ -178,12 +175,12 @@ func New(opts Options) (*Server, error) {
 		closing:  make(chan struct{}),
 		serveErr: make(chan error, 1),
 		roles:    append([]string(nil), opts.Roles...),
-		current:  map[string]*Issued{},
+		issuers:  map[string]*credfakes.Issuer{},
 		tokens:   map[string]time.Time{},
 		requests: map[string]int{},
 		arrived:  make(chan struct{}),
 	}
-	s.ln = &faultListener{Listener: ln, refuse: s.refusing}
+	s.ln = &credfakes.ResettingListener{Listener: ln, Reset: s.refusing}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { s.serveErr <- s.srv.Serve(s.ln) }()
 	return s, nil
@@ -236,7 +233,9 @@ func (s *Server) SetRoles(roles []string) {
 func (s *Server) Rotate() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.current = map[string]*Issued{}
+	for _, iss := range s.issuers {
+		iss.Rotate()
+	}
 }
 
 // Issued returns every credential issued so far, oldest first.
@@ -310,7 +309,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	switch fault {
 	case FaultConnRefused:
-		dropConnection(w)
+		credfakes.DropConnection(w)
 		return
 	case FaultHang:
 		select {
@@ -362,7 +361,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, fault Fault)
 		http.Error(w, "missing or invalid "+HeaderTokenTTL, http.StatusBadRequest)
 		return
 	}
-	tok := randomString(44)
+	tok := credfakes.RandomString(44)
 	s.mu.Lock()
 	s.tokens[tok] = s.opts.Now().Add(time.Duration(ttl) * time.Second)
 	s.mu.Unlock()
@@ -444,72 +443,15 @@ func (s *Server) credentialsFor(role string) (Issued, bool) {
 	if !known {
 		return Issued{}, false
 	}
-	now := s.opts.Now()
-	if cur := s.current[role]; cur != nil && cur.Expiration.Sub(now) >= s.opts.RotateBefore {
-		return *cur, true
+	iss := s.issuers[role]
+	if iss == nil {
+		iss = credfakes.NewIssuer(credfakes.IssuerOptions{
+			Lifetime: s.opts.Lifetime, RotateBefore: s.opts.RotateBefore, Now: s.opts.Now,
+			TokenLength: 604, // longer than the other fakes' tokens: IMDS role tokens run long
+			// Called inside Current, with s.mu held by this function.
+			OnIssue: func(c credfakes.Issued) { s.issued = append(s.issued, Issued{Role: role, Issued: c}) },
+		})
+		s.issuers[role] = iss
 	}
-	is := Issued{
-		Role:            role,
-		AccessKeyID:     "ASIA" + randomString(16),
-		SecretAccessKey: randomString(40),
-		Token:           "IQoJ" + randomString(600),
-		IssuedAt:        now,
-		Expiration:      now.Add(s.opts.Lifetime).Truncate(time.Second),
-	}
-	s.issued = append(s.issued, is)
-	s.current[role] = &is
-	return is, true
-}
-
-const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-
-func randomString(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("imdsfake: crypto/rand failed: %v", err))
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
-}
-
-// dropConnection closes the client's connection without an answer.
-func dropConnection(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	resetAndClose(conn)
-}
-
-func resetAndClose(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0) // close with RST, like a refused connection
-	}
-	_ = c.Close()
-}
-
-// faultListener resets accepted connections while refuse() is true.
-type faultListener struct {
-	net.Listener
-	refuse func() bool
-}
-
-func (l *faultListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if l.refuse() {
-			resetAndClose(c)
-			continue
-		}
-		return c, nil
-	}
+	return Issued{Role: role, Issued: iss.Current()}, true
 }
