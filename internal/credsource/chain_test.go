@@ -2,7 +2,6 @@ package credsource
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,15 +175,7 @@ func TestDefaultChainErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Fetch succeeded")
 			}
-			if got := IsTransient(err); got != tt.transient {
-				t.Fatalf("IsTransient(%v) = %v, want %v", err, got, tt.transient)
-			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Fatalf("error %v is not %v", err, tt.is)
-			}
-			if tt.contains != "" && !strings.Contains(err.Error(), tt.contains) {
-				t.Fatalf("error %q lacks %q", err, tt.contains)
-			}
+			checkFetchError(t, err, tt.transient, tt.is, tt.contains)
 			for _, is := range iss.Issued() {
 				if strings.Contains(err.Error(), is.SecretAccessKey) || strings.Contains(err.Error(), is.Token) {
 					t.Fatalf("error leaks credentials: %q", err)

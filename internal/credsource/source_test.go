@@ -150,15 +150,7 @@ func TestFetchErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Fetch succeeded")
 			}
-			if got := IsTransient(err); got != tt.transient {
-				t.Fatalf("IsTransient(%v) = %v, want %v", err, got, tt.transient)
-			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Fatalf("error %v is not %v", err, tt.is)
-			}
-			if tt.contains != "" && !strings.Contains(err.Error(), tt.contains) {
-				t.Fatalf("error %q lacks %q", err, tt.contains)
-			}
+			checkFetchError(t, err, tt.transient, tt.is, tt.contains)
 			assertNoSecrets(t, srv, err.Error())
 			// The SDK's retries are bounded: a failing IMDS sees only a few
 			// requests per Fetch.
@@ -298,5 +290,21 @@ func TestOptionsValidation(t *testing.T) {
 	}
 	if _, err := ParseKind("static"); err == nil || !strings.Contains(err.Error(), "static") {
 		t.Errorf("ParseKind(static) error %v", err)
+	}
+}
+
+// checkFetchError fails t unless err, a failed Fetch, is classified as
+// transient (or not) as wanted, wraps is (when set) and says contains (when
+// set).
+func checkFetchError(t *testing.T, err error, transient bool, is error, contains string) {
+	t.Helper()
+	if got := IsTransient(err); got != transient {
+		t.Fatalf("IsTransient(%v) = %v, want %v", err, got, transient)
+	}
+	if is != nil && !errors.Is(err, is) {
+		t.Fatalf("error %v is not %v", err, is)
+	}
+	if contains != "" && !strings.Contains(err.Error(), contains) {
+		t.Fatalf("error %q lacks %q", err, contains)
 	}
 }
