@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,6 +123,7 @@ func (b *Bench) memoryRuns(script string, src memorySource, t *Table) error {
 		{name: "RSS before malloc_trim (MiB)", decimals: 1, goal: math.NaN()},
 		{name: "RSS over the warm-up round (MiB)", decimals: 1, goal: math.NaN()}}
 	var rates, waits []Sample
+	var threadMoves []string
 	for rep := 1; rep <= b.cfg.Reps; rep++ {
 		b.progress("memory: %s: %d rebuilds, rep %d/%d", src.name, n, rep, b.cfg.Reps)
 		host, err := startMemHost(script, pipeline, b.env)
@@ -134,6 +137,9 @@ func (b *Bench) memoryRuns(script string, src memorySource, t *Table) error {
 		}
 		rates = append(rates, Sample{Value: rate})
 		waits = append(waits, Sample{Value: wait.Seconds()})
+		if moved := threadChange(before.threadNames, after.threadNames); moved != "" {
+			threadMoves = append(threadMoves, fmt.Sprintf("rep %d: %s", rep, moved))
+		}
 		values := [][2]float64{
 			{float64(before.trimmed.RSSKiB) / 1024, float64(after.trimmed.RSSKiB) / 1024},
 			{float64(before.trimmed.Threads), float64(after.trimmed.Threads)},
@@ -167,6 +173,9 @@ func (b *Bench) memoryRuns(script string, src memorySource, t *Table) error {
 	t.AddRow(src.name, "rebuilds per second", fmt.Sprint(n), naCell, formatSample(rm, ok, 0), naCell, naCell, naCell, "")
 	wm, ok := median(waits)
 	t.AddRow(src.name, "wait for stopped instances to be freed (s)", fmt.Sprint(n), naCell, formatSample(wm, ok, 1), naCell, naCell, naCell, "")
+	if len(threadMoves) > 0 {
+		t.Notes = append(t.Notes, fmt.Sprintf("%s: threads by name (/proc/<pid>/task/*/comm) that differ between before and after: %s.", src.name, strings.Join(threadMoves, "; ")))
+	}
 	return nil
 }
 
@@ -369,13 +378,37 @@ func (h *memHost) sampleAtRest(b *Bench) (memSample, time.Duration, error) {
 		return memSample{}, 0, err
 	}
 	trimmed, err := harness.SampleProcess(h.cmd.Process.Pid)
-	return memSample{trimmed: trimmed, untrimmedRSSKiB: untrimmed.RSSKiB}, wait, err
+	if err != nil {
+		return memSample{}, 0, err
+	}
+	names, err := harness.ThreadNames(h.cmd.Process.Pid)
+	return memSample{trimmed: trimmed, untrimmedRSSKiB: untrimmed.RSSKiB, threadNames: names}, wait, err
 }
 
 // memSample is the process at rest: after malloc_trim, and its RSS before.
 type memSample struct {
 	trimmed         harness.ProcSample
 	untrimmedRSSKiB int64
+	threadNames     map[string]int // thread name -> count, to say which threads moved
+}
+
+// threadChange says which thread names differ in count from before to
+// after ("python3 +1, pool-2 -1"), in name order; "" when none do.
+func threadChange(before, after map[string]int) string {
+	names := map[string]bool{}
+	for n := range before {
+		names[n] = true
+	}
+	for n := range after {
+		names[n] = true
+	}
+	var moves []string
+	for _, n := range slices.Sorted(maps.Keys(names)) {
+		if d := after[n] - before[n]; d != 0 {
+			moves = append(moves, fmt.Sprintf("%s %+d", n, d))
+		}
+	}
+	return strings.Join(moves, ", ")
 }
 
 // Close ends the host (closing stdin stops its main loop) and reaps it.

@@ -507,3 +507,25 @@ func TestSlopeSeparatesPerFrameFromStartUpCost(t *testing.T) {
 		t.Errorf("slope = %g s per frame, %g s fixed; want 0.001, 0.3", perFrame, fixed)
 	}
 }
+
+// The memory table names the threads whose count moved, so that a thread
+// left behind by rebuilds (a streaming thread never joined) can be told from
+// a pool or runtime thread that grew once.
+func TestThreadChange(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after map[string]int
+		want          string
+	}{
+		{"same", map[string]int{"python3": 4, "pool-2": 1}, map[string]int{"python3": 4, "pool-2": 1}, ""},
+		{"one more runtime thread", map[string]int{"python3": 4}, map[string]int{"python3": 5}, "python3 +1"},
+		{"one gone, one new, in name order", map[string]int{"pool-2": 1, "rb:src": 1}, map[string]int{"rb:src": 1, "pool-7": 1},
+			"pool-2 -1, pool-7 +1"},
+		{"nothing before", nil, map[string]int{"gmain": 1}, "gmain +1"},
+	}
+	for _, tt := range tests {
+		if got := threadChange(tt.before, tt.after); got != tt.want {
+			t.Errorf("%s: threadChange = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -71,4 +72,26 @@ func ParseProcStatus(data []byte) (ProcSample, error) {
 		return ProcSample{}, fmt.Errorf("no VmRSS or Threads line in the process status (has it exited?)")
 	}
 	return s, nil
+}
+
+// ThreadNames counts pid's threads by name (/proc/<pid>/task/*/comm, at
+// most 15 characters: GStreamer names streaming threads after their pad,
+// GLib's pools "pool-N", Go's runtime threads carry the process's name), so
+// that a thread count that moved can be told apart: a pool that grew or a
+// streaming thread that was never joined. A thread that ends while it is
+// read is skipped.
+func ThreadNames(pid int) (map[string]int, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/comm", pid))
+	if err != nil || len(tasks) == 0 {
+		return nil, fmt.Errorf("threads of process %d: none found (has it exited?)", pid)
+	}
+	names := map[string]int{}
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		names[strings.TrimSpace(string(b))]++
+	}
+	return names, nil
 }
