@@ -385,6 +385,9 @@ func (h *memHost) sampleAtRest(b *Bench) (memSample, time.Duration, error) {
 	return memSample{trimmed: trimmed, untrimmedRSSKiB: untrimmed.RSSKiB, threadNames: names}, wait, err
 }
 
+// digitRun is a run of digits in a thread name.
+var digitRun = regexp.MustCompile(`[0-9]+`)
+
 // memSample is the process at rest: after malloc_trim, and its RSS before.
 type memSample struct {
 	trimmed         harness.ProcSample
@@ -392,9 +395,21 @@ type memSample struct {
 	threadNames     map[string]int // thread name -> count, to say which threads moved
 }
 
-// threadChange says which thread names differ in count from before to
-// after ("python3 +1, pool-2 -1"), in name order; "" when none do.
+// threadChange says which kinds of thread differ in count from before to
+// after ("python# +1, pool-# -1"), in name order; "" when none do. Digits
+// are folded to one "#": GStreamer names a streaming thread after its
+// element ("souphttpsrc2047" is souphttpsrc2047:src cut to 15 characters),
+// and a pooled thread keeps the name of the last task it ran, so the same
+// idle thread shows a new number after every rebuild.
 func threadChange(before, after map[string]int) string {
+	fold := func(in map[string]int) map[string]int {
+		out := map[string]int{}
+		for n, c := range in {
+			out[digitRun.ReplaceAllString(n, "#")] += c
+		}
+		return out
+	}
+	before, after = fold(before), fold(after)
 	names := map[string]bool{}
 	for n := range before {
 		names[n] = true

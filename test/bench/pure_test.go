@@ -518,9 +518,11 @@ func TestThreadChange(t *testing.T) {
 		want          string
 	}{
 		{"same", map[string]int{"python3": 4, "pool-2": 1}, map[string]int{"python3": 4, "pool-2": 1}, ""},
-		{"one more runtime thread", map[string]int{"python3": 4}, map[string]int{"python3": 5}, "python3 +1"},
-		{"one gone, one new, in name order", map[string]int{"pool-2": 1, "rb:src": 1}, map[string]int{"rb:src": 1, "pool-7": 1},
-			"pool-2 -1, pool-7 +1"},
+		{"one more runtime thread", map[string]int{"python3": 4}, map[string]int{"python3": 5}, "python# +1"},
+		{"an idle pool thread renamed by the last task it ran is the same thread",
+			map[string]int{"souphttpsrc2047": 1, "multiqueue1023:": 1}, map[string]int{"souphttpsrc4049": 1, "multiqueue2024:": 1}, ""},
+		{"a streaming thread left behind, in name order", map[string]int{"pool-2": 1, "rb:src": 1},
+			map[string]int{"rb:src": 1, "pool-7": 1, "tcpclientsrc202": 1}, "tcpclientsrc# +1"},
 		{"nothing before", nil, map[string]int{"gmain": 1}, "gmain +1"},
 	}
 	for _, tt := range tests {
