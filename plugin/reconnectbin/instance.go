@@ -299,6 +299,21 @@ func (b *reconnectBin) attach(c *instance, inner *gst.Pad, s stream) error {
 		}
 		inner = normalized
 	}
+	if s == streamAudio {
+		if format := b.audioFormat(c.run); format != "" {
+			if !isRawAudio(inner) {
+				// Encoded audio cannot join raw silence; downstream will see
+				// the caps change (on-caps-change decides).
+				cat.LogWarning(fmt.Sprintf("source instance %d: its audio is not raw: passed as it is, not converted to %s", c.gen, format))
+			} else {
+				normalized, err := normalizeAudio(c.bin, inner, format)
+				if err != nil {
+					return err
+				}
+				inner = normalized
+			}
+		}
+	}
 	ghost := gst.NewGhostPad(s.String(), inner)
 	if ghost == nil {
 		return fmt.Errorf("ghosting the source's %s pad failed", s)

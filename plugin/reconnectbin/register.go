@@ -72,6 +72,7 @@ const (
 	propMaxRetries
 	propRestartOnEOS
 	propOutputCaps
+	propOutputAudioCaps
 	propFallback
 	propFallbackHold
 	propFallbackImage
@@ -153,6 +154,13 @@ var properties = []*glib.ParamSpec{
 		"Fixed raw video caps every source instance is converted, scaled and rate-adapted to, e.g. "+
 			"video/x-raw,format=I420,width=1280,height=720,framerate=25/1, so the encoder is configured once and its "+
 			"codec_data never changes whatever the camera comes back with. Needed by fallback. Default: none (the source's own caps).",
+		gst.TypeCaps, rw),
+	propOutputAudioCaps: glib.NewBoxedParam("output-audio-caps", "Output audio caps",
+		"Fixed raw audio format of the audio pad, e.g. audio/x-raw,format=S16LE,rate=48000,channels=2: fallback's silence "+
+			"is made in it and the source's raw audio is converted and resampled to it, so the audio encoder downstream is "+
+			"configured once, before any source has run. Default: none; with fallback on and the audio pad linked, the format "+
+			"is negotiated with downstream (S16LE, 48 kHz, stereo where downstream accepts it); no silence is made when "+
+			"downstream takes no raw audio (encoded audio passed through).",
 		gst.TypeCaps, rw),
 	propFallback: gstshim.EnumParam("fallback", "Fallback",
 		"What the bin outputs while the source is down, on the same timeline at the output-caps frame rate "+

@@ -31,6 +31,9 @@ func (b *reconnectBin) supervise(run *runState) {
 		case playing = <-run.playing:
 			if playing && !started {
 				started = true
+				if run.fallback.enabled() {
+					go b.afterStartGrace(run)
+				}
 				b.startInstance(run)
 			} else if c := run.current.Load(); c != nil {
 				b.followState(c, playing)
@@ -60,6 +63,20 @@ func (b *reconnectBin) supervise(run *runState) {
 				}
 			}
 		}
+	}
+}
+
+// afterStartGrace fills what the source has not fed startGrace after the
+// start. A goroutine of its own: the loop may be held in the first start
+// (a connect that blocks) for up to stall-timeout.
+func (b *reconnectBin) afterStartGrace(run *runState) {
+	timer := time.NewTimer(startGrace)
+	defer timer.Stop()
+	select {
+	case <-run.stop:
+	case <-run.ended:
+	case <-timer.C:
+		b.fillIdle(run)
 	}
 }
 
