@@ -68,9 +68,20 @@ func TestAudioVideoRelayWithFallbackIntoOneMuxer(t *testing.T) {
 // encoded and its audio pad requested, both into sink (a muxer or kvssink,
 // named k), with no queue in between, as users write it.
 func avFallbackLine(t *testing.T, port int, extra ...string) []string {
+	return avFallbackLineFrom(t, fmt.Sprintf("tcpclientsrc host=127.0.0.1 port=%d ! decodebin", port), extra...)
+}
+
+// avExplicitBranches is issue #18's second source: one explicit decoding
+// branch per stream behind tsdemux, the audio branch last (it was taken as
+// the video output before pads were told apart by caps).
+func avExplicitBranches(port int) string {
+	return fmt.Sprintf("tcpclientsrc host=127.0.0.1 port=%d ! tsdemux name=d d. ! queue ! h264parse ! avdec_h264 d. ! queue ! aacparse ! avdec_aac", port)
+}
+
+// avFallbackLineFrom is avFallbackLine with any source description.
+func avFallbackLineFrom(t *testing.T, source string, extra ...string) []string {
 	args := append([]string{"reconnectbin", "name=r", "stall-timeout=" + sec(2*time.Second), "fallback=black",
-		"output-caps=video/x-raw,format=I420,width=320,height=240,framerate=25/1",
-		fmt.Sprintf(`source=tcpclientsrc host=127.0.0.1 port=%d ! decodebin`, port)}, extra...)
+		"output-caps=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "source=" + source}, extra...)
 	args = append(args, strings.Fields("! videoconvert ! "+encode+" ! "+kvsCaps+" ! k.")...)
 	return append(args, strings.Fields("r.audio ! audioconvert ! audioresample ! "+servers.AACEncoder(t)+" ! aacparse ! k.")...)
 }
@@ -167,9 +178,10 @@ func checkAVFile(t *testing.T, out string) {
 // camera's port refuses connections (retrying) or drops them (the first
 // start still blocked); Ctrl-C then ends it promptly, as it does once the
 // camera runs and while an outage is being filled. The recording has both
-// tracks in sync from the first second, through the camera's arrival.
+// tracks in sync from the first second, through the camera's arrival (also
+// through the issue's second line, explicit branches behind tsdemux).
 func TestAudioVideoRelayWithTheCameraDownAtStart(t *testing.T) {
-	for _, state := range []string{"never-started", "retrying", "running", "filling", "camera-arrives"} {
+	for _, state := range []string{"never-started", "retrying", "running", "filling", "camera-arrives", "explicit-branches"} {
 		t.Run(state, func(t *testing.T) {
 			port := servers.FreePort(t)
 			if state == "never-started" {
@@ -181,6 +193,10 @@ func TestAudioVideoRelayWithTheCameraDownAtStart(t *testing.T) {
 			}
 			out := filepath.Join(t.TempDir(), "av.mkv")
 			args := avFallbackLine(t, port)
+			if state == "explicit-branches" {
+				// The camera arrives, seen through issue #18's second line.
+				args = avFallbackLineFrom(t, avExplicitBranches(port))
+			}
 			args = append(args, "matroskamux", "name=k", "!", "filesink", "location="+out)
 			l := harness.StartLaunch(t, harness.Env(t), args...)
 			// Output from the start, camera or not (before the fix the file
@@ -196,7 +212,7 @@ func TestAudioVideoRelayWithTheCameraDownAtStart(t *testing.T) {
 					t.Fatal(err)
 				}
 				l.WaitFor(20*time.Second, 1, "fallback", harness.Element("reconnectbin-fallback-started"))
-			case "camera-arrives":
+			case "camera-arrives", "explicit-branches":
 				l.WaitFor(20*time.Second, 1, "a failed start", harness.Element("reconnectbin-restart"))
 				srv = servers.NewTSServer(t, servers.TSOptions{Port: port, Media: servers.MediaOptions{Audio: true}})
 				l.WaitFor(30*time.Second, 1, "recovery", recovered)
@@ -204,7 +220,7 @@ func TestAudioVideoRelayWithTheCameraDownAtStart(t *testing.T) {
 			// A second or more of what the state records: black frames
 			// are small, the camera's picture is not.
 			grown, more := fileSize(out), int64(16384)
-			if state == "running" || state == "camera-arrives" {
+			if state == "running" || state == "camera-arrives" || state == "explicit-branches" {
 				more = 65536
 			}
 			harness.WaitUntil(t, 20*time.Second, "the recording to grow", func() bool { return fileSize(out) > grown+more })
@@ -240,12 +256,25 @@ func acceptedFrames(t *testing.T, trace string) []standInFrame {
 	return frames
 }
 
-// Issue #18, line 1, into kvssink (the stand-in: video_0 and audio_0): with
+// Issue #18, both lines (decodebin, and explicit branches behind tsdemux),
+// into kvssink (the stand-in: video_0 and audio_0): with
 // nothing listening on the camera's port, kvssink gets black and silence at
 // once and accepts both; when the camera arrives its audio is converted to
 // the silence's format, so each track keeps one set of caps; Ctrl-C ends
 // it promptly. Both tracks start together and have no holes.
 func TestAudioVideoRelayIntoKVSSinkWithTheCameraDownAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		source func(port int) string
+	}{
+		{"decodebin", func(port int) string { return fmt.Sprintf("tcpclientsrc host=127.0.0.1 port=%d ! decodebin", port) }},
+		{"explicit-branches", avExplicitBranches},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkAVIntoKVSSink(t, tc.source) })
+	}
+}
+
+func checkAVIntoKVSSink(t *testing.T, source func(port int) string) {
 	port := servers.FreePort(t)
 	dir := t.TempDir()
 	cred := filepath.Join(dir, "credential")
@@ -255,7 +284,7 @@ func TestAudioVideoRelayIntoKVSSinkWithTheCameraDownAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	report, trace := filepath.Join(dir, "kvssink.json"), filepath.Join(dir, "kvssink.trace")
-	args := append(avFallbackLine(t, port), "kvssink", "name=k", "stream-name=relay-test", "credential-path="+cred, "report="+report)
+	args := append(avFallbackLineFrom(t, source(port)), "kvssink", "name=k", "stream-name=relay-test", "credential-path="+cred, "report="+report)
 	l := harness.StartLaunch(t, harness.Env(t, kvssinkstandin.EnvTrace+"="+trace), args...)
 	accepted := func() (video, audio uint64) {
 		rep, err := kvssinkstandin.ReadReport(report)
