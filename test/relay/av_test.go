@@ -354,3 +354,61 @@ func checkAVIntoKVSSink(t *testing.T, source func(port int) string) {
 	t.Logf("kvssink accepted %v; first video at %v, first audio at %v; largest steps video %v, audio %v",
 		rep.FramesAccepted, time.Duration(v), time.Duration(a), time.Duration(gaps["video_0"]), time.Duration(gaps["audio_0"]))
 }
+
+// Passthrough (no decode, no fallback) of both streams through explicit
+// branches behind tsdemux, parsers only, into kvssink's video_0 and
+// audio_0: the H.264 branch feeds src and the AAC branch the audio pad,
+// whatever their order, before and after the camera restarts.
+func TestPassthroughAudioVideoBranchesIntoKVSSink(t *testing.T) {
+	srv := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Audio: true}})
+	dir := t.TempDir()
+	cred := filepath.Join(dir, "credential")
+	now := time.Now()
+	if err := credfile.Write(cred, credfile.Credentials{AccessKeyID: "AKIATESTRELAY0001", SecretAccessKey: "relay-test-secret",
+		SessionToken: "relay-test-token", Expires: now.Add(time.Hour)}, now); err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(dir, "kvssink.json")
+	args := []string{"reconnectbin", "name=r", "stall-timeout=" + sec(2*time.Second),
+		fmt.Sprintf("source=tcpclientsrc host=127.0.0.1 port=%d ! tsdemux name=d d. ! queue ! aacparse d. ! queue ! h264parse", srv.Port())}
+	args = append(args, strings.Fields("! "+kvsCaps+" ! k. r.audio ! aacparse ! k.")...)
+	args = append(args, "kvssink", "name=k", "stream-name=relay-test", "credential-path="+cred, "report="+report)
+	l := harness.StartLaunch(t, harness.Env(t), args...)
+	accepted := func() (video, audio uint64) {
+		rep, err := kvssinkstandin.ReadReport(report)
+		if err != nil {
+			return 0, 0
+		}
+		return rep.FramesAccepted["video_0"], rep.FramesAccepted["audio_0"]
+	}
+	waitBoth := func(what string) {
+		v0, a0 := accepted()
+		harness.WaitUntil(t, 30*time.Second, what, func() bool {
+			v, a := accepted()
+			return v >= v0+50 && a >= a0+50
+		})
+	}
+	waitBoth("kvssink to accept the camera's video and audio")
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	l.WaitFor(20*time.Second, 1, "a restart", harness.Element("reconnectbin-restart"))
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	l.WaitFor(30*time.Second, 1, "recovery", recovered)
+	waitBoth("kvssink to accept video and audio after the restart")
+	interruptAndTime(t, l)
+	rep, err := kvssinkstandin.ReadReport(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.EOS || len(rep.Errors) != 0 || rep.RunningTimeViolations != 0 || rep.CapsChanges != 0 {
+		t.Errorf("kvssink: EOS %v, errors %v, %d running-time violations, %d caps changes", rep.EOS, rep.Errors,
+			rep.RunningTimeViolations, rep.CapsChanges)
+	}
+	if rep.MediaTypes["video_0"] == "" || rep.MediaTypes["audio_0"] == "" {
+		t.Errorf("kvssink's tracks: %v", rep.MediaTypes)
+	}
+	t.Logf("kvssink accepted %v (%v)", rep.FramesAccepted, rep.MediaTypes)
+}
