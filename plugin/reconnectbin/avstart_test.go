@@ -119,3 +119,38 @@ func TestOutputAudioCapsFixTheAudioFormat(t *testing.T) {
 		t.Errorf("caps on the audio pad: %q, want only %q", seen, want)
 	}
 }
+
+// A camera without a microphone in an audio+video relay: its video runs
+// from the start and the audio pad gets silence beside it (from 0.5 s on),
+// so the muxer, which waits for both streams, writes; the video is never
+// replaced by fallback frames.
+func TestSilenceBesideAVideoOnlySource(t *testing.T) {
+	p, written := avPipeline(t, "videotestsrc is-live=true ! capsfilter caps=video/x-raw,width=320,height=240,framerate=25/1", "")
+	mux, err := p.GetElementByName("mux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audioPad *gst.Pad
+	pads, err := mux.GetSinkPads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pad := range pads {
+		if pad.GetName() == "audio_0" {
+			audioPad = pad
+		}
+	}
+	if audioPad == nil {
+		t.Fatal("matroskamux has no audio_0 pad")
+	}
+	audio := watchDownstream(t, audioPad)
+	p.Start()
+	harness.WaitUntil(t, 30*time.Second, "the muxer to write video and AAC silence", func() bool {
+		audio.mu.Lock()
+		defer audio.mu.Unlock()
+		return written() > 50 && audio.buffers > 50
+	})
+	if n := len(matching(p, harness.ElementMessage("reconnectbin-fallback-started"))); n != 0 {
+		t.Errorf("%d fallback episodes: the source's video was replaced", n)
+	}
+}
