@@ -123,6 +123,7 @@ func (b *reconnectBin) buildInstance(run *runState, gen uint64, desc string, s s
 	}
 	for _, pad := range unlinkedSrcPads(bin) {
 		if err := b.route(c, pad); err != nil {
+			c.disconnect() // its handlers' closures would keep it alive
 			return nil, err
 		}
 	}
