@@ -195,8 +195,8 @@ const maxOverlap = 1_000_000 // 1 ms
 
 // NextFill returns the output timestamp for a fill buffer (fallback frame or
 // silence) of the given duration on stream, continuing right after that
-// stream's last buffer (or after the latest of all streams when the stream
-// has none, or at now when nothing went out yet), and records it as output.
+// stream's last buffer (at now when the stream has none; without a clock,
+// after the latest of all streams), and records it as output.
 // ok is false once fill is closed on the stream.
 func (o *Output) NextFill(stream int, duration, now int64) (pts int64, ok bool) {
 	o.mu.Lock()
@@ -206,12 +206,15 @@ func (o *Output) NextFill(stream int, duration, now int64) (pts int64, ok bool) 
 	}
 	pts = o.lastEnd[stream]
 	if !o.any[stream] {
+		// A stream's first buffer has nothing of its own to follow: it
+		// starts now, beside the other streams (silence started with the
+		// first black frame starts with it, not a frame later). Without a
+		// clock, after everything.
 		var any bool
-		if pts, any = o.endAll(); !any {
+		if now != None {
 			pts = now
-			if pts == None {
-				pts = 0
-			}
+		} else if pts, any = o.endAll(); !any {
+			pts = 0
 		}
 	}
 	o.lastEnd[stream] = pts + duration

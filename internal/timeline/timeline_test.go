@@ -126,6 +126,32 @@ func TestFillContinuesTheTimeline(t *testing.T) {
 	}
 }
 
+// Fill started on two streams at once (black and silence before any
+// source ran) starts both at the clock, in sync, not one a frame after the
+// other; a stream's first fill without a clock follows everything.
+func TestFirstFillOfAStreamStartsNow(t *testing.T) {
+	const video, audio = 0, 1
+	var o Output
+	o.OpenFill(video)
+	o.OpenFill(audio)
+	if got, _ := o.NextFill(video, 40*ms, 500*ms); got != 500*ms {
+		t.Fatalf("first video fill at %d, want now (500 ms)", got)
+	}
+	if got, _ := o.NextFill(audio, 40*ms, 501*ms); got != 501*ms {
+		t.Fatalf("first audio fill at %d, want now (501 ms), beside the video", got)
+	}
+	if got, _ := o.NextFill(audio, 40*ms, 530*ms); got != 541*ms {
+		t.Fatalf("second audio fill at %d, want right after the first (541 ms)", got)
+	}
+	var noClock Output
+	noClock.StartInstance()
+	noClock.Place(video, 0, None, 40*ms, 1000*ms)
+	noClock.OpenFill(audio)
+	if got, _ := noClock.NextFill(audio, 40*ms, None); got != 1040*ms {
+		t.Fatalf("first audio fill without a clock at %d, want after the video (1040 ms)", got)
+	}
+}
+
 // Two streams of one instance share its offset (A/V sync) and each keeps
 // its own end: audio ahead of video does not push video's fill forward, and
 // a buffer that would step back in its own stream is reported late.

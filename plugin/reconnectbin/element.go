@@ -122,6 +122,8 @@ func (b *reconnectBin) SetProperty(obj *glib.Object, id uint, value *glib.Value)
 		}
 	case propOutputCaps:
 		s.outputCaps = gstshim.CapsStringFromValue(value)
+	case propOutputAudioCaps:
+		s.outputAudioCaps = gstshim.CapsStringFromValue(value)
 	case propFallback:
 		s.fallback = gstshim.EnumFromValue(value)
 	case propFallbackHold:
@@ -180,6 +182,15 @@ func (b *reconnectBin) GetProperty(obj *glib.Object, id uint) *glib.Value {
 				return nil
 			}
 			return val
+		case propOutputAudioCaps:
+			if s.outputAudioCaps == "" {
+				return nil
+			}
+			val, err := gst.NewCapsFromString(s.outputAudioCaps).ToGValue()
+			if err != nil {
+				return nil
+			}
+			return val
 		case propFallback:
 			return gstshim.EnumToValue(fallbackType, s.fallback)
 		case propFallbackHold:
@@ -206,6 +217,20 @@ func (b *reconnectBin) GetProperty(obj *glib.Object, id uint) *glib.Value {
 // source once PLAYING, and stops everything at PAUSED->READY. The bin is a
 // live source: it produces data only in PLAYING, so it answers NO_PREROLL.
 func (b *reconnectBin) ChangeState(el *gst.Element, transition gst.StateChange) gst.StateChangeReturn {
+	if current, next := transition>>3, transition&7; current == next {
+		// A pipeline re-applies its state (PLAYING to PLAYING) when a sink
+		// completes its async state change: the first buffer at a sink,
+		// which fallback sends before any source started. GstBin would
+		// take the state lock of every child, the source instance's too,
+		// held for minutes by a start stuck in a TCP connect, and the
+		// pipeline, Ctrl-C and latency handling with it. The instances'
+		// states are the supervise loop's business (locked state, the
+		// bin's clock given explicitly): there is nothing to re-apply.
+		if gst.State(next) == gst.StatePaused {
+			return gst.StateChangeNoPreroll
+		}
+		return gst.StateChangeSuccess
+	}
 	switch transition {
 	case gst.StateChangeNullToReady:
 		b.settingsMu.Lock()
@@ -342,21 +367,43 @@ func (b *reconnectBin) SendEvent(el *gst.Element, event *gst.Event) bool {
 		if run != nil {
 			run.output.endRequested.Store(true)
 			run.requestStop()
-			// No more fill buffers; audio ends first, so that a muxer
-			// holding a video fill push for audio lets it go, then video;
-			// only then wait for the fillers.
+			// No more fill buffers; only then, after EOS, wait for the
+			// fillers (a push in flight may need the EOS to return).
 			b.closeFills(run, false)
 		}
-		if audio := b.existingOutputPad(streamAudio); audio != nil {
-			audio.PushEvent(gst.NewEOSEvent())
-		}
-		ok := b.srcPad.PushEvent(event)
+		ok := b.pushEOS(event)
 		if run != nil {
 			b.closeFills(run, true)
 		}
 		return ok
 	}
 	return el.ParentSendEvent(event)
+}
+
+// pushEOS ends every output stream at the same time. A muxer (collectpads,
+// as in matroskamux and kvssink) holds a push on one stream until the
+// other has data or has ended, and takes each pad's stream lock for its
+// EOS: ending the streams one after the other waits on the first while it
+// is held for the second (matroskamux never let go).
+func (b *reconnectBin) pushEOS(event *gst.Event) bool {
+	pads := []*gst.GhostPad{b.srcPad}
+	if audio := b.existingOutputPad(streamAudio); audio != nil {
+		pads = append(pads, audio)
+	}
+	results := make(chan bool, len(pads))
+	for i, pad := range pads {
+		ev := event
+		if i > 0 {
+			ev = gst.NewEOSEvent()
+			ev.SetSeqnum(event.Seqnum())
+		}
+		go func(pad *gst.GhostPad, ev *gst.Event) { results <- pad.PushEvent(ev) }(pad, ev)
+	}
+	ok := true
+	for range pads {
+		ok = <-results && ok
+	}
+	return ok
 }
 
 // RequestNewPad adds the audio pad. Requested at link time (gst-launch-1.0

@@ -33,6 +33,7 @@ type fallback struct {
 	fill     gstshim.FrameHolder // black or the image, at output-caps
 
 	mu      sync.Mutex
+	stopped bool // the run is stopping: no filler starts any more
 	fillers [streamCount]*filler
 	started time.Time // the current episode (video filling)
 	frames  uint64
@@ -85,6 +86,13 @@ func newFallback(s settings) (*fallback, error) {
 	return f, nil
 }
 
+// shut stops fillers from starting: the run is stopping.
+func (f *fallback) shut() {
+	f.mu.Lock()
+	f.stopped = true
+	f.mu.Unlock()
+}
+
 // release lets the fill frame go; the run's fillers have ended.
 func (f *fallback) release() { f.fill.Release() }
 
@@ -117,15 +125,19 @@ func renderFrame(desc string) (*gst.Buffer, error) {
 	return buf.Copy(), nil
 }
 
-// startFallback begins filling the video stream, and a raw audio pad's
-// stream, unless they are being filled already.
+// startFallback begins filling the video stream, and the audio pad's,
+// unless they are being filled already.
 func (b *reconnectBin) startFallback(run *runState) {
 	f := run.fallback
 	if !f.enabled() || run.output.endRequested.Load() {
 		return
 	}
+	audioFormat := b.audioFormat(run) // negotiates downstream: not under f.mu
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.stopped {
+		return
+	}
 	if f.fillers[streamMain] == nil {
 		b.ensureFallbackEvents(f)
 		f.started, f.frames = time.Now(), 0
@@ -144,14 +156,71 @@ func (b *reconnectBin) startFallback(run *runState) {
 			return f.fill.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
 		})
 	}
-	if pad := b.existingOutputPad(streamAudio); pad != nil && f.fillers[streamAudio] == nil {
-		if caps := pad.GetCurrentCaps(); caps != nil && gstshim.Silence(caps, 0, gst.ClockTime(f.frameDur)) != nil {
-			b.startFillerLocked(run, streamAudio, pad, func(pts int64) *gst.Buffer {
-				return gstshim.Silence(caps, gst.ClockTime(pts), gst.ClockTime(f.frameDur))
-			})
-		}
+	b.startSilenceLocked(run, audioFormat)
+}
+
+// startSilence fills the audio pad alone, unless it is filled already: the
+// source's video runs but no audio has come (yet, or ever: a camera without
+// a microphone), and a muxer or kvssink would hold the video until audio
+// arrives.
+func (b *reconnectBin) startSilence(run *runState) {
+	f := run.fallback
+	if !f.enabled() || run.output.endRequested.Load() {
+		return
+	}
+	audioFormat := b.audioFormat(run)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.stopped {
+		b.startSilenceLocked(run, audioFormat)
 	}
 }
+
+// startSilenceLocked starts the audio pad's filler, if there is an audio pad
+// and a raw format to make silence in: the run's audio format, else the
+// source's raw audio caps from before; f.mu held.
+func (b *reconnectBin) startSilenceLocked(run *runState, format string) {
+	f := run.fallback
+	pad := b.existingOutputPad(streamAudio)
+	if pad == nil || f.fillers[streamAudio] != nil {
+		return
+	}
+	caps := pad.GetCurrentCaps()
+	if format != "" {
+		caps = gst.NewCapsFromString(format)
+	}
+	if caps == nil || gstshim.Silence(caps, 0, gst.ClockTime(f.frameDur)) == nil {
+		return
+	}
+	ensureStreamEvents(pad.Pad, fmt.Sprintf("%s/fallback-audio", b.self.GetName()), caps)
+	b.startFillerLocked(run, streamAudio, pad, func(pts int64) *gst.Buffer {
+		return gstshim.Silence(caps, gst.ClockTime(pts), gst.ClockTime(f.frameDur))
+	})
+}
+
+// fillIdle runs once startGrace after the bin started playing: whatever
+// stream no source has fed yet is filled from now on (black or the image
+// with silence, or silence alone beside the source's video), so downstream
+// starts at once whether or not a source ever comes up.
+func (b *reconnectBin) fillIdle(run *runState) {
+	if b.run.Load() != run {
+		return
+	}
+	if _, any := run.output.timeline.LastEndOf(int(streamMain)); !any {
+		cat.LogInfo(fmt.Sprintf("no source output %v after start: filling", startGrace))
+		b.startFallback(run)
+		return
+	}
+	if _, any := run.output.timeline.LastEndOf(int(streamAudio)); !any {
+		cat.LogInfo(fmt.Sprintf("no source audio %v after start: filling the audio pad with silence", startGrace))
+		b.startSilence(run)
+	}
+}
+
+// startGrace is how long a starting source has before fallback fills: a
+// source that comes up quickly is not preceded by a moment of black, and
+// one that does not is covered at once.
+const startGrace = 500 * time.Millisecond
 
 // startFillerLocked opens fill on stream s and starts its goroutine; f.mu held.
 func (b *reconnectBin) startFillerLocked(run *runState, s stream, pad *gst.GhostPad, next func(pts int64) *gst.Buffer) {
@@ -270,10 +339,16 @@ func fallbackNick(mode int) string {
 // ensureFallbackEvents sends what downstream needs before a first buffer when
 // the source never came up: stream-start, output-caps and the segment.
 func (b *reconnectBin) ensureFallbackEvents(f *fallback) {
-	if b.srcPad.GetCurrentCaps() != nil {
+	ensureStreamEvents(b.srcPad.Pad, fmt.Sprintf("%s/fallback", b.self.GetName()), gst.NewCapsFromString(f.caps))
+}
+
+// ensureStreamEvents sends stream-start, caps and the segment on one of the
+// bin's pads that has sent no caps yet.
+func ensureStreamEvents(pad *gst.Pad, streamID string, caps *gst.Caps) {
+	if pad.GetCurrentCaps() != nil {
 		return
 	}
-	b.srcPad.PushEvent(gst.NewStreamStartEvent(fmt.Sprintf("%s/fallback", b.self.GetName())))
-	b.srcPad.PushEvent(gst.NewCapsEvent(gst.NewCapsFromString(f.caps)))
-	b.srcPad.PushEvent(gstshim.NewTimeSegmentEvent())
+	pad.PushEvent(gst.NewStreamStartEvent(streamID))
+	pad.PushEvent(gst.NewCapsEvent(caps))
+	pad.PushEvent(gstshim.NewTimeSegmentEvent())
 }

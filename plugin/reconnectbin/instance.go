@@ -11,6 +11,7 @@ import (
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/mediakind"
 	"github.com/kvsrelay/kvsrelay/internal/timeline"
 )
 
@@ -33,6 +34,7 @@ type instance struct {
 	mu       sync.Mutex
 	handlers []func()                      // pad-added watches' disconnects, called at release
 	pads     [streamCount]*gst.GhostPad    // its chosen src pads, ghosted on bin; targets of the bin's output pads
+	claimed  [streamCount]bool             // a pad is being attached to the stream (route)
 	probes   [streamCount]uint64           // their probes, removed at release
 	segments [streamCount]timeline.Segment // last segment on each
 
@@ -87,8 +89,9 @@ func (c *instance) inBin() bool {
 	return p == phaseStarting || p == phaseRunning
 }
 
-// buildInstance parses desc into a new, not yet added, source instance and wires
-// its output pad (now, or when a demuxer adds it).
+// buildInstance parses desc into a new, not yet added, source instance and
+// routes its output pads: the unlinked src pads it has now, and those its
+// demuxers and decodebins add later.
 func (b *reconnectBin) buildInstance(run *runState, gen uint64, desc string, s settings) (*instance, error) {
 	bin, err := gst.NewBinFromString(desc, false)
 	if err != nil {
@@ -98,30 +101,44 @@ func (b *reconnectBin) buildInstance(run *runState, gen uint64, desc string, s s
 	b.allocated.Add(1)
 	gstshim.OnFinalize(bin.Object, func() { b.allocated.Add(-1) })
 	c := &instance{run: run, gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, leftBin: make(chan struct{})}
-	if pad := unlinkedSrcPad(bin); pad != nil {
-		if err := b.attach(c, pad, streamMain); err != nil {
-			return nil, err
-		}
-		return c, nil
-	}
 	elements, err := bin.GetElements()
 	if err != nil {
 		return nil, fmt.Errorf("listing the source's elements: %w", err)
 	}
+	// Watched before the static pads are routed, and for every element: a
+	// description may have static outputs and a demuxer adding more (an
+	// explicit branch per stream, its unused streams), and each goes where
+	// its caps say.
 	for _, el := range elements {
-		c.handlers = append(c.handlers, gstshim.ConnectPadAdded(el, func(pad *gst.Pad) { b.padAdded(c, pad) }))
+		c.handlers = append(c.handlers, gstshim.ConnectPadAdded(el, func(pad *gst.Pad) {
+			if pad.GetDirection() != gst.PadDirectionSource || pad.IsLinked() {
+				return
+			}
+			if kind := padKind(pad); kind == mediakind.Unknown {
+				b.routeOnCaps(c, pad)
+			} else {
+				b.routeStreaming(c, pad, kind)
+			}
+		}))
+	}
+	for _, pad := range unlinkedSrcPads(bin) {
+		if err := b.route(c, pad); err != nil {
+			c.disconnect() // its handlers' closures would keep it alive
+			return nil, err
+		}
 	}
 	return c, nil
 }
 
-// unlinkedSrcPad returns an unlinked src pad of one of the description's
-// own elements. gst_bin_find_unlinked_pad would recurse into decodebin and
+// unlinkedSrcPads returns the unlinked src pads of the description's own
+// elements. gst_bin_find_unlinked_pad would recurse into decodebin and
 // steal its internal typefind pad.
-func unlinkedSrcPad(bin *gst.Bin) *gst.Pad {
+func unlinkedSrcPads(bin *gst.Bin) []*gst.Pad {
 	elements, err := bin.GetElements()
 	if err != nil {
 		return nil
 	}
+	var unlinked []*gst.Pad
 	for _, el := range elements {
 		pads, err := el.GetSrcPads()
 		if err != nil {
@@ -129,68 +146,144 @@ func unlinkedSrcPad(bin *gst.Bin) *gst.Pad {
 		}
 		for _, pad := range pads {
 			if !pad.IsLinked() {
-				return pad
+				unlinked = append(unlinked, pad)
 			}
 		}
+	}
+	return unlinked
+}
+
+// unlinkedSrcPad returns one unlinked src pad of the description, if any.
+func unlinkedSrcPad(bin *gst.Bin) *gst.Pad {
+	if pads := unlinkedSrcPads(bin); len(pads) > 0 {
+		return pads[0]
 	}
 	return nil
 }
 
-// padAdded runs on a streaming thread when an element inside the instance
-// adds a pad. The first video pad (or the first pad that is neither audio
-// nor text) becomes the src pad's stream, the first audio pad the audio
-// pad's; other unlinked pads are absorbed so they never return NOT_LINKED.
-func (b *reconnectBin) padAdded(c *instance, pad *gst.Pad) {
+// route sends one unlinked src pad of instance c where its caps say,
+// whatever the order pads come in: video to the bin's src pad, audio to
+// its audio pad (when the application requested it), anything else (and a
+// second stream of a kind already taken) to a fakesink inside, so that it
+// never returns NOT_LINKED. A pad whose caps do not tell yet (ANY
+// templates: a queue behind a demuxer's pad still to come) is routed once
+// it has negotiated caps. It runs on the supervise loop while building: a
+// pad that cannot be attached fails the start (pads added later take
+// routeStreaming).
+func (b *reconnectBin) route(c *instance, pad *gst.Pad) error {
 	if pad.GetDirection() != gst.PadDirectionSource || pad.IsLinked() {
-		return
+		return nil
 	}
 	kind := padKind(pad)
-	s := streamMain
-	if kind == "audio" {
-		s = streamAudio
+	if kind == mediakind.Unknown {
+		b.routeOnCaps(c, pad)
+		return nil
 	}
-	c.mu.Lock()
-	taken := c.pads[s] != nil
-	c.mu.Unlock()
-	if s == streamAudio && b.existingOutputPad(streamAudio) == nil {
-		taken = true // nobody asked for audio: absorb it
-	}
-	if !taken && kind != "text" {
-		if err := b.attach(c, pad, s); err == nil {
-			return
-		} else {
-			cat.LogWarning(fmt.Sprintf("source instance %d: %v", c.gen, err))
-		}
-	}
-	absorb(c.bin, pad)
+	return b.routeKind(c, pad, kind)
 }
 
-// padKind is "video", "audio", "text" or "" (unknown) from the pad's name
-// (uridecodebin3 and decodebin3 name pads by stream type) or its caps.
-func padKind(pad *gst.Pad) string {
-	name := pad.GetName()
-	for _, kind := range []string{"video", "audio", "text"} {
-		if strings.HasPrefix(name, kind) {
-			return kind
+// routeOnCaps routes pad when its caps are set. notify::caps comes while
+// the CAPS event is stored, before the pad sends its sticky events on, so
+// a pad linked there sends stream-start, caps and segment in order.
+func (b *reconnectBin) routeOnCaps(c *instance, pad *gst.Pad) {
+	var once sync.Once
+	var disconnect func()
+	ready := make(chan struct{})
+	onCaps := func(p *gst.Pad) {
+		caps := p.GetCurrentCaps()
+		if caps == nil {
+			return
 		}
+		once.Do(func() {
+			<-ready
+			disconnect()
+			if c.phase() >= phaseReleasing || p.IsLinked() {
+				return
+			}
+			kind := capsKind(caps)
+			if kind == mediakind.Unknown {
+				kind = mediakind.Other // fixed caps that still say nothing (RTP without media)
+			}
+			b.routeStreaming(c, p, kind)
+		})
 	}
-	caps := pad.GetCurrentCaps()
-	if caps == nil {
-		caps = pad.QueryCaps(nil)
+	disconnect = gstshim.ConnectCapsNotify(pad, onCaps)
+	c.mu.Lock()
+	c.handlers = append(c.handlers, disconnect)
+	c.mu.Unlock()
+	close(ready)
+	cat.LogDebug(fmt.Sprintf("source instance %d: pad %s has no caps that say what it carries yet: routed once negotiated", c.gen, pad.GetName()))
+	// Caps set between the first look and the connection were not notified.
+	onCaps(pad)
+}
+
+// routeStreaming is routeKind on a streaming thread: a pad that cannot be
+// attached is absorbed, and the failure logged (the stream it would have
+// fed then stalls, which is a rebuild).
+func (b *reconnectBin) routeStreaming(c *instance, pad *gst.Pad, kind mediakind.Kind) {
+	if err := b.routeKind(c, pad, kind); err != nil {
+		cat.LogWarning(fmt.Sprintf("source instance %d: %v", c.gen, err))
+		absorb(c.bin, pad)
 	}
-	if caps == nil || caps.IsAny() || caps.GetSize() == 0 {
-		return ""
+}
+
+// routeKind sends pad, which carries kind, to its stream or absorbs it. It
+// fails when the pad cannot be attached to its stream.
+func (b *reconnectBin) routeKind(c *instance, pad *gst.Pad, kind mediakind.Kind) error {
+	var s stream
+	switch kind {
+	case mediakind.Video:
+		s = streamMain
+	case mediakind.Audio:
+		s = streamAudio
+	default:
+		cat.LogInfo(fmt.Sprintf("source instance %d: pad %s carries neither video nor audio: absorbed", c.gen, pad.GetName()))
+		absorb(c.bin, pad)
+		return nil
 	}
-	media := caps.GetStructureAt(0).Name()
-	switch {
-	case strings.HasPrefix(media, "video/"), strings.HasPrefix(media, "image/"):
-		return "video"
-	case strings.HasPrefix(media, "audio/"):
-		return "audio"
-	case strings.HasPrefix(media, "text/"), strings.HasPrefix(media, "subpicture/"), strings.HasPrefix(media, "application/x-subtitle"):
-		return "text"
+	if s == streamAudio && b.existingOutputPad(streamAudio) == nil {
+		absorb(c.bin, pad) // nobody asked for audio
+		return nil
 	}
-	return ""
+	c.mu.Lock()
+	taken := c.pads[s] != nil || c.claimed[s]
+	c.claimed[s] = true
+	c.mu.Unlock()
+	if taken {
+		cat.LogInfo(fmt.Sprintf("source instance %d: pad %s is a second %s stream: absorbed", c.gen, pad.GetName(), kind))
+		absorb(c.bin, pad)
+		return nil
+	}
+	if err := b.attach(c, pad, s); err != nil {
+		c.mu.Lock()
+		c.claimed[s] = false
+		c.mu.Unlock()
+		return fmt.Errorf("%s pad %s: %w", kind, pad.GetName(), err)
+	}
+	return nil
+}
+
+// padKind is what pad carries according to its negotiated caps, else the
+// caps it can produce (its template's, or what is upstream of it).
+func padKind(pad *gst.Pad) mediakind.Kind {
+	if caps := pad.GetCurrentCaps(); caps != nil {
+		return capsKind(caps)
+	}
+	return capsKind(pad.QueryCaps(nil))
+}
+
+// capsKind classifies every structure of caps (mediakind); ANY and empty
+// caps are Unknown.
+func capsKind(caps *gst.Caps) mediakind.Kind {
+	if caps == nil || caps.IsAny() || caps.IsEmpty() {
+		return mediakind.Unknown
+	}
+	kinds := make([]mediakind.Kind, 0, caps.GetSize())
+	for i := 0; i < caps.GetSize(); i++ {
+		st := caps.GetStructureAt(i)
+		kinds = append(kinds, mediakind.OfStructure(st.Name(), strings.Trim(gstshim.StructureFieldString(st, "media"), `"`)))
+	}
+	return mediakind.Combine(kinds...)
 }
 
 // attach ghosts one of the instance's output pads and, once the instance is
@@ -206,6 +299,21 @@ func (b *reconnectBin) attach(c *instance, inner *gst.Pad, s stream) error {
 			return err
 		}
 		inner = normalized
+	}
+	if s == streamAudio {
+		if format := b.audioFormat(c.run); format != "" {
+			if !isRawAudio(inner) {
+				// Encoded audio cannot join raw silence; downstream will see
+				// the caps change (on-caps-change decides).
+				cat.LogWarning(fmt.Sprintf("source instance %d: its audio is not raw: passed as it is, not converted to %s", c.gen, format))
+			} else {
+				normalized, err := normalizeAudio(c.bin, inner, format)
+				if err != nil {
+					return err
+				}
+				inner = normalized
+			}
+		}
 	}
 	ghost := gst.NewGhostPad(s.String(), inner)
 	if ghost == nil {

@@ -214,6 +214,17 @@ func (b *reconnectBin) outputEvent(run *runState, s stream, info *gst.PadProbeIn
 		}
 		gstshim.ReplaceProbeEventWithTimeSegment(info, ev.Seqnum())
 	case gst.EventTypeCaps:
+		if pad := b.existingOutputPad(s); pad != nil && pad.GetPeer() != nil {
+			// The same caps again (a new source instance, or the source
+			// after fill in the same format, its fields in another order)
+			// are nothing new downstream. (The pad's own caps are already
+			// the new ones here: what downstream has is its peer's.)
+			if current := pad.GetPeer().GetCurrentCaps(); current != nil {
+				if caps := ev.ParseCaps(); caps != nil && current.IsEqual(caps) {
+					return gst.PadProbeDrop
+				}
+			}
+		}
 		return b.checkCaps(run, s, ev)
 	}
 	return gst.PadProbeOK

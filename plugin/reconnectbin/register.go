@@ -20,12 +20,16 @@
 //   - output.go: the bin's own pads and what leaves through them (one
 //     stream-start and segment, the per-stream order guard).
 //   - capschange.go: the on-caps-change policy.
-//   - fallback.go: fill frames and silence during an outage.
+//   - fallback.go: fill frames and silence during an outage, and from the
+//     start until a source feeds each stream.
+//   - audio.go: the audio pad's one raw format per run (output-audio-caps
+//     or negotiated), the source's raw audio converted to it.
 //   - report.go (systemd, metrics), hls.go (HLS through uri), soup.go (soup
 //     sessions kept per instance).
 //
 // Decisions (backoff, stall detection, status) live in the plain Go package
-// internal/supervisor, the output timeline in internal/timeline.
+// internal/supervisor, the output timeline in internal/timeline, what kind
+// of stream a pad carries in internal/mediakind.
 package reconnectbin
 
 import (
@@ -72,6 +76,7 @@ const (
 	propMaxRetries
 	propRestartOnEOS
 	propOutputCaps
+	propOutputAudioCaps
 	propFallback
 	propFallbackHold
 	propFallbackImage
@@ -117,14 +122,16 @@ var (
 var properties = []*glib.ParamSpec{
 	propSource: glib.NewStringParam("source", "Source description",
 		"gst-launch-1.0 description of the source chain to wrap, e.g. \"souphttpsrc location=http://cam/index.m3u8 ! hlsdemux ! decodebin\". "+
-			"Its one unlinked src pad (static, or added later by a demuxer or decodebin) becomes the bin's src pad. "+
+			"Its unlinked src pads (static, or added later by a demuxer or decodebin) are told apart by their caps: video "+
+			"becomes the bin's src pad, audio its audio pad (when requested), anything else is absorbed inside. "+
 			"Exactly one of source and uri must be set. Changes take effect at the next rebuild.",
 		nil, rw),
 	propURI: glib.NewStringParam("uri", "Source URI",
 		"URI to play through uridecodebin3 (http(s)://...m3u8, rtsp://, srt://, tcp://, file://). "+
 			"Before GStreamer 1.24 an http(s) URI whose path ends in .m3u8 plays through souphttpsrc ! hlsdemux ! decodebin "+
 			"instead (hlsdemux2 there can crash the process when a playlist refresh fails). "+
-			"Its video pad (else its first pad) becomes the bin's src pad. Exactly one of source and uri must be set. "+
+			"Its video becomes the bin's src pad, its audio the audio pad (when requested); other streams are absorbed. "+
+			"Exactly one of source and uri must be set. "+
 			"Changes take effect at the next rebuild.",
 		nil, rw),
 	propStallTimeout: glib.NewUint64Param("stall-timeout", "Stall timeout (ns)",
@@ -154,10 +161,18 @@ var properties = []*glib.ParamSpec{
 			"video/x-raw,format=I420,width=1280,height=720,framerate=25/1, so the encoder is configured once and its "+
 			"codec_data never changes whatever the camera comes back with. Needed by fallback. Default: none (the source's own caps).",
 		gst.TypeCaps, rw),
+	propOutputAudioCaps: glib.NewBoxedParam("output-audio-caps", "Output audio caps",
+		"Fixed raw audio format of the audio pad, e.g. audio/x-raw,format=S16LE,rate=48000,channels=2: fallback's silence "+
+			"is made in it and the source's raw audio is converted and resampled to it, so the audio encoder downstream is "+
+			"configured once, before any source has run. Default: none; with fallback on and the audio pad linked, the format "+
+			"is negotiated with downstream (S16LE, 48 kHz, stereo where downstream accepts it); no silence is made when "+
+			"downstream takes no raw audio (encoded audio passed through).",
+		gst.TypeCaps, rw),
 	propFallback: gstshim.EnumParam("fallback", "Fallback",
 		"What the bin outputs while the source is down, on the same timeline at the output-caps frame rate "+
 			"(as broadcast encoders do on input loss): the last good frame for fallback-hold, then black or fallback-image, "+
-			"and silence on a raw audio pad. It also fills a source that merely pauses (the output falling behind the "+
+			"and silence on the audio pad (in output-audio-caps' format). From the start too: 0.5 s after PLAYING, whatever stream no source has fed yet "+
+			"is filled, so a muxer or kvssink waiting for both streams writes at once whether or not a camera answers. It also fills a source that merely pauses (the output falling behind the "+
 			"clock) without rebuilding it, and switches back on the source's first good buffer. Needs output-caps.",
 		fallbackType, DefaultFallback, rw),
 	propFallbackHold: glib.NewUint64Param("fallback-hold", "Fallback hold (ns)",

@@ -48,6 +48,12 @@ type runState struct {
 	stop      chan struct{}
 	stopOnce  sync.Once
 	done      chan struct{}
+	// The audio pad's format for this run (audio.go): decided once, read
+	// by fillers and by streaming threads attaching the source's audio.
+	audioMu      sync.Mutex
+	audioCaps    string
+	audioDecided bool
+
 	// ended is closed by application EOS: no more rebuilds, but the current
 	// instance stays until the pipeline stops.
 	ended     chan struct{}
@@ -124,6 +130,7 @@ func (b *reconnectBin) stopRun() {
 	}
 	run.stopOnce.Do(func() { close(run.stop) })
 	<-run.done
+	run.fallback.shut() // a start-grace timer firing now starts nothing
 	// Downstream is already flushing (a bin stops its sinks first), so a
 	// filler blocked in a push returns.
 	b.closeFills(run, true)

@@ -25,10 +25,13 @@ type settings struct {
 	maxRetries    int
 	restartOnEOS  bool
 	outputCaps    string // serialized fixed caps, "" for none
-	fallback      int
-	fallbackHold  time.Duration
-	fallbackImage string
-	onCapsChange  int
+	// outputAudioCaps is the raw audio format of the audio pad (serialized
+	// fixed caps), "" to negotiate it with downstream when needed.
+	outputAudioCaps string
+	fallback        int
+	fallbackHold    time.Duration
+	fallbackImage   string
+	onCapsChange    int
 }
 
 func defaultSettings() settings {
@@ -127,6 +130,11 @@ func validateSettings(s settings) error {
 			return badProperty("output-caps", err.Error())
 		}
 	}
+	if s.outputAudioCaps != "" {
+		if _, err := parseOutputAudioCaps(s.outputAudioCaps); err != nil {
+			return badProperty("output-audio-caps", err.Error())
+		}
+	}
 	if s.fallback == FallbackImage {
 		if f, err := os.Open(s.fallbackImage); err != nil {
 			return badProperty("fallback-image", fmt.Sprintf("cannot be read: %v", err))
@@ -222,4 +230,27 @@ func parseOutputCaps(s string) (outputFormat, error) {
 	}
 	f.frameDur = time.Duration(int64(time.Second) * int64(den) / int64(num))
 	return f, nil
+}
+
+// parseOutputAudioCaps checks that caps are one fixed raw audio format that
+// silence can be made in (format, rate, channels, and a channel-mask beyond
+// two channels), and returns them serialized.
+func parseOutputAudioCaps(s string) (string, error) {
+	caps := gst.NewCapsFromString(s)
+	if caps == nil || caps.GetSize() != 1 {
+		return "", fmt.Errorf("%q is not one caps structure", s)
+	}
+	if caps.GetStructureAt(0).Name() != "audio/x-raw" {
+		return "", fmt.Errorf("%q is not audio/x-raw", s)
+	}
+	if gstshim.StructureFieldString(caps.GetStructureAt(0), "layout") == "" {
+		caps = gst.NewCapsFromString(caps.String() + ",layout=interleaved")
+	}
+	if !caps.IsFixed() {
+		return "", fmt.Errorf("%q is not fixed: give one format, rate and channels", s)
+	}
+	if gstshim.Silence(caps, 0, gst.ClockTime(20*time.Millisecond)) == nil {
+		return "", fmt.Errorf("%q is not a complete raw audio format: give format, rate and channels (and channel-mask beyond 2 channels)", s)
+	}
+	return caps.String(), nil
 }

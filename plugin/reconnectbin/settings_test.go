@@ -23,6 +23,14 @@ func TestBadSettingsNameTheirProperty(t *testing.T) {
 			"reconnectbin: property 'max-retry-delay' (1s) must be >= retry-delay (3s)"},
 		{"fallback without output-caps", func(s *settings) { s.fallback = FallbackBlack },
 			"reconnectbin: property 'fallback' needs 'output-caps': fallback frames are made at its size and frame rate"},
+		{"output-audio-caps not audio", func(s *settings) { s.outputAudioCaps = "video/x-raw" },
+			`reconnectbin: property 'output-audio-caps' "video/x-raw" is not audio/x-raw`},
+		{"output-audio-caps encoded", func(s *settings) { s.outputAudioCaps = "audio/mpeg,mpegversion=4" },
+			`reconnectbin: property 'output-audio-caps' "audio/mpeg,mpegversion=4" is not audio/x-raw`},
+		{"output-audio-caps not fixed", func(s *settings) { s.outputAudioCaps = "audio/x-raw,format=S16LE,rate=[8000,48000],channels=2" },
+			`reconnectbin: property 'output-audio-caps' "audio/x-raw,format=S16LE,rate=[8000,48000],channels=2" is not fixed: give one format, rate and channels`},
+		{"output-audio-caps incomplete", func(s *settings) { s.outputAudioCaps = "audio/x-raw,format=S16LE,rate=48000" },
+			`reconnectbin: property 'output-audio-caps' "audio/x-raw,format=S16LE,rate=48000" is not a complete raw audio format: give format, rate and channels (and channel-mask beyond 2 channels)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := base
@@ -38,6 +46,11 @@ func TestBadSettingsNameTheirProperty(t *testing.T) {
 	}
 	if err := validateSettings(base); err != nil {
 		t.Errorf("valid settings refused: %v", err)
+	}
+	withAudio := base
+	withAudio.outputAudioCaps = "audio/x-raw,format=S16LE,rate=48000,channels=2"
+	if err := validateSettings(withAudio); err != nil {
+		t.Errorf("a complete output-audio-caps refused: %v", err)
 	}
 	if got := propertyMessage(errors.New("other")); !strings.HasPrefix(got, "reconnectbin: other") {
 		t.Errorf("a non-property error reads %q", got)

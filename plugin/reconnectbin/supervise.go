@@ -31,6 +31,9 @@ func (b *reconnectBin) supervise(run *runState) {
 		case playing = <-run.playing:
 			if playing && !started {
 				started = true
+				if run.fallback.enabled() {
+					go b.afterStartGrace(run)
+				}
 				b.startInstance(run)
 			} else if c := run.current.Load(); c != nil {
 				b.followState(c, playing)
@@ -63,6 +66,20 @@ func (b *reconnectBin) supervise(run *runState) {
 	}
 }
 
+// afterStartGrace fills what the source has not fed startGrace after the
+// start. A goroutine of its own: the loop may be held in the first start
+// (a connect that blocks) for up to stall-timeout.
+func (b *reconnectBin) afterStartGrace(run *runState) {
+	timer := time.NewTimer(startGrace)
+	defer timer.Stop()
+	select {
+	case <-run.stop:
+	case <-run.ended:
+	case <-timer.C:
+		b.fillIdle(run)
+	}
+}
+
 // gapCheck is how often a bin with fallback checks that its output keeps up
 // with the clock.
 const gapCheck = 50 * time.Millisecond
@@ -80,19 +97,40 @@ func (b *reconnectBin) fillGap(run *runState) {
 	if b.outputHeld() {
 		return // behind because downstream blocks, not because the source is quiet
 	}
+	if _, held := b.pushes[streamMain].Load().Oldest(); held && b.existingOutputPad(streamAudio) != nil &&
+		!run.output.timeline.Filling(int(streamAudio)) {
+		// Downstream holds the source's video, waiting for audio (a muxer,
+		// kvssink): the source has no audio (yet, or ever). Silence is what
+		// releases the video; black would replace a picture that is there.
+		if _, anyAudio := run.output.timeline.LastEndOf(int(streamAudio)); !anyAudio || b.behind(run, streamAudio) {
+			cat.LogDebug("the video is held downstream, waiting for audio: filling the audio pad with silence")
+			b.startSilence(run)
+			return
+		}
+	}
 	end, any := run.output.timeline.LastEndOf(int(streamMain))
 	now := gstshim.RunningTimeNow(b.self.Element)
 	if !any || now == gst.ClockTimeNone {
 		return
 	}
-	threshold := 2 * int64(f.frameDur)
-	if threshold < int64(250*time.Millisecond) {
-		threshold = int64(250 * time.Millisecond)
-	}
-	if int64(now)-end > threshold {
+	if int64(now)-end > gapThreshold(f) {
 		cat.LogDebug("output fell behind the clock: filling the gap")
 		b.startFallback(run)
 	}
+}
+
+// behind reports whether stream s's output has fallen behind the clock by
+// more than gapThreshold.
+func (b *reconnectBin) behind(run *runState, s stream) bool {
+	end, any := run.output.timeline.LastEndOf(int(s))
+	now := gstshim.RunningTimeNow(b.self.Element)
+	return any && now != gst.ClockTimeNone && int64(now)-end > gapThreshold(run.fallback)
+}
+
+// gapThreshold is how far behind the clock a stream may fall before
+// fallback fills it: two frames, at least 250 ms.
+func gapThreshold(f *fallback) int64 {
+	return max(2*int64(f.frameDur), int64(250*time.Millisecond))
 }
 
 func stallTick(sup *supervisor.Supervisor) time.Duration {

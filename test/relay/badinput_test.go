@@ -24,6 +24,9 @@ func TestBadSettingsNameTheProperty(t *testing.T) {
 		{"unknown element", []string{"source=nosuchelement-kvsrelay"}, "'source' does not parse"},
 		{"no src pad", []string{"source=videotestsrc ! fakesink"}, "'source' has no unlinked src pad"},
 		{"backoff cap below start", []string{"source=videotestsrc", "retry-delay=3000000000", "max-retry-delay=1000000000"}, "'max-retry-delay'"},
+		{"output-audio-caps not raw audio", []string{"source=videotestsrc", "output-audio-caps=audio/mpeg,mpegversion=4"}, "'output-audio-caps'"},
+		{"output-audio-caps without channels", []string{"source=videotestsrc", "output-audio-caps=audio/x-raw,format=S16LE,rate=48000"},
+			"is not a complete raw audio format"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

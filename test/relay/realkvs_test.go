@@ -814,3 +814,60 @@ func TestRealKVSSinkRestartOnError(t *testing.T) {
 		r.Kill()
 	})
 }
+
+// Issue #18 against the real kvssink (video_0 and audio_0): both of the
+// issue's lines (decodebin, and explicit branches behind tsdemux) with
+// nothing listening on the camera's port when the relay starts. Black and
+// silence reach the endpoint from the first fragment, both tracks starting
+// together; the camera arrives and its audio joins the silence's format
+// (one set of codec private data throughout); Ctrl-C ends it cleanly.
+// Calibrated against the stand-in.
+func TestRealKVSSinkAudioVideoCameraDownAtStart(t *testing.T) {
+	requireRealKVSSink(t)
+	t.Parallel()
+	aac := servers.AACEncoder(t)
+	for _, tc := range []struct {
+		name   string
+		source func(port int) string
+	}{
+		{"decodebin", func(port int) string { return fmt.Sprintf("tcpclientsrc host=127.0.0.1 port=%d ! decodebin", port) }},
+		{"explicit-branches", avExplicitBranches},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			port := servers.FreePort(t)
+			video := transcode("source="+tc.source(port), "stall-timeout="+sec(2*time.Second), "fallback=black",
+				"output-caps=video/x-raw,format=I420,width=320,height=240,framerate=25/1")
+			audio := []string{"r.audio", "!", "audioconvert", "!", "audioresample", "!", aac, "!", "aacparse"}
+			r := startRealKVSRelay(t, realSetup{video: video, audio: audio, calibrate: true})
+			// Before the fix nothing was uploaded: kvssink waited for audio.
+			r.waitPersisted(t, 2, time.Time{}, "with the camera down")
+			if n := r.Count(recovered); n != 0 {
+				t.Fatalf("the source recovered %d times with no camera", n)
+			}
+			servers.NewTSServer(t, servers.TSOptions{Port: port, Media: servers.MediaOptions{Audio: true}})
+			r.WaitFor(30*time.Second, 1, "recovery", recovered)
+			r.waitPersisted(t, 2, time.Now(), "after the camera arrived")
+			up := r.finish(t)
+			if len(up.audio) == 0 || len(up.video) == 0 {
+				t.Fatalf("%d video and %d audio frames reached the endpoint", len(up.video), len(up.audio))
+			}
+			// In sync from the first second: the first fragment holds both
+			// tracks, starting together (an AAC frame is 21 ms).
+			d := time.Duration(up.audio[0].Timecode-up.video[0].Timecode) * time.Millisecond
+			t.Logf("the uploaded audio starts %v from the video", d)
+			if d < -100*time.Millisecond || d > 100*time.Millisecond {
+				t.Errorf("the uploaded audio starts %v from the video", d)
+			}
+			if gap := largestGap(up.video); gap > fallbackSwitchGap {
+				t.Errorf("a %v hole in the uploaded video", gap)
+			}
+			if gap := largestGap(up.audio); gap > 200*time.Millisecond {
+				t.Errorf("a %v hole in the uploaded audio", gap)
+			}
+			if d := span(up.audio) - span(up.video); d < -time.Second || d > time.Second {
+				t.Errorf("audio spans %v, video %v: one track stopped", span(up.audio), span(up.video))
+			}
+		})
+	}
+}
