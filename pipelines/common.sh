@@ -201,8 +201,11 @@ run_pipeline() {
 	words "$1"
 	ARGS+=("!" "$KVS_CAPS" "!")
 	words "$SINK"
-	local -a flags=()
-	[[ -z ${GST_LAUNCH_FLAGS:-} ]] || read -r -a flags <<<"$GST_LAUNCH_FLAGS"
+	# -e: on SIGINT (the unit's KillSignal, Ctrl-C by hand) gst-launch sends
+	# EOS and waits for it to reach kvssink, which then closes its last
+	# fragment and uploads what it holds; without it a stop drops them.
+	local -a flags=(-e)
+	[[ -z ${GST_LAUNCH_FLAGS:-} ]] || read -r -a flags <<<"-e $GST_LAUNCH_FLAGS"
 
 	if [[ ${DRY_RUN:-0} != 0 ]]; then
 		print_command gst-launch-1.0 "${flags[@]}" "${ARGS[@]}"

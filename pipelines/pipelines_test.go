@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,6 +110,16 @@ func stubLaunch(t *testing.T) (pathEnv string, argv func() []string, pid func() 
 		return n
 	}
 	return "PATH=" + dir + ":" + os.Getenv("PATH"), argv, pid
+}
+
+// descriptionArgs is a printed gst-launch-1.0 command without the program
+// name and its leading options: the pipeline description's words.
+func descriptionArgs(command []string) []string {
+	args := command[1:]
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		args = args[1:]
+	}
+	return args
 }
 
 // elements splits gst-launch arguments into elements: at the "!" links, and
@@ -260,10 +271,27 @@ func TestDryRunPrintsExactlyWhatRuns(t *testing.T) {
 	}
 }
 
+// systemctl stop sends SIGINT (the unit's KillSignal); only with -e does
+// gst-launch-1.0 answer it with EOS, so that kvssink uploads what it holds
+// and closes its last fragment. GST_LAUNCH_FLAGS adds to -e, never drops it.
+func TestRecipesEndWithEOSOnStop(t *testing.T) {
+	for _, r := range recipes {
+		t.Run(r.script, func(t *testing.T) {
+			for _, env := range [][]string{r.env, append(append([]string(nil), r.env...), "GST_LAUNCH_FLAGS=-v")} {
+				argv := shellWords(t, dryRun(t, r.script, env...))
+				options := argv[1 : len(argv)-len(descriptionArgs(argv))]
+				if !slices.Contains(options, "-e") {
+					t.Errorf("%v: gst-launch-1.0 options %q lack -e", env, options)
+				}
+			}
+		})
+	}
+}
+
 func TestPipelinesForKVS(t *testing.T) {
 	for _, r := range recipes {
 		t.Run(r.script, func(t *testing.T) {
-			argv := shellWords(t, dryRun(t, r.script, r.env...))[1:]
+			argv := descriptionArgs(shellWords(t, dryRun(t, r.script, r.env...)))
 			els := elements(argv)
 
 			if els[0][0] != "kvscredprovider" {
@@ -334,8 +362,8 @@ func TestLocalSinkIsOneVariableAway(t *testing.T) {
 	const local = "matroskamux ! filesink location=/tmp/relay.mkv"
 	for _, r := range recipes {
 		t.Run(r.script, func(t *testing.T) {
-			kvs := shellWords(t, dryRun(t, r.script, r.env...))[1:]
-			off := shellWords(t, dryRun(t, r.script, append(r.env, "SINK="+local)...))[1:]
+			kvs := descriptionArgs(shellWords(t, dryRun(t, r.script, r.env...)))
+			off := descriptionArgs(shellWords(t, dryRun(t, r.script, append(r.env, "SINK="+local)...)))
 			joined := strings.Join(off, " ")
 			if strings.Contains(joined, "kvscredprovider") || strings.Contains(joined, "kvssink") {
 				t.Fatalf("local pipeline still has KVS parts: %s", joined)
@@ -354,7 +382,7 @@ func TestLocalSinkIsOneVariableAway(t *testing.T) {
 
 func TestSourceWithSpecialCharactersSurvivesNestedQuoting(t *testing.T) {
 	weird := `https://cam.example/live/a b/index.m3u8?token="x y"&sig=a\b!c`
-	argv := shellWords(t, dryRun(t, "hls-transcode.sh", "SOURCE="+weird))[1:]
+	argv := descriptionArgs(shellWords(t, dryRun(t, "hls-transcode.sh", "SOURCE="+weird)))
 	rb, _ := findElement(elements(argv), "reconnectbin")
 	src, _ := prop(rb, "source")
 	inner := elements(gstTokens(gstUnquote(t, src)))
@@ -412,7 +440,7 @@ func TestCredentials(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			argv := shellWords(t, dryRun(t, "testpattern.sh", tc.env...))[1:]
+			argv := descriptionArgs(shellWords(t, dryRun(t, "testpattern.sh", tc.env...)))
 			els := elements(argv)
 			first := strings.Join(els[0], " ")
 			hasCreds := els[0][0] == "kvscredprovider"
@@ -467,7 +495,7 @@ func TestBadSettingsFailClearly(t *testing.T) {
 }
 
 func TestTranscodeSwitchForTransportStreams(t *testing.T) {
-	argv := shellWords(t, dryRun(t, "mpegts-udp.sh", "TRANSCODE=1", "OUTPUT_CAPS=video/x-raw,width=640,height=360,framerate=30000/1001"))[1:]
+	argv := descriptionArgs(shellWords(t, dryRun(t, "mpegts-udp.sh", "TRANSCODE=1", "OUTPUT_CAPS=video/x-raw,width=640,height=360,framerate=30000/1001")))
 	els := elements(argv)
 	rb, _ := findElement(els, "reconnectbin")
 	if v, _ := prop(rb, "output-caps"); gstUnquote(t, v) != "video/x-raw,width=640,height=360,framerate=30000/1001" {
@@ -487,7 +515,7 @@ func TestRunScriptPicksTheRecipe(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	els := elements(shellWords(t, strings.TrimSpace(r.stdout))[1:])
+	els := elements(descriptionArgs(shellWords(t, strings.TrimSpace(r.stdout))))
 	if v, _ := prop(els[0], "credential-path"); gstUnquote(t, v) != "/run/kvs-relay/cam-1/credential" {
 		t.Errorf("credential-path %q, want the unit's runtime directory", v)
 	}
@@ -557,7 +585,7 @@ func TestPassthroughIgnoresTranscodeSettingsWithAWarning(t *testing.T) {
 			if warnings != 1 || !strings.Contains(r.stderr, "ignoring FALLBACK, OUTPUT_CAPS, KEY_INT_MAX") || !strings.Contains(r.stderr, tc.hint) {
 				t.Errorf("want one warning naming the ignored settings and pointing at %q, got %q", tc.hint, r.stderr)
 			}
-			rb, _ := findElement(elements(shellWords(t, strings.TrimSpace(r.stdout))[1:]), "reconnectbin")
+			rb, _ := findElement(elements(descriptionArgs(shellWords(t, strings.TrimSpace(r.stdout)))), "reconnectbin")
 			for _, p := range []string{"fallback", "output-caps"} {
 				if v, ok := prop(rb, p); ok {
 					t.Errorf("passthrough reconnectbin got %s=%s", p, v)
@@ -609,7 +637,7 @@ func TestExampleEnvFileRunsEveryRecipe(t *testing.T) {
 			if res.code != 0 {
 				t.Fatalf("example settings with RECIPE=%s: exit %d: %s", strings.TrimSuffix(r.script, ".sh"), res.code, res.stderr)
 			}
-			els := elements(shellWords(t, strings.TrimSpace(res.stdout))[1:])
+			els := elements(descriptionArgs(shellWords(t, strings.TrimSpace(res.stdout))))
 			rb, _ := findElement(els, "reconnectbin")
 			src, _ := prop(rb, "source")
 			if inner := elements(gstTokens(gstUnquote(t, src))); inner[0][0] != r.inner[0] {
@@ -646,7 +674,7 @@ func TestSRTModeIsInTheURI(t *testing.T) {
 		{"srt-caller.sh", []string{"SOURCE=srt://enc.example:9000?streamid=cam1"}, "srt://enc.example:9000?streamid=cam1&mode=caller"},
 		{"srt-listener.sh", []string{"SOURCE=srt://:9000?mode=rendezvous"}, "srt://:9000?mode=rendezvous"},
 	} {
-		argv := shellWords(t, dryRun(t, tc.script, tc.env...))[1:]
+		argv := descriptionArgs(shellWords(t, dryRun(t, tc.script, tc.env...)))
 		rb, _ := findElement(elements(argv), "reconnectbin")
 		src, _ := prop(rb, "source")
 		srt := elements(gstTokens(gstUnquote(t, src)))[0]

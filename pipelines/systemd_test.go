@@ -268,6 +268,9 @@ func TestRelayUnitContract(t *testing.T) {
 		"ExecStart":                "/usr/local/lib/kvsrelay/kvs-relay-run",
 		"DynamicUser":              "yes",
 		"MemoryMax":                "1G",
+		// gst-launch-1.0 -e ends with EOS on SIGINT only; SIGTERM would
+		// end it at once and drop what kvssink holds.
+		"KillSignal": "SIGINT",
 	})
 	checkRestartPolicy(t, unit, s)
 	checkHardening(t, unit, s, hardening["RestrictAddressFamilies"])

@@ -113,7 +113,9 @@ func TestRecipeHLSTranscodeIntoKVSSink(t *testing.T) {
 // credentials from a local IMDS fake) and ends in kvssink, here the test
 // build's stand-in, which reports every frame it accepted. The only recipe
 // variable a test passes is the camera's (SOURCE), pointed at a local server;
-// GST_LAUNCH_FLAGS=-m -e only lets the harness read the bus and end cleanly.
+// GST_LAUNCH_FLAGS=-m only lets the harness read the bus. The relay is
+// stopped as systemctl stop does (SIGINT, the unit's KillSignal): the
+// recipe's own -e must turn that into an EOS that reaches kvssink.
 type asWritten struct {
 	t      *testing.T
 	report string
@@ -127,7 +129,7 @@ func startAsWritten(t *testing.T, script string, recipeVars ...string) *asWritte
 	env := harness.Env(t, append([]string{
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL(),
 		"KVSSINK_STANDIN_REPORT=" + report,
-		"GST_LAUNCH_FLAGS=-m -e",
+		"GST_LAUNCH_FLAGS=-m",
 	}, recipeVars...)...)
 	return &asWritten{t: t, report: report, launch: harness.StartCommand(t, env, "bash", recipe(script))}
 }
@@ -161,6 +163,9 @@ func (r *asWritten) finish() *kvssinkstandin.Report {
 	rep, err := kvssinkstandin.ReadReport(r.report)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !rep.EOS {
+		t.Error("kvssink got no EOS after SIGINT: its last fragment would not be closed and what it holds not uploaded")
 	}
 	if !rep.Started || rep.TotalAccepted() < frames || rep.Keyframes == 0 {
 		t.Errorf("kvssink: started %v, %d frames accepted, %d keyframes", rep.Started, rep.TotalAccepted(), rep.Keyframes)
