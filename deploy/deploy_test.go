@@ -551,7 +551,7 @@ func checkMakeSteps(t *testing.T, what, script string) []string {
 
 func TestContainerfile(t *testing.T) {
 	var runs []string
-	var entrypoint, healthcheck string
+	var entrypoint, healthcheck, stopSignal string
 	env := map[string]string{}
 	for _, in := range containerfileInstructions(t) {
 		switch in[0] {
@@ -561,6 +561,8 @@ func TestContainerfile(t *testing.T) {
 			entrypoint = in[1]
 		case "HEALTHCHECK":
 			healthcheck = in[1]
+		case "STOPSIGNAL":
+			stopSignal = in[1]
 		case "ENV":
 			for _, kv := range strings.Fields(in[1]) {
 				k, v, _ := strings.Cut(kv, "=")
@@ -580,6 +582,11 @@ func TestContainerfile(t *testing.T) {
 	}
 	if entrypoint != `["`+runScript+`"]` {
 		t.Errorf("ENTRYPOINT %s, want [%q]", entrypoint, runScript)
+	}
+	// A container stop must reach gst-launch-1.0 as SIGINT, the signal its
+	// -e answers with EOS (SIGTERM, the default, drops what kvssink holds).
+	if stopSignal != "SIGINT" {
+		t.Errorf("STOPSIGNAL %q, want SIGINT", stopSignal)
 	}
 	if !strings.HasSuffix(healthcheck, `CMD ["`+livenessProbe+`"]`) {
 		t.Errorf("HEALTHCHECK %q does not run %s", healthcheck, livenessProbe)
