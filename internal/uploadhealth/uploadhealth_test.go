@@ -328,3 +328,20 @@ func TestConcurrentInputs(t *testing.T) {
 		t.Errorf("counters %+v", s)
 	}
 }
+
+func TestErrorNames(t *testing.T) {
+	for _, c := range []struct {
+		got, want string
+	}{
+		{AckErrorName(4004), "fragment timecode not monotonically increasing"},
+		{AckErrorName(5000), "internal service error"},
+		{AckErrorName(1234), "ErrorId 1234"},
+		{StreamErrorName(0x52000049), "invalid streaming token expiration (the credentials are expiring)"},
+		{StreamErrorName(0x52000010), "not authorized (HTTP 403: credentials refused)"},
+		{StreamErrorName(0x15000017), "credential provider error (the credential file could not be read or its credentials are unusable)"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
