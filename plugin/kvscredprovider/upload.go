@@ -355,12 +355,20 @@ func (r *uploadRun) report(s *sinkWatch, ev uploadhealth.Event) {
 	if s.lastError != "" {
 		since = "; last error: " + s.lastError
 	}
+	// kvssink signals only errors it cannot recover from; refused
+	// connections and HTTP 403/500 answers it retries are in its log only
+	// (seen with the real kvssink against the local endpoint).
+	cause := since
+	if cause == "" {
+		cause = "; kvssink reported no error: the cause (connections refused, HTTP 403 or 500 answers, " +
+			"a service taking data without acknowledging it) is in kvssink's log"
+	}
 	switch ev.Kind {
 	case uploadhealth.EventStalled:
 		restartAt := s.watch.WedgeAfter()
 		text := fmt.Sprintf("%s (stream %s): no PERSISTED fragment acknowledgement for %s while frames go in%s; "+
 			"the process's systemd watchdog pings stop at %s unless acknowledgements resume",
-			s.name, s.stream, ev.AckAge.Round(time.Second), since, restartAt)
+			s.name, s.stream, ev.AckAge.Round(time.Second), cause, restartAt)
 		cat.LogWarning(text)
 		gstshim.PostError(p.self, true, gstshim.ResourceError, gst.ResourceErrorWrite, "Upload to Kinesis Video Streams stalled: "+text, "")
 		p.postElementMessage(MessageUploadStalled, map[string]any{
@@ -377,7 +385,7 @@ func (r *uploadRun) report(s *sinkWatch, ev uploadhealth.Event) {
 	case uploadhealth.EventWedged:
 		text := fmt.Sprintf("%s (stream %s): still no PERSISTED fragment acknowledgement after %s (kvssink's buffer "+
 			"of %s is used up)%s; %s stops the systemd watchdog pings so that systemd restarts the process",
-			s.name, s.stream, ev.AckAge.Round(time.Second), s.watch.WedgeAfter(), since, self)
+			s.name, s.stream, ev.AckAge.Round(time.Second), s.watch.WedgeAfter(), cause, self)
 		cat.LogError(text)
 		gstshim.PostError(p.self, true, gstshim.ResourceError, gst.ResourceErrorWrite, "Upload to Kinesis Video Streams wedged: "+text, "")
 		if s.health != nil {
