@@ -363,6 +363,14 @@ func (s *Server) ErrorAck(errorID int) {
 	s.errorAck = errorID
 }
 
+// ClearFailures drops the failures Fail queued for path that were not
+// answered yet: the API works again from now on.
+func (s *Server) ClearFailures(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.failures, path)
+}
+
 // HoldAcks, while on, makes the endpoint acknowledge fragments with
 // BUFFERING only: no RECEIVED or PERSISTED, as a service that takes the data
 // but never stores it (a putMedia that never acks). Bodies are still read
@@ -412,6 +420,8 @@ func injectedError(status int) *apiError {
 		errType, msg = "ServiceUnavailable", "Service is unavailable. Please try again."
 	case http.StatusTooManyRequests:
 		errType, msg = "ClientLimitExceededException", "Rate exceeded."
+	case http.StatusForbidden:
+		errType, msg = "AccessDeniedException", "User is not authorized to perform this operation."
 	}
 	return &apiError{status: status, errType: errType, message: msg}
 }

@@ -18,6 +18,7 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,6 +73,8 @@ type realSetup struct {
 	// kvscredprovider properties.
 	kvssink  []string
 	provider []string
+	// env holds extra environment variables for gst-launch-1.0.
+	env []string
 	// calibrate tees what kvssink gets into the stand-in as well.
 	calibrate bool
 }
@@ -131,7 +134,7 @@ func startRealKVSRelay(t *testing.T, s realSetup) *realRelay {
 		env = harness.KVSSinkCalibrationEnv(t, ep.URL(), realRegion, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL(),
 			kvssinkstandin.EnvTrace+"="+trace)
 	} else {
-		env = harness.KVSSinkEnv(t, ep.URL(), realRegion, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL())
+		env = harness.KVSSinkEnv(t, ep.URL(), realRegion, append([]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL()}, s.env...)...)
 	}
 	return &realRelay{Launch: harness.StartLaunch(t, env, args...), ep: ep, imds: imds, report: report, log: logFile, trace: trace}
 }
@@ -827,12 +830,12 @@ func TestRealKVSSinkRestartOnError(t *testing.T) {
 func TestRealKVSSinkUploadHealth(t *testing.T) {
 	requireRealKVSSink(t)
 	t.Parallel()
-	start := func(t *testing.T) *realRelay {
+	start := func(t *testing.T, kvssink ...string) *realRelay {
 		srv := servers.NewTSServer(t, servers.TSOptions{})
 		r := startRealKVSRelay(t, realSetup{
 			video:    transcode(tsSource(srv.Port()), "stall-timeout="+sec(2*time.Second)),
 			provider: []string{"name=cp", "ack-timeout=" + sec(10*time.Second)},
-			kvssink:  []string{"buffer-duration=20"},
+			kvssink:  append([]string{"buffer-duration=20"}, kvssink...),
 		})
 		r.waitPersisted(t, 3, time.Time{}, "at start")
 		return r
@@ -885,6 +888,35 @@ func TestRealKVSSinkUploadHealth(t *testing.T) {
 			t.Errorf("a recovered ERROR acknowledgement was reported as a stall")
 		}
 	})
+
+	// putMedia answered 500 or 403 again and again: kvssink retries
+	// without a signal (its log has the status), so the stall is what
+	// reports it, saying where the cause is. The endpoint heals before the
+	// shutdown: kvssink v3.6.0 itself crashes (SIGSEGV) when it is stopped
+	// while its putMedia calls keep failing (seen with 403 and with refused
+	// connections, also without kvscredprovider's hooks).
+	for _, status := range []int{http.StatusInternalServerError, http.StatusForbidden} {
+		t.Run(fmt.Sprintf("putMedia %d", status), func(t *testing.T) {
+			t.Parallel()
+			// stop-stream-timeout: kvssink's drain at EOS waits for
+			// acknowledgements that do not come (120 s by default).
+			r := start(t, "stop-stream-timeout=5")
+			r.ep.Fail(kvsendpoint.PathPutMedia, 100000, status)
+			r.ep.DropPutMedia()
+			stalled := r.WaitFor(60*time.Second, 1, "upload-stalled", harness.Element("kvscredprovider-upload-stalled"))
+			if stalled.Field("last-error") != "" {
+				t.Errorf("last-error %q: kvssink signals no error for retried HTTP failures", stalled.Field("last-error"))
+			}
+			r.WaitFor(60*time.Second, 1, "the stalled WARNING naming kvssink's log", fromCP("warning", "the cause (connections refused, HTTP 403 or 500 answers"))
+			r.WaitFor(60*time.Second, 1, "the wedged WARNING", fromCP("warning", "wedged"))
+			r.ep.ClearFailures(kvsendpoint.PathPutMedia)
+			r.WaitFor(90*time.Second, 1, "upload-resumed", harness.Element("kvscredprovider-upload-resumed"))
+			r.Interrupt()
+			if code := r.Wait(realStopTimeout); code != 0 {
+				t.Fatalf("gst-launch-1.0 exited %d after EOS\n%s", code, r.summary())
+			}
+		})
+	}
 
 	t.Run("fatal ERROR ack", func(t *testing.T) {
 		t.Parallel()
