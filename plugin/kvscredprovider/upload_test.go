@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/sdnotify"
 	"github.com/kvsrelay/kvsrelay/plugin/kvscredprovider"
 	"github.com/kvsrelay/kvsrelay/test/harness"
@@ -355,4 +356,36 @@ func TestAckTimeoutTooShortFailsTheStart(t *testing.T) {
 	if text := m.ParseError().Error(); !strings.Contains(text, "ack-timeout") || !strings.Contains(text, "at least 10s") {
 		t.Fatalf("ERROR %q does not name ack-timeout and its minimum", text)
 	}
+}
+
+// Frames kvssink refuses with a "put frame error" WARNING (here: timestamps
+// going back) are counted as dropped in upload-status.
+func TestUploadCountsFramesKvssinkRefused(t *testing.T) {
+	fakeIMDS(t, imdsfake.Options{})
+	path := filepath.Join(harness.PrivateDir(t), "credential")
+	p := harness.NewPipeline(t, "kvscredprovider name=cp credential-path="+path+" "+encoded+
+		" ! identity name=rewind ! kvssink name=sink stream-name=cam")
+	// After 30 buffers, every buffer is sent 10 s back in time: kvssink
+	// refuses each with a put frame error.
+	var n int
+	element(t, p, "rewind").GetStaticPad("src").AddProbe(gst.PadProbeTypeBuffer, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+		n++
+		buf := info.GetBuffer()
+		if n <= 30 || buf == nil || buf.PresentationTimestamp() < gst.ClockTime(10*time.Second) {
+			return gst.PadProbeOK
+		}
+		gstshim.SetProbeBufferTimestamps(info, buf.PresentationTimestamp()-gst.ClockTime(10*time.Second),
+			buf.DecodingTimestamp()-gst.ClockTime(10*time.Second))
+		return gst.PadProbeOK
+	})
+	p.Start()
+	p.WaitFor(60*time.Second, 1, "kvssink's put frame error", func(m *gst.Message) bool {
+		return m.Type() == gst.MessageWarning && m.Source() == "sink" &&
+			strings.Contains(m.ParseWarning().DebugString(), "put frame error occurred. Status: 0x")
+	})
+	cp := element(t, p, "cp")
+	harness.WaitUntil(t, 30*time.Second, "frames-dropped in upload-status", func() bool {
+		st := uploadState(t, cp)
+		return st != nil && structUint(t, st, "frames-dropped") > 0
+	})
 }
