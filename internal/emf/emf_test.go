@@ -509,3 +509,60 @@ func TestOpenOutput(t *testing.T) {
 		}
 	})
 }
+
+func TestUploadMetricsAppearOnceWatchedWithLargestAckAgePerLine(t *testing.T) {
+	clock := newClock()
+	rec := NewRecorder(RecorderOptions{Now: clock.Now})
+	var out bytes.Buffer
+	w, err := NewWriter(rec, WriterOptions{Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam := rec.Stream("cam-1")
+	cam.AddFramesOut(1)
+	flush := func() map[string]any {
+		t.Helper()
+		out.Reset()
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return parseLines(t, out.String())["cam-1"]
+	}
+	if root := flush(); root[MetricUploadAckAgeSeconds] != nil || root[MetricUploadErrors] != nil {
+		t.Fatalf("upload metrics in the line of a stream whose upload is not watched: %v", root)
+	}
+
+	cam.SetUploadAckAge(2 * time.Second)
+	cam.SetUploadAckAge(75 * time.Second) // a stall ...
+	cam.SetUploadAckAge(time.Second)      // ... that ended before the line
+	cam.AddUploadError()
+	cam.AddUploadError()
+	cam.AddUploadFramesDropped(3)
+	root := flush()
+	for m, v := range map[string]float64{MetricUploadAckAgeSeconds: 75, MetricUploadErrors: 2, MetricUploadFramesDropped: 3} {
+		if got := num(t, root, m); got != v {
+			t.Errorf("%s = %v, want %v", m, got, v)
+		}
+	}
+	if _, has := root[MetricUploadAckLatencySeconds]; has {
+		t.Error("UploadAckLatencySeconds before any latency was measured")
+	}
+	units := declared(root)
+	for m, u := range map[string]string{MetricUploadAckAgeSeconds: "Seconds", MetricUploadErrors: "Count", MetricUploadFramesDropped: "Count"} {
+		if units[m] != u {
+			t.Errorf("%s declared as %q, want %q", m, units[m], u)
+		}
+	}
+
+	cam.SetUploadAckAge(3 * time.Second)
+	cam.SetUploadAckLatency(2500 * time.Millisecond)
+	root = flush()
+	for m, v := range map[string]float64{MetricUploadAckAgeSeconds: 3, MetricUploadErrors: 0, MetricUploadFramesDropped: 0, MetricUploadAckLatencySeconds: 2.5} {
+		if got := num(t, root, m); got != v {
+			t.Errorf("second line: %s = %v, want %v", m, got, v)
+		}
+	}
+	if declared(root)[MetricUploadAckLatencySeconds] != "Seconds" {
+		t.Error("UploadAckLatencySeconds not declared")
+	}
+}

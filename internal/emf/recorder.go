@@ -26,6 +26,12 @@ const (
 	MetricFramesOut                 = "FramesOut"
 	MetricCredentialSecondsToExpiry = "CredentialSecondsToExpiry"
 	MetricCredentialRefreshFailures = "CredentialRefreshFailures"
+	// Upload health (kvscredprovider), in a stream's lines only once its
+	// kvssink's upload is watched.
+	MetricUploadAckAgeSeconds     = "UploadAckAgeSeconds"
+	MetricUploadAckLatencySeconds = "UploadAckLatencySeconds"
+	MetricUploadErrors            = "UploadErrors"
+	MetricUploadFramesDropped     = "UploadFramesDropped"
 )
 
 // unnamedStream stands in for an empty stream name: CloudWatch rejects empty
@@ -99,10 +105,20 @@ type Stream struct {
 	framesOut       atomic.Uint64
 	refreshFailures atomic.Uint64
 
+	uploadErrors  atomic.Uint64
+	framesDropped atomic.Uint64
+
 	mu       sync.Mutex
 	outage   interval
 	fallback interval
 	expiry   time.Time // zero: no credential seen yet
+	// Upload health: on once a kvssink's upload is watched; ackAgeMax is the
+	// largest ack age set since the last line (reset by each line), so a
+	// stall between two lines still shows.
+	uploadOn   bool
+	ackAgeMax  time.Duration
+	latency    time.Duration
+	hasLatency bool
 }
 
 // Name is the stream name used as the StreamName dimension.
@@ -146,6 +162,45 @@ func (s *Stream) SetCredentialExpiry(t time.Time) {
 	s.mu.Unlock()
 }
 
+// SetUploadAckAge records the current wait for a PERSISTED acknowledgement
+// (0 when nothing waits); UploadAckAgeSeconds is the largest value set
+// between two lines. It turns the upload metrics on for the stream.
+func (s *Stream) SetUploadAckAge(d time.Duration) {
+	s.mu.Lock()
+	s.uploadOn = true
+	if d > s.ackAgeMax {
+		s.ackAgeMax = d
+	}
+	s.mu.Unlock()
+}
+
+// SetUploadAckLatency records the latest BUFFERING-to-PERSISTED time of a
+// fragment.
+func (s *Stream) SetUploadAckLatency(d time.Duration) {
+	s.mu.Lock()
+	s.uploadOn = true
+	s.latency, s.hasLatency = d, true
+	s.mu.Unlock()
+}
+
+// AddUploadError counts one ERROR acknowledgement or stream error.
+func (s *Stream) AddUploadError() {
+	s.uploadErrors.Add(1)
+	s.mu.Lock()
+	s.uploadOn = true
+	s.mu.Unlock()
+}
+
+// AddUploadFramesDropped counts n frames kvssink refused (put frame errors).
+func (s *Stream) AddUploadFramesDropped(n uint64) {
+	s.framesDropped.Add(n)
+	s.mu.Lock()
+	s.uploadOn = true
+	s.mu.Unlock()
+}
+
+// snapshot reads the stream for one line; it resets the interval's largest
+// ack age (only the Writer's Flush takes snapshots).
 func (s *Stream) snapshot(now time.Time) snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,6 +216,15 @@ func (s *Stream) snapshot(now time.Time) snapshot {
 	if !s.expiry.IsZero() {
 		left := s.expiry.Sub(now).Seconds()
 		snap.secondsToExpiry = &left
+	}
+	if s.uploadOn {
+		u := uploadSnapshot{errors: s.uploadErrors.Load(), framesDropped: s.framesDropped.Load(), ackAge: s.ackAgeMax}
+		if s.hasLatency {
+			l := s.latency
+			u.latency = &l
+		}
+		snap.upload = &u
+		s.ackAgeMax = 0
 	}
 	return snap
 }
@@ -206,4 +270,13 @@ type snapshot struct {
 	outage          time.Duration
 	fallback        time.Duration
 	secondsToExpiry *float64 // gauge; nil when unknown
+	upload          *uploadSnapshot
+}
+
+// uploadSnapshot is the upload health part of a snapshot; nil while the
+// stream's upload is not watched.
+type uploadSnapshot struct {
+	errors, framesDropped uint64
+	ackAge                time.Duration  // largest since the previous line
+	latency               *time.Duration // latest; nil until measured
 }

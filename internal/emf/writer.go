@@ -48,6 +48,13 @@ type WriterOptions struct {
 // gauge: its value at the line's timestamp, omitted until a credential is
 // known. A stream with nothing new still gets a line of zeros, so "no data"
 // in CloudWatch means the relay itself is not running.
+//
+// Upload health metrics appear in a stream's lines once kvscredprovider
+// watches its kvssink: UploadErrors and UploadFramesDropped are deltas,
+// UploadAckAgeSeconds is the largest wait for a PERSISTED acknowledgement
+// seen since the previous line (so a stall that ended between two lines
+// still shows; alarm on Maximum), UploadAckLatencySeconds the latest
+// BUFFERING-to-PERSISTED time, omitted until one was measured.
 type Writer struct {
 	rec  *Recorder
 	opts WriterOptions
@@ -143,6 +150,10 @@ type line struct {
 	FramesOut                 uint64   `json:"FramesOut"`
 	CredentialRefreshFailures uint64   `json:"CredentialRefreshFailures"`
 	CredentialSecondsToExpiry *float64 `json:"CredentialSecondsToExpiry,omitempty"`
+	UploadAckAgeSeconds       *float64 `json:"UploadAckAgeSeconds,omitempty"`
+	UploadAckLatencySeconds   *float64 `json:"UploadAckLatencySeconds,omitempty"`
+	UploadErrors              *uint64  `json:"UploadErrors,omitempty"`
+	UploadFramesDropped       *uint64  `json:"UploadFramesDropped,omitempty"`
 }
 
 func encodeLine(now time.Time, cur, prev snapshot) ([]byte, error) {
@@ -175,6 +186,24 @@ func encodeLine(now time.Time, cur, prev snapshot) ([]byte, error) {
 		v := math.Floor(*cur.secondsToExpiry)
 		l.CredentialSecondsToExpiry = &v
 		metrics = append(metrics, metricDefinition{MetricCredentialSecondsToExpiry, "Seconds"})
+	}
+	if u := cur.upload; u != nil {
+		var before uploadSnapshot
+		if prev.upload != nil {
+			before = *prev.upload
+		}
+		age := seconds(u.ackAge)
+		errs, dropped := counterDelta(u.errors, before.errors), counterDelta(u.framesDropped, before.framesDropped)
+		l.UploadAckAgeSeconds, l.UploadErrors, l.UploadFramesDropped = &age, &errs, &dropped
+		metrics = append(metrics,
+			metricDefinition{MetricUploadAckAgeSeconds, "Seconds"},
+			metricDefinition{MetricUploadErrors, "Count"},
+			metricDefinition{MetricUploadFramesDropped, "Count"})
+		if u.latency != nil {
+			lat := seconds(*u.latency)
+			l.UploadAckLatencySeconds = &lat
+			metrics = append(metrics, metricDefinition{MetricUploadAckLatencySeconds, "Seconds"})
+		}
 	}
 	l.AWS.CloudWatchMetrics[0].Metrics = metrics
 	b, err := json.Marshal(l)

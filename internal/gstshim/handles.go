@@ -40,3 +40,16 @@ func deleteHandle(id uintptr) {
 	defer handles.mu.Unlock()
 	delete(handles.fns, id)
 }
+
+// NewHandle registers fn for a C handler outside this package (an
+// element's own cgo file) and returns the id to pass as its user data;
+// HandleValue finds it (nil once deleted), DeleteHandle forgets it. The
+// same registry, so that a late call after DeleteHandle finds nothing
+// there too.
+func NewHandle(fn any) uintptr { return newHandle(fn) }
+
+// HandleValue returns what id stands for, or nil once it was deleted.
+func HandleValue(id uintptr) any { return handleValue(id) }
+
+// DeleteHandle forgets id.
+func DeleteHandle(id uintptr) { deleteHandle(id) }

@@ -18,6 +18,10 @@
 //     been blocked longer than BlockLimit: retrying upstream cannot unblock
 //     a sink that no longer accepts data.
 //   - No sources registered means no evidence of progress: no ping.
+//   - No WATCHDOG=1 at all while any registered Health vetoes: a check
+//     outside the data path (kvscredprovider's upload health: frames go into
+//     kvssink but nothing is persisted) decided the process must restart.
+//     A Health's status text joins the STATUS= line, vetoing or not.
 //   - Before READY, when the watchdog is on and every source is retrying, the
 //     notifier sends EXTEND_TIMEOUT_USEC instead, so a camera that is down
 //     when the unit starts keeps the unit "activating" (retrying inside the
@@ -74,6 +78,7 @@ type Notifier struct {
 
 	mu        sync.Mutex
 	sources   map[*Source]struct{}
+	healths   map[*Health]struct{}
 	readySent bool
 	lastStat  string
 
@@ -101,6 +106,7 @@ func New(opts Options) *Notifier {
 		opts:    opts,
 		wake:    make(chan struct{}, 1),
 		sources: map[*Source]struct{}{},
+		healths: map[*Health]struct{}{},
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -210,9 +216,28 @@ func (n *Notifier) sendPending() {
 	n.mu.Unlock()
 }
 
-// statusLocked joins the sources' status lines: the line itself for one
-// source, "name: line; name: line" for several.
+// statusLocked joins the sources' status lines (the line itself for one
+// source, "name: line; name: line" for several), then the healths' texts
+// ("name: text"), which say why the process may be about to restart.
 func (n *Notifier) statusLocked() string {
+	base := n.sourcesStatusLocked()
+	var extra []string
+	for h := range n.healths {
+		if st := h.status.Load(); st != nil && *st != "" {
+			extra = append(extra, h.name+": "+*st)
+		}
+	}
+	if len(extra) == 0 {
+		return base
+	}
+	sort.Strings(extra)
+	if base != "" {
+		extra = append([]string{base}, extra...)
+	}
+	return strings.Join(extra, "; ")
+}
+
+func (n *Notifier) sourcesStatusLocked() string {
 	var named []string
 	var only string
 	for s := range n.sources {
@@ -251,6 +276,20 @@ type counts struct{ buffers, retries uint64 }
 func (n *Notifier) check() verdict {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	var vetoes []string
+	for h := range n.healths {
+		if h.veto.Load() {
+			why := ""
+			if st := h.status.Load(); st != nil {
+				why = ": " + *st
+			}
+			vetoes = append(vetoes, h.name+why)
+		}
+	}
+	if len(vetoes) > 0 {
+		sort.Strings(vetoes)
+		return verdict{reason: "vetoed by " + strings.Join(vetoes, "; ")}
+	}
 	if len(n.sources) == 0 {
 		return verdict{reason: "no source registered"}
 	}
@@ -396,4 +435,47 @@ func FormatStatus(state string, restarts uint64, lastOutage time.Duration) strin
 		}
 	}
 	return fmt.Sprintf("status=%s restarts=%d last-outage=%s", state, restarts, out)
+}
+
+// Health is a check outside the data path that can withhold WATCHDOG=1 and
+// add to the STATUS= line: kvscredprovider registers one per kvssink whose
+// upload it watches. It never counts as a source: a process with healths
+// but no source still sends no pings.
+type Health struct {
+	n      *Notifier
+	name   string
+	veto   atomic.Bool
+	status atomic.Pointer[string]
+	closed atomic.Bool
+}
+
+// RegisterHealth adds a health check named name (a kvssink's name). Close
+// it when the check ends, so that a removed element no longer vetoes.
+func (n *Notifier) RegisterHealth(name string) *Health {
+	h := &Health{n: n, name: name}
+	n.mu.Lock()
+	n.healths[h] = struct{}{}
+	n.mu.Unlock()
+	return h
+}
+
+// Set reports the check's state: status joins the STATUS= line ("" for
+// none; newlines are replaced), and veto withholds every WATCHDOG=1 until
+// Set(..., false) or Close.
+func (h *Health) Set(status string, veto bool) {
+	status = strings.ReplaceAll(strings.ReplaceAll(status, "\r", " "), "\n", " ")
+	h.status.Store(&status)
+	h.veto.Store(veto)
+	h.n.poke()
+}
+
+// Close unregisters the check.
+func (h *Health) Close() {
+	if h.closed.Swap(true) {
+		return
+	}
+	h.n.mu.Lock()
+	delete(h.n.healths, h)
+	h.n.mu.Unlock()
+	h.n.poke()
 }

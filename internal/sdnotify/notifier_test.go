@@ -148,6 +148,35 @@ func TestCheck(t *testing.T) {
 				e.a.DataOut()
 				e.a.WatchPushes(func() (time.Duration, bool) { return time.Hour, false })
 			}},
+		{name: "a vetoing health withholds pings while data flows", sources: 1,
+			reason: "vetoed by kvssink0: upload wedged",
+			steps: func(e env) {
+				e.a.DataOut()
+				e.n.RegisterHealth("kvssink0").Set("upload wedged", true)
+			}},
+		{name: "a health vetoes even with no source registered", sources: 0, reason: "vetoed by kvssink0",
+			steps: func(e env) { e.n.RegisterHealth("kvssink0").Set("wedged", true) }},
+		{name: "a health with only a status does not veto", sources: 1, progress: true,
+			steps: func(e env) {
+				e.a.DataOut()
+				e.n.RegisterHealth("kvssink0").Set("upload stalled", false)
+			}},
+		{name: "a health whose veto was lifted no longer vetoes", sources: 1, progress: true,
+			steps: func(e env) {
+				e.a.DataOut()
+				h := e.n.RegisterHealth("kvssink0")
+				h.Set("wedged", true)
+				h.Set("", false)
+			}},
+		{name: "a closed health no longer vetoes", sources: 1, progress: true,
+			steps: func(e env) {
+				e.a.DataOut()
+				h := e.n.RegisterHealth("kvssink0")
+				h.Set("wedged", true)
+				h.Close()
+			}},
+		{name: "a health does not count as a source", sources: 0, reason: "no source registered",
+			steps: func(e env) { e.n.RegisterHealth("kvssink0").Set("ok", false) }},
 		{name: "pushes restart the block clock", sources: 1, progress: true,
 			steps: func(e env) {
 				for i := 0; i < 10; i++ {
@@ -250,6 +279,36 @@ func TestReadyOnceAfterFirstDataAndStatus(t *testing.T) {
 	}
 	if ticker.period != testWatchdog/2 {
 		t.Errorf("tick period %v, want half the watchdog interval", ticker.period)
+	}
+}
+
+func TestHealthStatusJoinsTheStatusLineAndVetoStopsPings(t *testing.T) {
+	n, rec, ticker := newLoopNotifier(t, testWatchdog)
+	a := n.Register("cam-a")
+	a.SetStatus("running")
+	if got := rec.next(t); got != "STATUS=running" {
+		t.Fatalf("got %q", got)
+	}
+	a.DataOut()
+	if got := rec.next(t); got != "READY=1" {
+		t.Fatalf("got %q, want READY=1", got)
+	}
+	h := n.RegisterHealth("kvssink0")
+	h.Set("upload wedged:\nno PERSISTED ack for 2m0s", true)
+	if got := rec.next(t); got != "STATUS=running; kvssink0: upload wedged: no PERSISTED ack for 2m0s" {
+		t.Fatalf("got %q", got)
+	}
+	a.DataOut()
+	ticker.fire(t)
+	// No ping: the next notification is the status change below.
+	h.Set("upload resumed", false)
+	if got := rec.next(t); got != "STATUS=running; kvssink0: upload resumed" {
+		t.Fatalf("got %q, want no WATCHDOG=1 while the health vetoed", got)
+	}
+	a.DataOut()
+	ticker.fire(t)
+	if got := rec.next(t); got != "WATCHDOG=1" {
+		t.Fatalf("got %q, want WATCHDOG=1 once the veto was lifted", got)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/gvalue"
+	"github.com/kvsrelay/kvsrelay/internal/uploadhealth"
 )
 
 // settings is what the properties say. Guarded by credProvider.settingsMu.
@@ -26,10 +27,11 @@ type settings struct {
 	profile        string
 	credentialPath string // "" means: choose one (see the property blurb)
 	refreshBefore  time.Duration
+	ackTimeout     time.Duration // upload health; 0: off
 }
 
 func defaultSettings() settings {
-	return settings{source: credsource.KindIMDS, refreshBefore: DefaultRefreshBefore}
+	return settings{source: credsource.KindIMDS, refreshBefore: DefaultRefreshBefore, ackTimeout: DefaultAckTimeout}
 }
 
 // credProvider is the Go half of one kvscredprovider instance.
@@ -75,6 +77,11 @@ type credProvider struct {
 	last   lastCredentials
 
 	metrics metrics // CloudWatch EMF streams of the kvssinks supplied
+
+	// upload watches every kvssink's upload (upload.go); uploadOpts is
+	// zero in production, tests set a clock and tick (export_test.go).
+	upload     uploadWatch
+	uploadOpts uploadOptions
 }
 
 // lastCredentials are credentials kept across a stop, with the settings
@@ -92,7 +99,9 @@ func sameSource(a, b settings) bool {
 
 // New is called by the GObject type system for every new instance.
 func (p *credProvider) New() glib.GoObjectSubclass {
-	return &credProvider{settings: defaultSettings(), warned: map[string]bool{}}
+	n := &credProvider{settings: defaultSettings(), warned: map[string]bool{}}
+	n.upload.p = n
+	return n
 }
 
 // ClassInit installs metadata, properties and the bin membership hooks.
@@ -145,9 +154,16 @@ func (p *credProvider) SetProperty(obj *glib.Object, id uint, value *glib.Value)
 		s.credentialPath = gvalue.String(value)
 	case propRefreshBefore:
 		s.refreshBefore = gvalue.Duration(value)
+	case propAckTimeout:
+		s.ackTimeout = gvalue.Duration(value)
 	}
 	changed := *s != before
 	p.settingsMu.Unlock()
+	if id == propAckTimeout {
+		// Not a credential setting: read at each NULL->READY, nothing to
+		// restart.
+		return
+	}
 	if !changed || p.sess.Load() == nil {
 		return
 	}
@@ -185,6 +201,10 @@ func (p *credProvider) GetProperty(obj *glib.Object, id uint) *glib.Value {
 		}
 	case propRefreshBefore:
 		v = uint64(s.refreshBefore)
+	case propAckTimeout:
+		v = uint64(s.ackTimeout)
+	case propUploadStatus:
+		v = p.upload.status()
 	case propExpiration:
 		if sess == nil || sess.keeper == nil || sess.keeper.Expiration().IsZero() {
 			return nil
@@ -263,6 +283,7 @@ func (p *credProvider) detached() {
 	}
 	p.inBin = false
 	p.stopLocked()
+	p.upload.unhookAll()
 	p.releaseSinks(false)
 	p.forgetLast()
 }
@@ -339,15 +360,41 @@ func (p *credProvider) postStartError(err error, warning bool) {
 // ERROR and failing otherwise) and stops the refresh at READY->NULL.
 func (p *credProvider) ChangeState(el *gst.Element, transition gst.StateChange) gst.StateChangeReturn {
 	if transition == gst.StateChangeNullToReady {
+		p.settingsMu.Lock()
+		ackTimeout := p.settings.ackTimeout
+		p.settingsMu.Unlock()
+		if err := uploadhealth.CheckAckTimeout(ackTimeout); err != nil {
+			p.postStartError(settingError(p.self.GetName(), err), false)
+			return gst.StateChangeFailure
+		}
 		if err := p.ensureCredentials(); err != nil {
 			return gst.StateChangeFailure
 		}
 	}
 	ret := el.ParentChangeState(transition)
-	if transition == gst.StateChangeReadyToNull {
+	switch transition {
+	case gst.StateChangeNullToReady:
+		if ret != gst.StateChangeFailure {
+			p.startUploadWatch()
+		}
+	case gst.StateChangeReadyToNull:
+		p.upload.stopRun()
 		p.stop()
 	}
 	return ret
+}
+
+// startUploadWatch starts watching the upload of every kvssink in the
+// pipeline (they started before this element: a bin starts its sinks
+// first, so their settings are final).
+func (p *credProvider) startUploadWatch() {
+	p.settingsMu.Lock()
+	timeout, opts := p.settings.ackTimeout, p.uploadOpts
+	p.settingsMu.Unlock()
+	p.stateMu.Lock()
+	top := gstshim.TopLevelBin(p.self)
+	p.stateMu.Unlock()
+	p.upload.startRun(top, timeout, opts)
 }
 
 // stop ends the refresh and removes the file when the element returns to

@@ -83,6 +83,7 @@ func (p *credProvider) kvssinkAdded(el *gst.Element) {
 // silently stops or an ERROR, then a 120 s hang at EOS (see the kvssink
 // contract). Failing now names the cause while it is easy to fix.
 func (p *credProvider) configureSink(el *gst.Element) {
+	p.upload.hook(el)
 	sess := p.sess.Load()
 	if sess == nil || sess.keeper.Expiration().IsZero() {
 		p.holdSink(el)

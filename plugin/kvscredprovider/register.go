@@ -66,6 +66,22 @@
 // every kvssink supplied (named after its stream-name, as reconnectbin
 // names its stream), see metrics.go.
 //
+// Upload health (upload.go, uploadhooks.go): every kvssink found is also
+// watched from the provider's NULL->READY to its READY->NULL, for whether
+// its upload gets through: fragment acknowledgements, stream errors, frames
+// going in, put frame errors. The rule (internal/uploadhealth): frames going
+// in without a PERSISTED acknowledgement for ack-timeout is a stall
+// (kvscredprovider-upload-stalled, a WARNING); past max(ack-timeout,
+// kvssink's buffer-duration) too it is a wedge, and the process's systemd
+// watchdog pings stop (internal/sdnotify's Health) with a STATUS= line
+// saying why. It waits for buffer-duration because until then kvssink still
+// holds what did not reach the service and sends it when the network is
+// back; a restart would lose it and cannot fix the network. The next
+// PERSISTED acknowledgement ends both (kvscredprovider-upload-resumed).
+// Errors post kvscredprovider-upload-error. EMF: UploadAckAgeSeconds,
+// UploadAckLatencySeconds, UploadErrors, UploadFramesDropped in the
+// kvssink's stream. A pipeline without kvssink watches nothing.
+//
 // Settings (source, role, profile, credential-path, refresh-before) are read
 // when the element joins a bin (gst-launch-1.0 sets them before that) and at
 // each NULL->READY after a stop. A change made while the element is in a
@@ -75,9 +91,11 @@
 // This file holds the registration and the property table (each property is
 // documented once, here); element.go is the GObject glue, parenthooks.go
 // tells it when it joins or leaves a bin, session.go runs one credential
-// refresh, kvssinks.go finds and configures kvssinks. Decisions
-// (when to refresh, backoff, what is valid) live in internal/credrefresh,
-// internal/credsource and internal/credfile.
+// refresh, kvssinks.go finds and configures kvssinks, upload.go and
+// uploadhooks.go watch their uploads. Decisions
+// (when to refresh, backoff, what is valid, when an upload is wedged) live
+// in internal/credrefresh, internal/credsource, internal/credfile and
+// internal/uploadhealth.
 package kvscredprovider
 
 import (
@@ -89,6 +107,7 @@ import (
 
 	"github.com/kvsrelay/kvsrelay/internal/credrefresh"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/uploadhealth"
 )
 
 // FactoryName is the name gst-launch-1.0 and gst_element_factory_make use.
@@ -117,7 +136,29 @@ const (
 	// repeat the current credentials do not count). The first failure of an
 	// outage (attempt 1) is also posted as a bus WARNING.
 	MessageRefreshFailed = "kvscredprovider-refresh-failed"
+	// MessageUploadStalled: a kvssink got no PERSISTED fragment
+	// acknowledgement for ack-timeout while frames went into it. Fields
+	// kvssink (string: its name), stream-name (string), ack-age (guint64
+	// ns: the wait so far), restart-after (guint64 ns: the wait after
+	// which the systemd watchdog pings stop, max(ack-timeout, kvssink's
+	// buffer-duration)) and last-error (string: the last ERROR
+	// acknowledgement or stream error seen, "" when none). Also posted as a
+	// bus WARNING; a second WARNING follows when the pings stop.
+	MessageUploadStalled = "kvscredprovider-upload-stalled"
+	// MessageUploadResumed: a PERSISTED acknowledgement ended a stall.
+	// Fields kvssink, stream-name, stalled-for (guint64 ns: the wait it
+	// ended).
+	MessageUploadResumed = "kvscredprovider-upload-resumed"
+	// MessageUploadError: an ERROR fragment acknowledgement or a kvssink
+	// stream error. Fields kvssink, stream-name, source (string:
+	// "error-ack" or "stream-error"), status (guint64: the ack's ErrorId,
+	// e.g. 4004, or the SDK status, e.g. 0x52000049), fragment-timecode
+	// (guint64 ms, error-ack only, else 0) and description (string).
+	MessageUploadError = "kvscredprovider-upload-error"
 )
+
+// DefaultAckTimeout is the ack-timeout property's default.
+const DefaultAckTimeout = uploadhealth.DefaultAckTimeout
 
 var cat = gst.NewDebugCategory(FactoryName, gst.DebugColorNone, "kvsrelay kvscredprovider: credential refresh for kvssink")
 
@@ -138,6 +179,8 @@ const (
 	propRefreshBefore
 	propExpiration
 	propStatus
+	propAckTimeout
+	propUploadStatus
 )
 
 // Values of the source enum (GstKvsCredProviderSource).
@@ -187,5 +230,22 @@ var properties = []*glib.ParamSpec{
 		"idle (not in a bin yet), fetching (no credentials yet, trying), valid, degraded (refresh failing, "+
 			"the file still valid), expired (the file's credentials expired, still trying) or stopped "+
 			"(after READY->NULL, leaving the bin, or bad settings).",
+		nil, ro),
+	propAckTimeout: glib.NewUint64Param("ack-timeout", "Upload acknowledgement timeout (ns)",
+		"Upload health of every kvssink in the pipeline: when frames keep going into a kvssink but no PERSISTED "+
+			"fragment acknowledgement has come for this long, a kvscredprovider-upload-stalled message and a WARNING "+
+			"are posted; once the wait also passes that kvssink's buffer-duration (what kvssink still holds and would "+
+			"send after a network outage), the process's systemd watchdog pings (WATCHDOG=1) stop so that systemd "+
+			"restarts it, and STATUS= says why. The next PERSISTED acknowledgement ends both. 0 turns this off "+
+			"(errors are still reported); otherwise at least 10000000000 (10 s). Needs kvssink's fragment-acks=true "+
+			"(its default). Read at each NULL->READY.",
+		0, math.MaxUint64, uint64(DefaultAckTimeout), rw),
+	propUploadStatus: glib.NewStringParam("upload-status", "Upload status",
+		"One GstStructure per watched kvssink, separated by \"; \" (parse it with gst_caps_from_string): upload, "+
+			"kvssink, stream-name, state (waiting: no frame yet; ok; stalled; wedged: watchdog pings withheld; "+
+			"unwatched: fragment-acks=false), ack-age (ns waited for a PERSISTED acknowledgement, 0 when nothing "+
+			"waits), latency (ns from the last fragment's BUFFERING to its PERSISTED acknowledgement), frames-in, "+
+			"persisted, error-acks, stream-errors, frames-dropped (put frame errors kvssink reported), stalls, "+
+			"last-status. Null while nothing is watched (no kvssink, or not started).",
 		nil, ro),
 }

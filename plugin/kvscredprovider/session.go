@@ -29,6 +29,7 @@ var settingProperties = map[string]string{
 	"Kind":          "source",
 	"Role":          "role",
 	"Profile":       "profile",
+	"AckTimeout":    "ack-timeout",
 }
 
 // settingError says err, a problem with this element's settings, in the
@@ -41,7 +42,7 @@ func settingError(name string, err error) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	out := *fe
-	if fe.Field == "refresh-before" {
+	if fe.Field == "refresh-before" || fe.Field == "ack-timeout" {
 		// gst-launch takes it in nanoseconds, the message speaks Go durations.
 		out.Problem += "; the property is in nanoseconds (2m30s = 150000000000)"
 	}

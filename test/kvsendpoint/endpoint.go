@@ -232,6 +232,7 @@ type Server struct {
 	failures  map[string][]int // path -> statuses still to answer, in order
 	errorAck  int              // ErrorId for the next fragment to end; 0: none
 	dropEpoch int              // bumped by DropPutMedia
+	holdAcks  bool             // see HoldAcks
 	faults    []Fault
 }
 
@@ -362,6 +363,25 @@ func (s *Server) ErrorAck(errorID int) {
 	s.errorAck = errorID
 }
 
+// ClearFailures drops the failures Fail queued for path that were not
+// answered yet: the API works again from now on.
+func (s *Server) ClearFailures(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.failures, path)
+}
+
+// HoldAcks, while on, makes the endpoint acknowledge fragments with
+// BUFFERING only: no RECEIVED or PERSISTED, as a service that takes the data
+// but never stores it (a putMedia that never acks). Bodies are still read
+// and fragments recorded (not persisted). Off again, fragments that end
+// from then on are acknowledged as usual.
+func (s *Server) HoldAcks(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holdAcks = on
+}
+
 // DropPutMedia breaks off every running putMedia call's connection (as a
 // network failure would), at its next read.
 func (s *Server) DropPutMedia() {
@@ -400,6 +420,8 @@ func injectedError(status int) *apiError {
 		errType, msg = "ServiceUnavailable", "Service is unavailable. Please try again."
 	case http.StatusTooManyRequests:
 		errType, msg = "ClientLimitExceededException", "Rate exceeded."
+	case http.StatusForbidden:
+		errType, msg = "AccessDeniedException", "User is not authorized to perform this operation."
 	}
 	return &apiError{status: status, errType: errType, message: msg}
 }
@@ -968,7 +990,7 @@ func (u *upload) handle(ev mkvEvent) error {
 		f.Complete = true
 		f.Received = u.s.opts.Now()
 		u.s.mu.Lock()
-		injected := u.s.errorAck
+		injected, hold := u.s.errorAck, u.s.holdAcks
 		u.s.errorAck = 0
 		if injected != 0 {
 			u.s.faults = append(u.s.faults, Fault{Time: f.Received, Path: PathPutMedia, ErrorID: injected, FragmentTimecode: f.Timecode})
@@ -981,7 +1003,9 @@ func (u *upload) handle(ev mkvEvent) error {
 			u.cur = nil
 			return errEndCall
 		}
-		if u.haveLast && f.Timecode < u.lastTC {
+		if hold {
+			u.lastTC, u.haveLast = f.Timecode, true
+		} else if u.haveLast && f.Timecode < u.lastTC {
 			f.ErrorID = ackErrorTimecodeOrder
 			u.sendAck(ack{EventType: "ERROR", FragmentTimecode: f.Timecode, FragmentNumber: f.Number, ErrorID: ackErrorTimecodeOrder})
 		} else {

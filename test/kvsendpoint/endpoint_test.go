@@ -653,6 +653,44 @@ func TestPutMediaErrorAcks(t *testing.T) {
 	}
 }
 
+// HoldAcks: fragments are acknowledged with BUFFERING only (never
+// persisted) until it is turned off again.
+func TestHoldAcks(t *testing.T) {
+	imdsfake.ClearAWSEnv(t)
+	imds := imdsfake.Start(t, imdsfake.Options{})
+	const stream = "held"
+	ep := Start(t, Options{Validate: ValidateIssued(imds), Secret: SecretIssued(imds), Region: testRegion, Streams: []string{stream}})
+	c := newClient(t, ep.URL(), fetchCredentials(t, imds))
+	body := cat(ebmlHeader, open(idSegment), tracks, open(idCluster), uintEl(idTimecode, 2000), simpleBlock(1, 0, true, 8),
+		open(idCluster), uintEl(idTimecode, 2100), simpleBlock(1, 0, true, 8))
+	for _, tc := range []struct {
+		hold bool
+		want string
+	}{
+		{true, "BUFFERING:2000 BUFFERING:2100"},
+		{false, "BUFFERING:2000 RECEIVED:2000 PERSISTED:2000 BUFFERING:2100 RECEIVED:2100 PERSISTED:2100"},
+	} {
+		ep.HoldAcks(tc.hold)
+		var done atomic.Bool
+		resp, err := c.http.Do(c.putMediaRequest(stream, bytes.NewReader(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range readAcks(t, resp.Body, &done) {
+			got = append(got, fmt.Sprintf("%s:%d", a.EventType, a.FragmentTimecode))
+		}
+		resp.Body.Close()
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("hold %v: acknowledgements %v, want %s", tc.hold, got, tc.want)
+		}
+	}
+	frags := ep.Fragments(stream)
+	if len(frags) != 4 || frags[0].Persisted() || frags[1].Persisted() || !frags[2].Persisted() || frags[0].Frames != 1 {
+		t.Errorf("fragments recorded: %+v", frags)
+	}
+}
+
 // The HMAC chain and canonical request against AWS's published SigV4 test
 // vector "get-vanilla".
 func TestSignatureMatchesAWSTestVector(t *testing.T) {

@@ -352,6 +352,11 @@ func (s *standin) start() (run *runState, reportPath, failure string) {
 		}
 		run.trace = f // written under run.mu; closed with the process
 	}
+	ackEnv, err := parseAckMode(os.Getenv(EnvAcks))
+	if err != nil {
+		return fail("kvssink stand-in: ", "$%s: %v", EnvAcks, err)
+	}
+	run.ackEnv, run.acksOn = ackEnv, flag(propFragmentAcks)
 	run.lapseMode = LapseError
 	switch v := os.Getenv(EnvLapse); v {
 	case "", LapseError:
@@ -541,8 +546,35 @@ func (s *standin) perform(acts []action) {
 			s.post(gst.MessageError, gst.DomainStream, gst.StreamErrorFailed, a.text)
 		case actStreamError:
 			emitUint64Signal(s.self.Object, "stream-error", uint64(a.status))
+		case actFragment:
+			run := s.run.Load()
+			if run == nil || !run.acksOn {
+				continue
+			}
+			mode := s.ackMode(run)
+			s.perform(fragmentActions(mode, a.hasPrev, a.prevTC, a.prevSeq, !a.ending, a.timecode, a.seq))
+		case actFragmentAck:
+			emitFragmentAck(s.self.Object, a.ackType, a.timecode, a.seq, int32(a.status))
 		}
 	}
+}
+
+// ackMode is the acks property when set (read at every fragment, so a
+// test can change it while the stand-in runs), else $KVSSINK_STANDIN_ACKS
+// as read at NULL->READY. A bad property value means no acknowledgements.
+func (s *standin) ackMode(run *runState) ackMode {
+	s.mu.Lock()
+	v, _ := s.settings[propAcks].(string)
+	s.mu.Unlock()
+	if v == "" {
+		return run.ackEnv
+	}
+	m, err := parseAckMode(v)
+	if err != nil {
+		cat.LogWarning(err.Error())
+		return ackMode{kind: AcksOff}
+	}
+	return m
 }
 
 // post is GST_ELEMENT_ERROR/WARNING with a NULL text (GStreamer fills in the

@@ -9,6 +9,7 @@ package kvssinkstandin
 /*
 #cgo pkg-config: gstreamer-1.0
 #include <stdlib.h>
+#include <string.h>
 #include <gst/gst.h>
 
 static void standin_install_signals(gpointer klass) {
@@ -26,6 +27,27 @@ static gchar *standin_structure_value_string(gpointer v) {
 
 static void standin_emit_uint64(gpointer obj, const gchar *signal, guint64 v) {
 	g_signal_emit_by_name(obj, signal, v);
+}
+
+// PIC's FragmentAck, as kvssink's fragment-ack passes it (a pointer valid
+// for the emission only): UINT32 version, FRAGMENT_ACK_TYPE ackType,
+// UINT64 timestamp, CHAR sequenceNumber[128 + 1], SERVICE_CALL_RESULT result.
+typedef struct {
+	guint32 version;
+	gint32 ack_type;
+	guint64 timestamp;
+	gchar sequence_number[128 + 1];
+	gint32 result;
+} StandinFragmentAck;
+
+static void standin_emit_ack(gpointer obj, gint32 type, guint64 timestamp, const gchar *seq, gint32 result) {
+	StandinFragmentAck ack;
+	memset(&ack, 0, sizeof ack);
+	ack.ack_type = type;
+	ack.timestamp = timestamp;
+	g_strlcpy(ack.sequence_number, seq, sizeof ack.sequence_number);
+	ack.result = result;
+	g_signal_emit_by_name(obj, "fragment-ack", &ack);
 }
 */
 import "C"
@@ -49,7 +71,8 @@ var streamingType = gstshim.RegisterEnum(streamingTypeName, []gstshim.EnumValue{
 
 // installSignals declares kvssink's signals on the class being
 // initialised: stream-error (guint64 status), fragment-ack and
-// stream-client-metric (pointers, never emitted by the stand-in).
+// stream-client-metric (pointers; the stand-in emits fragment-ack, see
+// acks.go, never stream-client-metric).
 func installSignals(klass *glib.ObjectClass) {
 	C.standin_install_signals(C.gpointer(klass.Unsafe()))
 }
@@ -59,6 +82,13 @@ func emitUint64Signal(obj *gst.Object, signal string, v uint64) {
 	cs := C.CString(signal)
 	defer C.free(unsafe.Pointer(cs))
 	C.standin_emit_uint64(C.gpointer(obj.Unsafe()), cs, C.guint64(v))
+}
+
+// emitFragmentAck emits fragment-ack with a FragmentAck of PIC's layout.
+func emitFragmentAck(obj *gst.Object, ackType int32, timecode uint64, seq string, result int32) {
+	cs := C.CString(seq)
+	defer C.free(unsafe.Pointer(cs))
+	C.standin_emit_ack(C.gpointer(obj.Unsafe()), C.gint32(ackType), C.guint64(timecode), cs, C.gint32(result))
 }
 
 // structureValueString serialises a GValue holding a GstStructure (for

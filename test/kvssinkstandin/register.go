@@ -16,6 +16,8 @@
 //	KVSSINK_STANDIN_LAPSE          error (default) | stall: what happens once credentials lapse
 //	KVSSINK_STANDIN_STATIC_EXPIRES RFC 3339 time when static/env session credentials expire
 //	KVSSINK_STANDIN_CLOCK_OFFSET   Go duration added to the wall clock (credential timing tests)
+//	KVSSINK_STANDIN_ACKS           default of the `acks` property: the fragment
+//	                               acknowledgements the stand-in emits (acks.go)
 //	KVSSINK_STANDIN_TRACE          file to append one line per frame handed over to (pad,
 //	                               running times, keyframe, accepted or why not), for
 //	                               comparing the stand-in's decisions with the real element's
@@ -186,6 +188,7 @@ const (
 	propAllowCreateStream
 	propUserAgent
 	propReport
+	propAcks
 	numProps
 )
 
@@ -240,5 +243,11 @@ var props = [numProps]propDef{
 	propReport: {spec: glib.NewStringParam("report", "Report path (stand-in only)",
 		"Where the kvssink stand-in writes its JSON report (temp file + rename, at each change of state, "+
 			"at EOS and about 4 times a second while running). Unset: $"+EnvReport+"; neither: no report.",
+		nil, rw), kind: kindString, def: ""},
+	propAcks: {spec: glib.NewStringParam("acks", "Acknowledgements (stand-in only)",
+		"What the service the stand-in plays acknowledges (with fragment-acks=true): persist (BUFFERING, "+
+			"RECEIVED, PERSISTED per fragment, like a healthy service), hold (BUFFERING only: fragments never "+
+			"persisted), off, error:<ErrorId> (an ERROR acknowledgement per fragment) or stream-error:<status> "+
+			"(the stream-error signal per fragment). Read at every fragment. Unset: $"+EnvAcks+", else persist.",
 		nil, rw), kind: kindString, def: ""},
 }

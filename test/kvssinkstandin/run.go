@@ -23,12 +23,22 @@ const (
 	actWarning     actionKind = iota // GST_ELEMENT_WARNING(RESOURCE, WRITE, NULL, text)
 	actError                         // GST_ELEMENT_ERROR(STREAM, FAILED, NULL, text)
 	actStreamError                   // g_signal_emit "stream-error" (status)
+	actFragmentAck                   // g_signal_emit "fragment-ack" (ackType, timecode, seq, status as result)
+	actFragment                      // a fragment started (timecode, seq) or, with ending, the last one ended: the element turns it into acks (acks.go)
 )
 
 type action struct {
 	kind   actionKind
 	text   string
 	status uint32
+	// fragments and acknowledgements
+	ackType  int32
+	timecode uint64 // ms of running time
+	seq      string
+	ending   bool
+	hasPrev  bool
+	prevTC   uint64
+	prevSeq  string
 }
 
 // Lapse modes (KVSSINK_STANDIN_LAPSE).
@@ -62,6 +72,14 @@ type runState struct {
 	seq        uint64
 	lapseDone  bool
 	writer     *reportWriter // set before the run is published, never changed
+	// acksOn is the fragment-acks property at NULL->READY; ackEnv the
+	// parsed $KVSSINK_STANDIN_ACKS, used while the acks property is unset.
+	acksOn bool
+	ackEnv ackMode
+	// The current fragment, for its acknowledgements.
+	hasFrag bool
+	fragTC  uint64
+	fragSeq uint64
 }
 
 // track returns the state of the track behind pad, creating it on first use
@@ -201,7 +219,20 @@ func (r *runState) handleFrame(pad string, t *trackRun, q queued) ([]action, fra
 		return append(acts, r.refuse(pad, f, reason, status)...), f, reason
 	}
 	r.accept(pad, t, f, newFragment, now, cred.accessKey)
+	if newFragment {
+		acts = append(acts, r.fragmentStarted(f.ptsRT/uint64(1e6)))
+	}
 	return acts, f, "ok"
+}
+
+// fragmentStarted returns the action announcing a new fragment at tc (ms),
+// carrying the one it ends.
+func (r *runState) fragmentStarted(tc uint64) action {
+	a := action{kind: actFragment, timecode: tc, hasPrev: r.hasFrag, prevTC: r.fragTC, prevSeq: fragmentSeq(r.fragSeq)}
+	r.fragSeq++
+	r.hasFrag, r.fragTC = true, tc
+	a.seq = fragmentSeq(r.fragSeq)
+	return a
 }
 
 // refuse records a frame the producer refused and returns the WARNING to
@@ -336,6 +367,11 @@ func (r *runState) eosEvent(pad string) (data []byte, seq uint64, acts []action)
 		}
 	}
 	r.report.EOS = true
+	if r.hasFrag {
+		// kvssink waits for the last fragment's acknowledgement at EOS.
+		acts = append(acts, action{kind: actFragment, ending: true, hasPrev: true, prevTC: r.fragTC, prevSeq: fragmentSeq(r.fragSeq)})
+		r.hasFrag = false
+	}
 	data, seq = r.encodeLocked()
 	return data, seq, acts
 }
