@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsrelay/kvsrelay/internal/credfile"
 	"github.com/kvsrelay/kvsrelay/test/harness"
 	"github.com/kvsrelay/kvsrelay/test/kvssinkstandin"
 	"github.com/kvsrelay/kvsrelay/test/servers"
@@ -277,12 +276,7 @@ func TestAudioVideoRelayIntoKVSSinkWithTheCameraDownAtStart(t *testing.T) {
 func checkAVIntoKVSSink(t *testing.T, source func(port int) string) {
 	port := servers.FreePort(t)
 	dir := t.TempDir()
-	cred := filepath.Join(dir, "credential")
-	now := time.Now()
-	if err := credfile.Write(cred, credfile.Credentials{AccessKeyID: "AKIATESTRELAY0001", SecretAccessKey: "relay-test-secret",
-		SessionToken: "relay-test-token", Expires: now.Add(time.Hour)}, now); err != nil {
-		t.Fatal(err)
-	}
+	cred := writeTestCredential(t, dir)
 	report, trace := filepath.Join(dir, "kvssink.json"), filepath.Join(dir, "kvssink.trace")
 	args := append(avFallbackLineFrom(t, source(port)), "kvssink", "name=k", "stream-name=relay-test", "credential-path="+cred, "report="+report)
 	l := harness.StartLaunch(t, harness.Env(t, kvssinkstandin.EnvTrace+"="+trace), args...)
@@ -362,12 +356,7 @@ func checkAVIntoKVSSink(t *testing.T, source func(port int) string) {
 func TestPassthroughAudioVideoBranchesIntoKVSSink(t *testing.T) {
 	srv := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Audio: true}})
 	dir := t.TempDir()
-	cred := filepath.Join(dir, "credential")
-	now := time.Now()
-	if err := credfile.Write(cred, credfile.Credentials{AccessKeyID: "AKIATESTRELAY0001", SecretAccessKey: "relay-test-secret",
-		SessionToken: "relay-test-token", Expires: now.Add(time.Hour)}, now); err != nil {
-		t.Fatal(err)
-	}
+	cred := writeTestCredential(t, dir)
 	report := filepath.Join(dir, "kvssink.json")
 	args := []string{"reconnectbin", "name=r", "stall-timeout=" + sec(2*time.Second),
 		fmt.Sprintf("source=tcpclientsrc host=127.0.0.1 port=%d ! tsdemux name=d d. ! queue ! aacparse d. ! queue ! h264parse", srv.Port())}

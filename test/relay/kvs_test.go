@@ -24,16 +24,24 @@ const kvsCaps = "video/x-h264,stream-format=avc,alignment=au"
 
 const encode = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 ! h264parse"
 
-// startKVSRelay runs `reconnectbin props... ! middle ! kvsCaps ! kvssink`.
-func startKVSRelay(t *testing.T, props []string, middle string) *kvsRelay {
+// writeTestCredential writes a credential file valid for an hour into dir,
+// for a kvssink stand-in to read, and returns its path.
+func writeTestCredential(t *testing.T, dir string) string {
 	t.Helper()
-	dir := t.TempDir()
 	cred := filepath.Join(dir, "credential")
 	now := time.Now()
 	if err := credfile.Write(cred, credfile.Credentials{AccessKeyID: "AKIATESTRELAY0001", SecretAccessKey: "relay-test-secret",
 		SessionToken: "relay-test-token", Expires: now.Add(time.Hour)}, now); err != nil {
 		t.Fatal(err)
 	}
+	return cred
+}
+
+// startKVSRelay runs `reconnectbin props... ! middle ! kvsCaps ! kvssink`.
+func startKVSRelay(t *testing.T, props []string, middle string) *kvsRelay {
+	t.Helper()
+	dir := t.TempDir()
+	cred := writeTestCredential(t, dir)
 	report := filepath.Join(dir, "kvssink.json")
 	args := append([]string{"reconnectbin"}, props...)
 	if middle != "" {
