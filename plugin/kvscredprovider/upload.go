@@ -309,7 +309,16 @@ func (r *uploadRun) loop() {
 	for {
 		select {
 		case <-r.stop:
-			return
+			// kvssink's last signals (an ERROR ack right before the stream
+			// error that stops the pipeline) are still reported.
+			for {
+				select {
+				case e := <-r.events:
+					r.report(e.sink, e.ev)
+				default:
+					return
+				}
+			}
 		case e := <-r.events:
 			r.report(e.sink, e.ev)
 		case <-t.C:
