@@ -359,6 +359,13 @@ func (b *reconnectBin) instanceSoupSession(bin *gst.Bin, msg *gst.Message) bool 
 // SendEvent handles application EOS (gst-launch-1.0 -e, then Ctrl-C): stop
 // rebuilding and end the stream downstream at once, even in the middle of an
 // outage when there is no source instance to forward it to.
+//
+// The EOS is pushed from goroutines and SendEvent returns at once, as
+// GstBaseSrc does with an EOS sent to it: the caller
+// (gst_element_send_event) holds the pipeline's and this element's state
+// locks, and a sink still prerolling keeps an EOS push waiting until the
+// pipeline is PLAYING, which needs those locks. Waiting here deadlocked a
+// Ctrl-C (or systemctl stop) that came while the relay was starting.
 func (b *reconnectBin) SendEvent(el *gst.Element, event *gst.Event) bool {
 	defer event.Unref()
 	if event.Type() == gst.EventTypeEOS {
@@ -371,33 +378,45 @@ func (b *reconnectBin) SendEvent(el *gst.Element, event *gst.Event) bool {
 			// fillers (a push in flight may need the EOS to return).
 			b.closeFills(run, false)
 		}
-		ok := b.pushEOS(event)
-		if run != nil {
-			b.closeFills(run, true)
+		pads := b.outputPads()
+		// One event per pad, made here: the caller's is unreffed when
+		// SendEvent returns, before the pushes run.
+		events := make([]*gst.Event, len(pads))
+		for i := range pads {
+			events[i] = gst.NewEOSEvent()
+			events[i].SetSeqnum(event.Seqnum())
 		}
-		return ok
+		go func() {
+			if !pushEOS(pads, events) {
+				cat.LogInfo("application EOS: not every output pad took it (flushing or unlinked)")
+			}
+			if run != nil {
+				b.closeFills(run, true)
+			}
+		}()
+		return true
 	}
 	return el.ParentSendEvent(event)
 }
 
-// pushEOS ends every output stream at the same time. A muxer (collectpads,
-// as in matroskamux and kvssink) holds a push on one stream until the
-// other has data or has ended, and takes each pad's stream lock for its
-// EOS: ending the streams one after the other waits on the first while it
-// is held for the second (matroskamux never let go).
-func (b *reconnectBin) pushEOS(event *gst.Event) bool {
+// outputPads are the pads an EOS must end: src, and audio when requested.
+func (b *reconnectBin) outputPads() []*gst.GhostPad {
 	pads := []*gst.GhostPad{b.srcPad}
 	if audio := b.existingOutputPad(streamAudio); audio != nil {
 		pads = append(pads, audio)
 	}
+	return pads
+}
+
+// pushEOS ends every output stream at the same time (events[i] on pads[i]).
+// A muxer (collectpads, as in matroskamux and kvssink) holds a push on one
+// stream until the other has data or has ended, and takes each pad's stream
+// lock for its EOS: ending the streams one after the other waits on the
+// first while it is held for the second (matroskamux never let go).
+func pushEOS(pads []*gst.GhostPad, events []*gst.Event) bool {
 	results := make(chan bool, len(pads))
 	for i, pad := range pads {
-		ev := event
-		if i > 0 {
-			ev = gst.NewEOSEvent()
-			ev.SetSeqnum(event.Seqnum())
-		}
-		go func(pad *gst.GhostPad, ev *gst.Event) { results <- pad.PushEvent(ev) }(pad, ev)
+		go func(pad *gst.GhostPad, ev *gst.Event) { results <- pad.PushEvent(ev) }(pad, events[i])
 	}
 	ok := true
 	for range pads {

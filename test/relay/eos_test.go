@@ -3,6 +3,7 @@ package relay_test
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,27 @@ func TestRestartOnEOSFalseEndsAFiniteSource(t *testing.T) {
 		}
 		if code != 0 || l.Count(harness.OfType("eos")) != 1 {
 			t.Fatalf("run %d: exit %d with %d EOS messages, want exit 0 after one EOS", run, code, l.Count(harness.OfType("eos")))
+		}
+	}
+}
+
+// Ctrl-C (or systemctl stop, SIGINT under the units) while the relay is
+// still starting ends it: gst-launch-1.0 -e sends the EOS while a sink is
+// still prerolling, and an EOS push that waited in reconnectbin held the
+// pipeline's state lock the preroll needed, so the process hung until
+// systemd's SIGKILL. Interrupted the moment reconnectbin reaches PAUSED,
+// several times over.
+func TestInterruptWhileStartingEndsTheRelay(t *testing.T) {
+	paused := func(m harness.Message) bool {
+		return m.Type == "state-changed" && m.Source == "r" && strings.Contains(m.Text, "new-state=(GstState)paused")
+	}
+	for run := 1; run <= 5; run++ {
+		l := harness.StartLaunch(t, harness.Env(t), "reconnectbin", "name=r", "source=videotestsrc is-live=true",
+			"!", "fakesink")
+		l.WaitFor(30*time.Second, 1, "reconnectbin in PAUSED", paused)
+		l.Interrupt()
+		if code := l.Wait(20 * time.Second); code != 0 {
+			t.Fatalf("run %d: gst-launch-1.0 exited %d after Ctrl-C while starting", run, code)
 		}
 	}
 }
