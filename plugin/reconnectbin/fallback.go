@@ -35,8 +35,11 @@ type fallback struct {
 	mu      sync.Mutex
 	stopped bool // the run is stopping: no filler starts any more
 	fillers [streamCount]*filler
-	started time.Time // the current episode (video filling)
-	frames  uint64
+	// videoFrame makes the current video episode's fill frame for a PTS
+	// (held last frame, then black or the image); nil before the first.
+	videoFrame func(pts int64) *gst.Buffer
+	started    time.Time // the current episode (video filling)
+	frames     uint64
 
 	totalFrames atomic.Uint64
 	totalTime   atomic.Int64
@@ -144,17 +147,19 @@ func (b *reconnectBin) startFallback(run *runState) {
 		f.active.Store(true)
 		run.rep().fallback(true)
 		b.postElementMessage("reconnectbin-fallback-started", map[string]any{"mode": fallbackNick(f.mode)})
-		holdUntil := timeline.None
-		b.startFillerLocked(run, streamMain, b.srcPad, func(pts int64) *gst.Buffer {
-			if holdUntil == timeline.None {
-				holdUntil = pts + int64(f.hold)
-			}
+		// The filler and, at the takeover, the source's streaming thread
+		// (padVideoHole) both make frames: holdUntil is shared.
+		var holdUntil atomic.Int64
+		holdUntil.Store(timeline.None)
+		f.videoFrame = func(pts int64) *gst.Buffer {
+			holdUntil.CompareAndSwap(timeline.None, pts+int64(f.hold))
 			f.totalFrames.Add(1)
-			if pts < holdUntil && !run.output.last.Empty() {
+			if pts < holdUntil.Load() && !run.output.last.Empty() {
 				return run.output.last.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
 			}
 			return f.fill.StampedCopy(gst.ClockTime(pts), gst.ClockTime(f.frameDur))
-		})
+		}
+		b.startFillerLocked(run, streamMain, b.srcPad, f.videoFrame)
 	}
 	b.startSilenceLocked(run, audioFormat)
 }
@@ -197,6 +202,49 @@ func (b *reconnectBin) startSilenceLocked(run *runState, format string) {
 		return gstshim.Silence(caps, gst.ClockTime(pts), gst.ClockTime(f.frameDur))
 	})
 }
+
+// padVideoHole pushes fill frames over [from, to) on the src pad, from the
+// video streaming thread, just before the source's first frame after a fill
+// episode. The filler catches up after a late wake-up, but only until the
+// source takes the stream over, and the source is placed at the clock's
+// now: a filler starved of CPU at that moment left a hole of several frames
+// in the output (160 ms seen on a loaded 2-core machine), which kvssink
+// uploads as a frozen picture. Holes longer than maxPaddedHole are left
+// (a filler that stopped on a flow error): pushing seconds of frames from a
+// streaming thread would be worse.
+func (b *reconnectBin) padVideoHole(run *runState, from, to int64) {
+	f := run.fallback
+	if !f.enabled() || f.frameDur <= 0 {
+		return
+	}
+	hole := to - from
+	dur := int64(f.frameDur)
+	if hole < dur || hole > int64(maxPaddedHole) {
+		return
+	}
+	f.mu.Lock()
+	frame := f.videoFrame
+	f.mu.Unlock()
+	if frame == nil {
+		return
+	}
+	// Frames at from, from+dur, ... while a whole frame's worth is left
+	// (rounded): what remains is under one frame.
+	n := (hole + dur/2) / dur
+	cat.LogDebug(fmt.Sprintf("padding a %v hole before the source's first frame with %d fill frames", time.Duration(hole), n))
+	for k := int64(0); k < n; k++ {
+		buf := frame(from + k*dur)
+		if buf == nil {
+			return
+		}
+		if ret := b.push(streamMain, b.srcPad, buf); ret != gst.FlowOK {
+			return
+		}
+	}
+}
+
+// maxPaddedHole bounds padVideoHole.
+const maxPaddedHole = 2 * time.Second
 
 // fillIdle runs once startGrace after the bin started playing: whatever
 // stream no source has fed yet is filled from now on (black or the image

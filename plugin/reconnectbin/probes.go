@@ -119,11 +119,15 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 		return gst.PadProbeDrop
 	}
 	c.keyframeSeen[s].Store(true)
-	if place.TookOver {
-		if s == streamAudio && place.HadPrev && ok && outPTS-place.PrevEnd > int64(5*time.Millisecond) {
+	if place.TookOver && place.HadPrev && ok {
+		switch {
+		case s == streamAudio && outPTS-place.PrevEnd > int64(5*time.Millisecond):
 			// The audio that would have joined the fill silence seamlessly
 			// was dropped while the video was being placed: pad the hole.
 			b.padAudio(place.PrevEnd, outPTS)
+		case s == streamMain:
+			// The filler may not have caught up to where the source goes.
+			b.padVideoHole(run, place.PrevEnd, outPTS)
 		}
 	}
 	if ok && outDTS == timeline.None && buf.HasFlags(gst.BufferFlagHeader) {

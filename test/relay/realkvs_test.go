@@ -45,10 +45,10 @@ const (
 	frameInterval = 40 * time.Millisecond
 	// fallbackSwitchGap bounds the step between two uploaded frames where
 	// fallback and the source hand over. The source's first frame is
-	// placed when it arrives; the filler's last one when its timer fired,
-	// which on a loaded 2-core machine can be a frame late (a clean-clone
-	// run saw 81 ms, at the stand-in too). A hole the fallback failed to
-	// fill is the outage itself: seconds.
+	// placed when it arrives, and reconnectbin pads a hole the filler left
+	// (its timer fired late on a loaded machine: 81 and 160 ms were seen
+	// before the padding) to under a frame and a half. A hole the fallback
+	// failed to fill is the outage itself: seconds.
 	fallbackSwitchGap = 3 * frameInterval
 )
 
