@@ -6,18 +6,22 @@ package deploy_test
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kvsrelay/kvsrelay/internal/healthserver"
 )
 
 // The paths the manifests rely on, as install-systemd lays them out with
@@ -121,10 +125,31 @@ func under(path string, folders []string) bool {
 }
 
 // The image's read-only root leaves these writable only through volumes:
-// the credential folder, the metrics file, GStreamer's registry (the
-// image's CACHE_DIRECTORY) and temporary files.
+// the credential folder, the metrics file when there is one, GStreamer's
+// registry (the image's CACHE_DIRECTORY) and temporary files.
 func writablePaths(env map[string]string) []string {
-	return []string{env["RUNTIME_DIRECTORY"], filepath.Dir(env["KVSRELAY_METRICS"]), "/var/cache/kvsrelay", "/tmp"}
+	paths := []string{env["RUNTIME_DIRECTORY"], "/var/cache/kvsrelay", "/tmp"}
+	if m := env["KVSRELAY_METRICS"]; strings.HasPrefix(m, "/") {
+		paths = append(paths, filepath.Dir(m))
+	}
+	return paths
+}
+
+// healthPort checks a relay's KVSRELAY_HEALTH_ADDR as the plugin parses it
+// and returns its port (0 when unusable, with the error reported).
+func healthPort(t *testing.T, what string, env map[string]string, wantHost string) int {
+	t.Helper()
+	addr, err := healthserver.ParseAddr(env[healthserver.EnvAddr])
+	if err != nil || addr == "" {
+		t.Errorf("%s: %s=%q must serve /healthz: %v", what, healthserver.EnvAddr, env[healthserver.EnvAddr], err)
+		return 0
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	if host != wantHost {
+		t.Errorf("%s: %s listens on %s; its probes need %s", what, healthserver.EnvAddr, host, wantHost)
+	}
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 func TestKubernetesManifests(t *testing.T) {
@@ -166,11 +191,6 @@ func TestKubernetesManifests(t *testing.T) {
 		perContainer := map[string]string{} // KEY=value of settings no two relays may share
 		for _, c := range spec.Containers {
 			what := "Deployment " + d.Name + " container " + c.Name
-			for _, p := range []*corev1.Probe{c.LivenessProbe, c.StartupProbe} {
-				if p == nil || p.Exec == nil || !slices.Equal(p.Exec.Command, []string{livenessProbe}) {
-					t.Errorf("%s: liveness and startup probes must run %s, got %+v", what, livenessProbe, p)
-				}
-			}
 			req := c.Resources.Requests
 			if req.Cpu().IsZero() || req.Memory().IsZero() {
 				t.Errorf("%s: no CPU or memory request", what)
@@ -252,7 +272,27 @@ func TestKubernetesManifests(t *testing.T) {
 				t.Errorf("%s: stream %s is also uploaded by container %s", what, env["STREAM_NAME"], other)
 			}
 			streams[env["STREAM_NAME"]] = c.Name
-			for _, key := range []string{"RUNTIME_DIRECTORY", "KVSRELAY_METRICS"} {
+			// The kubelet probes the pod's IP, so the relay listens on every
+			// address, on the port its probes name.
+			port := healthPort(t, what, env, "0.0.0.0")
+			ports := map[string]int32{}
+			for _, p := range c.Ports {
+				ports[p.Name] = p.ContainerPort
+			}
+			for _, p := range []*corev1.Probe{c.LivenessProbe, c.StartupProbe} {
+				if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" {
+					t.Errorf("%s: liveness and startup probes must GET /healthz, got %+v", what, p)
+					continue
+				}
+				probed := p.HTTPGet.Port.IntVal
+				if p.HTTPGet.Port.StrVal != "" {
+					probed = ports[p.HTTPGet.Port.StrVal]
+				}
+				if int(probed) != port {
+					t.Errorf("%s: a probe asks port %v, the relay serves /healthz on %d", what, p.HTTPGet.Port.String(), port)
+				}
+			}
+			for _, key := range []string{"RUNTIME_DIRECTORY", healthserver.EnvAddr} {
 				if env[key] == "" {
 					t.Errorf("%s: %s is not set", what, key)
 				} else if other, dup := perContainer[key+"="+env[key]]; dup {
@@ -290,6 +330,8 @@ func TestECSTaskDefinition(t *testing.T) {
 		for _, kv := range c.Environment {
 			env[*kv.Name] = *kv.Value
 		}
+		// The health check runs inside the container: loopback is enough.
+		healthPort(t, what, env, "127.0.0.1")
 		for _, name := range forbiddenEnv {
 			if _, ok := env[name]; ok {
 				t.Errorf("%s: sets %s, which kvssink would prefer to the refreshed credential file", what, name)
@@ -591,6 +633,8 @@ func TestContainerfile(t *testing.T) {
 	if !strings.HasSuffix(healthcheck, `CMD ["`+livenessProbe+`"]`) {
 		t.Errorf("HEALTHCHECK %q does not run %s", healthcheck, livenessProbe)
 	}
+	// The HEALTHCHECK's probe asks /healthz inside the container.
+	healthPort(t, "Containerfile", env, "127.0.0.1")
 	link := regexp.MustCompile(`ln -sfn "\$\([^)]*\)" (\S+)`).FindStringSubmatch(all)
 	if link == nil || env["KVSSINK_PLUGIN_DIR"] != link[1] {
 		t.Errorf("KVSSINK_PLUGIN_DIR=%q is not the kvssink folder the RUN steps link (%v)", env["KVSSINK_PLUGIN_DIR"], link)

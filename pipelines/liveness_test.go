@@ -2,15 +2,19 @@ package pipelines_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kvsrelay/kvsrelay/internal/emf"
+	"github.com/kvsrelay/kvsrelay/internal/healthserver"
 	"github.com/kvsrelay/kvsrelay/internal/manualclock"
 )
 
@@ -142,4 +146,72 @@ func TestLivenessProbe(t *testing.T) {
 
 	expect("metrics to stdout", 2, "KVSRELAY_METRICS", baseEnv("KVSRELAY_METRICS=stdout"))
 	expect("bad limit", 2, "MAX_AGE_SECONDS", env, path, "soon")
+}
+
+// healthTicker is a healthserver ticker the test fires.
+type healthTicker chan time.Time
+
+func (c healthTicker) C() <-chan time.Time { return c }
+func (c healthTicker) Stop()               {}
+
+// With KVSRELAY_HEALTH_ADDR set, kvs-relay-liveness asks the relay's own
+// /healthz (served here by the relay's health server code) and passes on
+// its verdict and reason; nothing listening is not alive.
+func TestLivenessProbeAsksHealthz(t *testing.T) {
+	healthy, reason := false, ""
+	var mu sync.Mutex
+	tick := make(healthTicker)
+	srv, err := healthserver.New(healthserver.Options{
+		Check: func() (bool, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			return healthy, reason
+		},
+		NewTicker: func(time.Duration) healthserver.Ticker { return tick },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Run(ctx)
+	web := httptest.NewServer(srv.Handler())
+	addr := strings.TrimPrefix(web.URL, "http://")
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	// Each judged window: the second send returns only once the loop is
+	// back from the first check.
+	judge := func(h bool, r string) {
+		mu.Lock()
+		healthy, reason = h, r
+		mu.Unlock()
+		tick <- time.Time{}
+		tick <- time.Time{}
+	}
+
+	for _, tc := range []struct {
+		what, addr string
+		set        func()
+		code       int
+		text       string
+	}{
+		{what: "starting", addr: addr, code: 1, text: "not alive: /healthz: starting"},
+		{what: "healthy", addr: addr, set: func() { judge(true, "") }, code: 0, text: "alive: /healthz: ok"},
+		{what: "a bare port is loopback", addr: port, code: 0, text: "alive"},
+		{what: "0.0.0.0 is reached on loopback", addr: "0.0.0.0:" + port, code: 0, text: "alive"},
+		{what: "wedged", addr: addr, set: func() { judge(false, "vetoed by sink: upload wedged") }, code: 1,
+			text: "not alive: /healthz: unhealthy: vetoed by sink: upload wedged"},
+		{what: "relay gone", addr: addr, set: web.Close, code: 1, text: "nothing answers on 127.0.0.1:" + port},
+		{what: "no port", addr: "localhost:", code: 2, text: "has no port number"},
+	} {
+		if tc.set != nil {
+			tc.set()
+		}
+		r := runScript(t, "kvs-relay-liveness", baseEnv("KVSRELAY_HEALTH_ADDR="+tc.addr))
+		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.text) {
+			t.Errorf("%s: exit %d, output %q%q; want exit %d with %q", tc.what, r.code, r.stdout, r.stderr, tc.code, tc.text)
+		}
+		if tc.code != 2 && r.stderr != "" {
+			t.Errorf("%s: stderr %q; a probe's verdict is one stdout line", tc.what, r.stderr)
+		}
+	}
 }

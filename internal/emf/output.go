@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,7 +47,15 @@ var (
 	startOnce sync.Once
 	startOn   bool
 	startErr  error
+
+	served atomic.Bool
 )
+
+// ServeDefault marks Default() as read by something other than the EMF
+// writer (the /metrics endpoint), so elements record into it even when
+// KVSRELAY_METRICS is unset. Call it before the elements' first
+// StartDefaultFromEnv.
+func ServeDefault() { served.Store(true) }
 
 // Default is the process-wide Recorder that every element records into.
 func Default() *Recorder {
@@ -56,7 +65,8 @@ func Default() *Recorder {
 
 // StartDefaultFromEnv starts, once per process, a Writer for Default() to the
 // output named by KVSRELAY_METRICS, running for the life of the process.
-// It reports whether metrics are on. Later calls return the first result.
+// It reports whether metrics are recorded: lines are written, or /metrics
+// serves them (ServeDefault). The error is the writer's, from the first call.
 func StartDefaultFromEnv() (bool, error) {
 	startOnce.Do(func() {
 		out, closeOut, err := OpenOutput(os.Getenv(EnvOutput))
@@ -88,5 +98,5 @@ func StartDefaultFromEnv() (bool, error) {
 			_ = closeOut()
 		}()
 	})
-	return startOn, startErr
+	return startOn || served.Load(), startErr
 }

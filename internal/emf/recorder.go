@@ -117,6 +117,7 @@ type Stream struct {
 	// stall between two lines still shows.
 	uploadOn   bool
 	ackAgeMax  time.Duration
+	ackAgeNow  time.Duration // the latest value set, for /metrics
 	latency    time.Duration
 	hasLatency bool
 }
@@ -168,6 +169,7 @@ func (s *Stream) SetCredentialExpiry(t time.Time) {
 func (s *Stream) SetUploadAckAge(d time.Duration) {
 	s.mu.Lock()
 	s.uploadOn = true
+	s.ackAgeNow = d
 	if d > s.ackAgeMax {
 		s.ackAgeMax = d
 	}
@@ -204,6 +206,17 @@ func (s *Stream) AddUploadFramesDropped(n uint64) {
 func (s *Stream) snapshot(now time.Time) snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	snap := s.readLocked(now)
+	if snap.upload != nil {
+		snap.upload.ackAge = s.ackAgeMax
+		s.ackAgeMax = 0
+	}
+	return snap
+}
+
+// readLocked reads the cumulative values at now; the upload part carries no
+// ack age (a line wants the interval's largest, /metrics the latest).
+func (s *Stream) readLocked(now time.Time) snapshot {
 	snap := snapshot{
 		name:            s.name,
 		restarts:        s.restarts.Load(),
@@ -218,13 +231,12 @@ func (s *Stream) snapshot(now time.Time) snapshot {
 		snap.secondsToExpiry = &left
 	}
 	if s.uploadOn {
-		u := uploadSnapshot{errors: s.uploadErrors.Load(), framesDropped: s.framesDropped.Load(), ackAge: s.ackAgeMax}
+		u := uploadSnapshot{errors: s.uploadErrors.Load(), framesDropped: s.framesDropped.Load()}
 		if s.hasLatency {
 			l := s.latency
 			u.latency = &l
 		}
 		snap.upload = &u
-		s.ackAgeMax = 0
 	}
 	return snap
 }

@@ -79,6 +79,7 @@ type Notifier struct {
 	mu        sync.Mutex
 	sources   map[*Source]struct{}
 	healths   map[*Health]struct{}
+	atPing    map[*Source]counts // counters at the last ping
 	readySent bool
 	lastStat  string
 
@@ -107,6 +108,7 @@ func New(opts Options) *Notifier {
 		wake:    make(chan struct{}, 1),
 		sources: map[*Source]struct{}{},
 		healths: map[*Health]struct{}{},
+		atPing:  map[*Source]counts{},
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -262,7 +264,7 @@ func (n *Notifier) sourcesStatusLocked() string {
 
 // verdict is the outcome of one watchdog check.
 type verdict struct {
-	progress bool   // every source progressed (or retried) since the last ping
+	progress bool   // every source progressed (or retried) since the last check
 	reason   string // why not, for tests and debugging
 	// seen holds the counters the decision was based on; they become the
 	// next baselines once the ping is sent, so buffers arriving meanwhile
@@ -272,10 +274,10 @@ type verdict struct {
 
 type counts struct{ buffers, retries uint64 }
 
-// check decides whether the pipeline made progress.
-func (n *Notifier) check() verdict {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+// check decides whether the pipeline made progress since the counters in
+// base (a source missing from base started from zero), with pushes blocked
+// longer than blockLimit (0: never) vetoing. Callers hold n.mu.
+func (n *Notifier) checkLocked(base map[*Source]counts, blockLimit time.Duration) verdict {
 	var vetoes []string
 	for h := range n.healths {
 		if h.veto.Load() {
@@ -293,7 +295,7 @@ func (n *Notifier) check() verdict {
 	if len(n.sources) == 0 {
 		return verdict{reason: "no source registered"}
 	}
-	limit := int64(n.opts.BlockLimit)
+	limit := int64(blockLimit)
 	seen := make(map[*Source]counts, len(n.sources))
 	var stuck []string
 	for s := range n.sources {
@@ -302,24 +304,29 @@ func (n *Notifier) check() verdict {
 		}
 		c := counts{buffers: s.buffers.Load(), retries: s.retries.Load()}
 		seen[s] = c
-		if c == s.atPing && !s.retrying.Load() {
+		if c == base[s] && !s.retrying.Load() {
 			stuck = append(stuck, s.name)
 		}
 	}
 	if len(stuck) > 0 {
 		sort.Strings(stuck)
-		return verdict{reason: "no data and no retry since the last ping: " + strings.Join(stuck, ", ")}
+		return verdict{reason: "no data and no retry since the last check: " + strings.Join(stuck, ", ")}
 	}
 	return verdict{progress: true, seen: seen}
 }
 
-// commit starts a new "since the last ping" window from what check saw.
+func (n *Notifier) check() verdict {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.checkLocked(n.atPing, n.opts.BlockLimit)
+}
+
+// commit starts a new "since the last ping" window from what check saw;
+// sources closed meanwhile drop out of the baselines.
 func (n *Notifier) commit(v verdict) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for s, c := range v.seen {
-		s.atPing = c
-	}
+	n.atPing = v.seen
 }
 
 func (n *Notifier) tick() {
@@ -356,8 +363,6 @@ type Source struct {
 	pushAge atomic.Pointer[func() (time.Duration, bool)]
 	status  atomic.Pointer[string]
 	closed  atomic.Bool
-
-	atPing counts // counters at the last ping; guarded by n.mu
 }
 
 // DataOut records one buffer leaving the bin (real or fallback). The first
@@ -478,4 +483,42 @@ func (h *Health) Close() {
 	delete(h.n.healths, h)
 	h.n.mu.Unlock()
 	h.n.poke()
+}
+
+// Observer applies the WATCHDOG=1 rule for a reader other than systemd (the
+// /healthz endpoint): the same sources, healths and vetoes, over windows of
+// its own, so it works without NOTIFY_SOCKET and never shortens the
+// watchdog's windows.
+type Observer struct {
+	n          *Notifier
+	blockLimit time.Duration
+
+	mu   sync.Mutex
+	base map[*Source]counts // counters at the last healthy check
+}
+
+// Observe returns an Observer whose windows run from one Check to the next.
+// A downstream push blocked longer than blockLimit makes a check unhealthy
+// (0: blocked pushes are not judged).
+func (n *Notifier) Observe(blockLimit time.Duration) *Observer {
+	if blockLimit < 0 {
+		blockLimit = 0
+	}
+	return &Observer{n: n, blockLimit: blockLimit, base: map[*Source]counts{}}
+}
+
+// Check reports whether systemd would get WATCHDOG=1 for the window since
+// the last healthy check, and why not. A healthy check starts a new window;
+// an unhealthy one leaves the window open, as a withheld ping does.
+func (o *Observer) Check() (healthy bool, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n.mu.Lock()
+	v := o.n.checkLocked(o.base, o.blockLimit)
+	o.n.mu.Unlock()
+	if !v.progress {
+		return false, v.reason
+	}
+	o.base = v.seen
+	return true, ""
 }

@@ -90,7 +90,7 @@ func TestCheck(t *testing.T) {
 		{name: "no source registered", sources: 0, reason: "no source registered"},
 		{name: "buffers since the last ping", sources: 1, progress: true,
 			steps: func(e env) { e.a.DataOut() }},
-		{name: "nothing since the last ping", sources: 1, reason: "no data and no retry since the last ping: cam-a"},
+		{name: "nothing since the last ping", sources: 1, reason: "no data and no retry since the last check: cam-a"},
 		{name: "retrying counts as progress", sources: 1, progress: true,
 			steps: func(e env) { e.a.Retrying(true) }},
 		{name: "a retry that already ended still counts", sources: 1, progress: true,

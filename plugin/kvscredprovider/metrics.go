@@ -7,6 +7,7 @@ import (
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/emf"
+	"github.com/kvsrelay/kvsrelay/internal/healthserver"
 )
 
 // metrics records CredentialSecondsToExpiry and CredentialRefreshFailures
@@ -14,7 +15,7 @@ import (
 // of every kvssink this element supplies: emf.Default().Stream(<kvssink
 // stream-name>), the same stream reconnectbin records into when it feeds
 // that kvssink, so one line per stream carries both. Inert unless
-// KVSRELAY_METRICS is set (emf.StartDefaultFromEnv, shared by the process).
+// KVSRELAY_METRICS or KVSRELAY_HEALTH_ADDR is set (startRecording).
 type metrics struct {
 	mu      sync.Mutex
 	checked bool // StartDefaultFromEnv was called
@@ -31,11 +32,22 @@ func (m *metrics) start() {
 		return
 	}
 	m.checked = true
+	m.on = startRecording()
+}
+
+// startRecording starts the process's health server and EMF lines where the
+// environment asks for them (each once per process) and reports whether
+// metrics are recorded. The health server goes first: it turns recording on
+// for /metrics.
+func startRecording() bool {
+	if _, err := healthserver.StartDefaultFromEnv(); err != nil {
+		cat.LogWarning("health server disabled: " + err.Error())
+	}
 	on, err := emf.StartDefaultFromEnv()
 	if err != nil {
-		cat.LogWarning("metrics disabled: " + err.Error())
+		cat.LogWarning("metrics lines disabled: " + err.Error())
 	}
-	m.on = on
+	return on
 }
 
 // addSink records into the stream of kvssink el from now on; expiry is

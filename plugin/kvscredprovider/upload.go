@@ -249,7 +249,7 @@ func (r *uploadRun) add(addr uintptr, h *hooked) {
 	if timeout > 0 && r.opts.notifier != nil {
 		s.health = r.opts.notifier.RegisterHealth(s.name)
 	}
-	if on, _ := emf.StartDefaultFromEnv(); on {
+	if startRecording() {
 		s.metrics = emf.Default().Stream(s.stream)
 		s.metrics.SetUploadAckAge(0)
 	}

@@ -8,13 +8,15 @@ import (
 
 	"github.com/kvsrelay/kvsrelay/internal/emf"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/healthserver"
 	"github.com/kvsrelay/kvsrelay/internal/sdnotify"
 )
 
 // report forwards what the bin does to systemd (sd_notify: READY, STATUS,
-// a watchdog that pings only while data moves) and to CloudWatch Embedded
-// Metric Format lines. Both are process-wide and inert unless NOTIFY_SOCKET
-// or KVSRELAY_METRICS are set; a nil report (stopped bin) does nothing.
+// a watchdog that pings only while data moves), to CloudWatch Embedded
+// Metric Format lines and to the /healthz and /metrics endpoint. All are
+// process-wide and inert unless NOTIFY_SOCKET, KVSRELAY_METRICS or
+// KVSRELAY_HEALTH_ADDR are set; a nil report (stopped bin) does nothing.
 type report struct {
 	notify  *sdnotify.Source
 	metrics *emf.Stream
@@ -35,9 +37,15 @@ func newReport(bin *gst.Bin, blocked func() (time.Duration, bool)) *report {
 	} else if err != nil {
 		cat.LogWarning("sd_notify disabled: " + err.Error())
 	}
-	if on, err := emf.StartDefaultFromEnv(); err != nil {
-		cat.LogWarning("metrics disabled: " + err.Error())
-	} else if on {
+	// The health server first: it turns recording on for /metrics.
+	if _, err := healthserver.StartDefaultFromEnv(); err != nil {
+		cat.LogWarning("health server disabled: " + err.Error())
+	}
+	on, err := emf.StartDefaultFromEnv()
+	if err != nil {
+		cat.LogWarning("metrics lines disabled: " + err.Error())
+	}
+	if on {
 		r.metrics = emf.Default().Stream(metricsName(bin))
 	}
 	return r

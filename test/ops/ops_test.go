@@ -126,46 +126,7 @@ func (s *notifySocket) waitForAll(t *testing.T, timeout time.Duration, want ...s
 // goes quiet long before the watchdog's block limit is reached.
 func TestWatchdogStopsWhileTheSinkIsWedged(t *testing.T) {
 	sock := newNotifySocket(t)
-	fifo := filepath.Join(t.TempDir(), "sink.fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// Open the read end first (non-blocking) so filesink's open succeeds.
-	reader, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	drain := make(chan bool, 1)
-	drain <- true
-	stopped := make(chan struct{})
-	defer close(stopped)
-	go func() {
-		buf := make([]byte, 64<<10)
-		reading := true
-		for {
-			select {
-			case <-stopped:
-				return
-			case reading = <-drain:
-			default:
-			}
-			if reading {
-				// EOF only means no writer yet (or between writers).
-				if _, err := reader.Read(buf); err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, io.EOF) {
-					return
-				}
-			}
-			// A non-blocking FIFO read returns EAGAIN at once when empty:
-			// wait for either more data or a change of mode.
-			select {
-			case <-stopped:
-				return
-			case reading = <-drain:
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	fifo, drain := wedgeableFIFO(t)
 
 	const watchdog = 6 * time.Second
 	env := harness.Env(t, "NOTIFY_SOCKET="+sock.path, "WATCHDOG_USEC="+strconv.FormatInt(watchdog.Microseconds(), 10))
@@ -192,6 +153,53 @@ func TestWatchdogStopsWhileTheSinkIsWedged(t *testing.T) {
 	if l.Exited() {
 		t.Fatalf("gst-launch-1.0 exited (%d)", l.ExitCode())
 	}
+}
+
+// wedgeableFIFO makes a FIFO for filesink with a reader that drains it until
+// the test sends false on drain (nobody reads: the FIFO's 64 KiB fill and
+// filesink's push blocks) and again after true.
+func wedgeableFIFO(t *testing.T) (path string, drain chan<- bool) {
+	t.Helper()
+	fifo := filepath.Join(t.TempDir(), "sink.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Open the read end first (non-blocking) so filesink's open succeeds.
+	reader, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes := make(chan bool, 1)
+	modes <- true
+	stopped := make(chan struct{})
+	t.Cleanup(func() { close(stopped); reader.Close() })
+	go func() {
+		buf := make([]byte, 64<<10)
+		reading := true
+		for {
+			select {
+			case <-stopped:
+				return
+			case reading = <-modes:
+			default:
+			}
+			if reading {
+				// EOF only means no writer yet (or between writers).
+				if _, err := reader.Read(buf); err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, io.EOF) {
+					return
+				}
+			}
+			// A non-blocking FIFO read returns EAGAIN at once when empty:
+			// wait for either more data or a change of mode.
+			select {
+			case <-stopped:
+				return
+			case reading = <-modes:
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return fifo, modes
 }
 
 // emfLine is the part of an EMF line the tests read.
