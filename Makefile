@@ -40,6 +40,7 @@ TESTBUILD  := build-test
 TESTPLUGIN := $(TESTBUILD)/libgstkvsrelay.so
 CREDFILE   := $(BUILD)/kvscredfile
 HELPER     := $(BUILD)/gst-inspect-helper
+CAMERAS    := $(BUILD)/kvsrelay-cameras
 GOFLAGS_SO := -buildmode=c-shared -trimpath -ldflags="-s -w"
 SOURCES    := $(shell find plugin internal test/kvssinkstandin \( -name '*.go' -o -name '*.c' -o -name '*.h' \) 2>/dev/null) go.mod go.sum
 
@@ -60,7 +61,7 @@ else
 PLUGINDIR  ?= $(PREFIX)/lib/$(MULTIARCH)/gstreamer-1.0
 BINDIR     ?= $(PREFIX)/bin
 endif
-INSTALL_FILES := $(PLUGIN) $(CREDFILE) $(HELPER)
+INSTALL_FILES := $(PLUGIN) $(CREDFILE) $(HELPER) $(CAMERAS)
 
 TEST_TIMEOUT ?= 30m
 
@@ -71,7 +72,7 @@ all: build
 deps:
 	@scripts/install-deps.sh
 
-build: $(PLUGIN) $(TESTPLUGIN) $(CREDFILE) $(HELPER)
+build: $(PLUGIN) $(TESTPLUGIN) $(CREDFILE) $(HELPER) $(CAMERAS)
 
 # Built beside and renamed into place, so a process loading the plugin
 # (a running relay, a test) never sees a half-written file.
@@ -91,6 +92,12 @@ $(TESTPLUGIN): $(SOURCES)
 $(CREDFILE): $(SOURCES) $(shell find cmd/kvscredfile -name '*.go')
 	$(CHECK_GO)
 	$(GO) build -trimpath -o $@ ./cmd/kvscredfile
+
+# One settings file listing a host's cameras -> kvs-relay@ instances, or a
+# camera group's ConfigMap. Pure Go.
+$(CAMERAS): $(shell find internal/cameras cmd/kvsrelay-cameras -name '*.go') go.mod go.sum
+	$(CHECK_GO)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/kvsrelay-cameras
 
 # Without cgo: the doctor then runs, and says what is missing, on a host
 # without GStreamer's libraries (its docs subcommand needs a cgo build).
@@ -167,7 +174,8 @@ install: $(if $(filter-out root,$(SUDO_USER)),install-check-built,$(INSTALL_FILE
 	install -m 0644 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so
 	install -m 0755 $(CREDFILE) $(DESTDIR)$(BINDIR)/kvscredfile
 	install -m 0755 $(HELPER) $(DESTDIR)$(BINDIR)/gst-inspect-helper
-	@echo "installed $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so, $(DESTDIR)$(BINDIR)/kvscredfile and $(DESTDIR)$(BINDIR)/gst-inspect-helper"
+	install -m 0755 $(CAMERAS) $(DESTDIR)$(BINDIR)/kvsrelay-cameras
+	@echo "installed $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so, $(DESTDIR)$(BINDIR)/kvscredfile, gst-inspect-helper and kvsrelay-cameras"
 
 install-check-built:
 	@if [ -z "$(PREFIX)" ]; then \
@@ -180,7 +188,7 @@ install-check-built:
 	fi
 
 uninstall:
-	rm -f $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so $(DESTDIR)$(BINDIR)/kvscredfile $(DESTDIR)$(BINDIR)/gst-inspect-helper
+	rm -f $(DESTDIR)$(PLUGINDIR)/libgstkvsrelay.so $(DESTDIR)$(BINDIR)/kvscredfile $(DESTDIR)$(BINDIR)/gst-inspect-helper $(DESTDIR)$(BINDIR)/kvsrelay-cameras
 
 docs:
 	$(CHECK_GO)

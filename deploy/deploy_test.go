@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -21,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kvsrelay/kvsrelay/internal/cameras"
 	"github.com/kvsrelay/kvsrelay/internal/healthserver"
 )
 
@@ -683,5 +685,38 @@ func TestInstalledPaths(t *testing.T) {
 	sort.Strings(installed)
 	if !slices.ContainsFunc(installed, func(p string) bool { return strings.HasSuffix(p, "/gstreamer-1.0/libgstkvsrelay.so") }) {
 		t.Errorf("no plugin installed: %v", installed)
+	}
+}
+
+// The group's ConfigMap is what kvsrelay-cameras makes from the group's
+// settings file (deploy/cameras/group-a.yaml), and every camera listed
+// there has its container in the Deployment.
+func TestConfigMapIsMadeFromTheCameraSettings(t *testing.T) {
+	k := loadKubernetes(t)
+	s, err := cameras.Load("cameras/group-a.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, ok := k.configMaps["kvs-relay-group-a"]
+	if !ok {
+		t.Fatal("no ConfigMap kvs-relay-group-a")
+	}
+	made, err := s.ConfigMap(cameras.ConfigMapOptions{Name: checked.Name, Namespace: checked.Namespace, Labels: checked.Labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(made.Data, checked.Data) {
+		t.Errorf("kubernetes/cameras-group-a.yaml is not what cameras/group-a.yaml makes:\nchecked in %v\nmade       %v", checked.Data, made.Data)
+	}
+	containers := map[string]bool{}
+	for _, d := range k.deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			containers[c.Name] = true
+		}
+	}
+	for _, c := range s.Cameras {
+		if !containers[c.Name] {
+			t.Errorf("camera %s has no container in the Deployment", c.Name)
+		}
 	}
 }

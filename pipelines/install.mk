@@ -9,8 +9,8 @@
 # PREFIX (default /usr/local, also when PREFIX is empty):
 #   - the plugin into PREFIX/lib/<multiarch>/gstreamer-1.0, where the run
 #     script looks for it (a per-user "make install" into ~/.local is
-#     invisible to the unit), and kvscredfile into PREFIX/bin (the sidecar
-#     unit runs it from there);
+#     invisible to the unit), kvscredfile into PREFIX/bin (the sidecar
+#     unit runs it from there) and kvsrelay-cameras beside it;
 #   - the run script, the liveness probe (kvs-relay-liveness) and recipes
 #     into PREFIX/lib/kvsrelay;
 #   - the units into $(DESTDIR)/etc/systemd/system, with /usr/local replaced
@@ -31,12 +31,13 @@ KVSRELAY_LIBDIR := $(SYSTEMD_PREFIX)/lib/kvsrelay
 KVSRELAY_ETCDIR ?= /etc/kvs-relay
 KVSRELAY_PLUGIN_SO ?= $(PLUGIN)
 KVSCREDFILE_BIN    ?= $(BUILD)/kvscredfile
+KVSRELAY_CAMERAS_BIN ?= $(BUILD)/kvsrelay-cameras
 PIPELINE_SCRIPTS := $(wildcard pipelines/*.sh)
 SYSTEMD_UNITS    := pipelines/systemd/kvs-relay@.service pipelines/systemd/kvscredfile@.service
 
 .PHONY: install-systemd uninstall-systemd
 
-install-systemd: $(KVSRELAY_PLUGIN_SO) $(KVSCREDFILE_BIN)
+install-systemd: $(KVSRELAY_PLUGIN_SO) $(KVSCREDFILE_BIN) $(KVSRELAY_CAMERAS_BIN)
 	@case "$(SYSTEMD_PREFIX)" in \
 	  /*) ;; \
 	  *) echo "install-systemd: PREFIX=$(PREFIX) is not an absolute path: use sudo make install-systemd PREFIX=/usr/local (or PREFIX=/usr)" >&2; exit 1;; \
@@ -55,6 +56,7 @@ install-systemd: $(KVSRELAY_PLUGIN_SO) $(KVSCREDFILE_BIN)
 	mv -f $(DESTDIR)$(SYSTEMD_PLUGINDIR)/.libgstkvsrelay.so.tmp $(DESTDIR)$(SYSTEMD_PLUGINDIR)/libgstkvsrelay.so
 	install -m 0755 $(KVSCREDFILE_BIN) $(DESTDIR)$(SYSTEMD_BINDIR)/.kvscredfile.tmp
 	mv -f $(DESTDIR)$(SYSTEMD_BINDIR)/.kvscredfile.tmp $(DESTDIR)$(SYSTEMD_BINDIR)/kvscredfile
+	install -m 0755 $(KVSRELAY_CAMERAS_BIN) $(DESTDIR)$(SYSTEMD_BINDIR)/kvsrelay-cameras
 	install -m 0755 pipelines/kvs-relay-run $(DESTDIR)$(KVSRELAY_LIBDIR)/kvs-relay-run
 	install -m 0755 pipelines/kvs-relay-liveness $(DESTDIR)$(KVSRELAY_LIBDIR)/kvs-relay-liveness
 	for f in $(PIPELINE_SCRIPTS); do \
@@ -70,6 +72,9 @@ install-systemd: $(KVSRELAY_PLUGIN_SO) $(KVSCREDFILE_BIN)
 	@if [ ! -e $(DESTDIR)$(KVSRELAY_ETCDIR)/example-cam.env ]; then \
 	  install -m 0644 pipelines/env/example-cam.env $(DESTDIR)$(KVSRELAY_ETCDIR)/example-cam.env; \
 	fi
+	@if [ ! -e $(DESTDIR)$(KVSRELAY_ETCDIR)/cameras.example.yaml ]; then \
+	  install -m 0644 pipelines/env/cameras.example.yaml $(DESTDIR)$(KVSRELAY_ETCDIR)/cameras.example.yaml; \
+	fi
 	@# Reload only on a live systemd and a real install (not into DESTDIR).
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
 	  systemctl daemon-reload && echo "systemd reloaded"; \
@@ -78,9 +83,10 @@ install-systemd: $(KVSRELAY_PLUGIN_SO) $(KVSCREDFILE_BIN)
 	fi
 	@echo "installed the plugin into $(SYSTEMD_PLUGINDIR), kvscredfile into $(SYSTEMD_BINDIR), the recipes into $(KVSRELAY_LIBDIR), the units into $(SYSTEMD_UNITDIR)"
 	@echo "next: cp $(KVSRELAY_ETCDIR)/example-cam.env $(KVSRELAY_ETCDIR)/cam1.env, edit, systemctl enable --now kvs-relay@cam1"
+	@echo "  or, for many cameras: cp $(KVSRELAY_ETCDIR)/cameras.example.yaml $(KVSRELAY_ETCDIR)/cameras.yaml, edit, kvsrelay-cameras apply $(KVSRELAY_ETCDIR)/cameras.yaml"
 
 uninstall-systemd:
 	rm -f $(foreach u,$(SYSTEMD_UNITS),$(DESTDIR)$(SYSTEMD_UNITDIR)/$(notdir $(u)))
 	rm -rf $(DESTDIR)$(KVSRELAY_LIBDIR)/pipelines $(DESTDIR)$(KVSRELAY_LIBDIR)/kvs-relay-run $(DESTDIR)$(KVSRELAY_LIBDIR)/kvs-relay-liveness
-	rm -f $(DESTDIR)$(SYSTEMD_PLUGINDIR)/libgstkvsrelay.so $(DESTDIR)$(SYSTEMD_BINDIR)/kvscredfile
+	rm -f $(DESTDIR)$(SYSTEMD_PLUGINDIR)/libgstkvsrelay.so $(DESTDIR)$(SYSTEMD_BINDIR)/kvscredfile $(DESTDIR)$(SYSTEMD_BINDIR)/kvsrelay-cameras
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi

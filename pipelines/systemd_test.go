@@ -326,13 +326,17 @@ func installMk(t *testing.T, args ...string) (string, error) {
 		t.Fatal(err)
 	}
 	plugin, credfile := filepath.Join(tmp, "libgstkvsrelay.so"), filepath.Join(tmp, "kvscredfile")
+	cameras := filepath.Join(tmp, "kvsrelay-cameras")
 	if err := os.WriteFile(plugin, []byte("plugin"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(credfile, []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, bin := range []string{credfile, cameras} {
+		if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	cmd := exec.Command("make", append([]string{"-s", "-f", wrapper, "KVSRELAY_PLUGIN_SO=" + plugin, "KVSCREDFILE_BIN=" + credfile}, args...)...)
+	cmd := exec.Command("make", append([]string{"-s", "-f", wrapper, "KVSRELAY_PLUGIN_SO=" + plugin, "KVSCREDFILE_BIN=" + credfile,
+		"KVSRELAY_CAMERAS_BIN=" + cameras}, args...)...)
 	cmd.Dir = ".."
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -375,7 +379,8 @@ func TestInstallSystemdWithoutPrefixIsSelfContained(t *testing.T) {
 		t.Fatalf("make install-systemd: %v\n%s", err, out)
 	}
 	plugin := filepath.Join(dest, "usr/local/lib/test-arch/gstreamer-1.0/libgstkvsrelay.so")
-	for _, f := range []string{plugin, filepath.Join(dest, "usr/local/bin/kvscredfile"), filepath.Join(dest, "etc/kvs-relay/example-cam.env")} {
+	for _, f := range []string{plugin, filepath.Join(dest, "usr/local/bin/kvscredfile"), filepath.Join(dest, "usr/local/bin/kvsrelay-cameras"),
+		filepath.Join(dest, "etc/kvs-relay/example-cam.env"), filepath.Join(dest, "etc/kvs-relay/cameras.example.yaml")} {
 		if _, err := os.Stat(f); err != nil {
 			t.Errorf("not installed: %s", f)
 		}
