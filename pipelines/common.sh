@@ -73,6 +73,30 @@ words() {
 	((have == 0)) || ARGS+=("$tok")
 }
 
+# kvssink_buffer_props: size kvssink's buffer for an outage to KVS of
+# OUTAGE_BUDGET_S seconds (default 120, kvssink's own buffer-duration) at
+# STREAM_KBPS (default BITRATE_KBPS, else 4000), so a network cut that short
+# loses nothing (kvssink resends what it holds once the network is back):
+#   buffer-duration = OUTAGE_BUDGET_S + 30 s (the fragments in flight and
+#                     kvssink noticing the cut)
+#   storage-size    = STREAM_KBPS * 1000/8 * buffer-duration * 1.25 (MKV
+#                     overhead and headroom), in MiB rounded up, at least
+#                     kvssink's default 128 MiB
+# Past that, kvssink drops the oldest frames (STATUS_STORE_OUT_OF_MEMORY is
+# the storage running out first). Appended to SINK unless KVSSINK_EXTRA sets
+# the property itself.
+kvssink_buffer_props() {
+	require_uint OUTAGE_BUDGET_S
+	require_uint STREAM_KBPS
+	local budget=${OUTAGE_BUDGET_S:-120} kbps=${STREAM_KBPS:-${BITRATE_KBPS:-4000}}
+	[[ $kbps =~ ^[0-9]+$ ]] || die "BITRATE_KBPS=\"$kbps\" is not a non-negative integer"
+	local duration=$((budget + 30))
+	local mib=$(((kbps * 125 * duration * 5 / 4 + 1048575) / 1048576))
+	((mib >= 128)) || mib=128
+	[[ " ${KVSSINK_EXTRA:-} " == *" buffer-duration="* ]] || SINK+=" buffer-duration=$duration"
+	[[ " ${KVSSINK_EXTRA:-} " == *" storage-size="* ]] || SINK+=" storage-size=$mib"
+}
+
 # kvsrelay_common_env: defaults every recipe shares. Sets SINK, CREDS and
 # SINK_IS_KVS.
 kvsrelay_common_env() {
@@ -88,6 +112,7 @@ kvsrelay_common_env() {
 		if [[ -n ${CREDENTIAL_PATH:-} && -n ${CREDS+set} && -z ${CREDS} ]]; then
 			SINK+=" credential-path=$(gst_quote "$CREDENTIAL_PATH")"
 		fi
+		kvssink_buffer_props
 		[[ -z ${KVSSINK_EXTRA:-} ]] || SINK+=" $KVSSINK_EXTRA"
 	fi
 	SINK_IS_KVS=0

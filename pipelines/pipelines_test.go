@@ -686,3 +686,40 @@ func TestSRTModeIsInTheURI(t *testing.T) {
 		}
 	}
 }
+
+// The default kvssink is sized to ride out OUTAGE_BUDGET_S of network
+// outage at STREAM_KBPS (the sums of README.md), in every recipe, unless
+// KVSSINK_EXTRA names the property; bad numbers are named.
+func TestKvssinkBufferIsSizedForTheOutageBudget(t *testing.T) {
+	cases := []struct {
+		env  []string
+		want []string
+		not  []string
+	}{
+		{nil, []string{"buffer-duration=150 storage-size=128"}, nil},
+		{[]string{"STREAM_KBPS=8000", "OUTAGE_BUDGET_S=600"}, []string{"buffer-duration=630 storage-size=752"}, nil},
+		{[]string{"BITRATE_KBPS=6000", "OUTAGE_BUDGET_S=300"}, []string{"buffer-duration=330 storage-size=296"}, nil},
+		{[]string{"KVSSINK_EXTRA=storage-size=512"}, []string{"buffer-duration=150 storage-size=512"}, []string{"storage-size=128"}},
+		{[]string{"KVSSINK_EXTRA=buffer-duration=60"}, []string{"storage-size=128 buffer-duration=60"}, []string{"buffer-duration=150"}},
+	}
+	for _, recipe := range []string{"testpattern.sh", "rtsp-passthrough.sh"} {
+		for _, tc := range cases {
+			env := append([]string{"SOURCE=rtsp://10.0.0.1/s"}, tc.env...)
+			cmd := dryRun(t, recipe, env...)
+			for _, w := range tc.want {
+				if !strings.Contains(cmd, w) {
+					t.Errorf("%s %v: %q lacks %q", recipe, tc.env, cmd, w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(cmd, n) {
+					t.Errorf("%s %v: %q has %q", recipe, tc.env, cmd, n)
+				}
+			}
+		}
+	}
+	r := runScript(t, "testpattern.sh", baseEnv("DRY_RUN=1", "OUTAGE_BUDGET_S=2m"))
+	if r.code == 0 || !strings.Contains(r.stderr, `OUTAGE_BUDGET_S="2m" is not a non-negative integer`) {
+		t.Errorf("OUTAGE_BUDGET_S=2m: exit %d, %q", r.code, r.stderr)
+	}
+}
