@@ -226,6 +226,7 @@ type Server struct {
 	calls      []Call
 	rejections []Rejection
 	fragSeq    uint64
+	dataURL    string        // what getDataEndpoint answers; "" is URL()
 	changed    chan struct{} // closed and replaced on every record change
 
 	// Faults (see Fail, ErrorAck, DropPutMedia).
@@ -289,6 +290,15 @@ func Start(tb testing.TB, opts Options) *Server {
 
 // URL is the control-plane and data endpoint, "http://127.0.0.1:PORT".
 func (s *Server) URL() string { return s.http.URL }
+
+// SetDataEndpoint makes getDataEndpoint answer url (a proxy in front of
+// this endpoint, say), so that putMedia goes through it while the control
+// plane calls do not.
+func (s *Server) SetDataEndpoint(url string) {
+	s.mu.Lock()
+	s.dataURL = url
+	s.mu.Unlock()
+}
 
 // Close breaks off running putMedia calls and stops the endpoint.
 func (s *Server) Close() {
@@ -691,7 +701,11 @@ func (s *Server) control(w http.ResponseWriter, path, name, arn string, fill fun
 		if _, ok := s.lookupLocked(name, arn); !ok {
 			return notFound
 		}
-		writeJSON(w, map[string]string{"DataEndpoint": s.URL()})
+		url := s.dataURL // s.mu held
+		if url == "" {
+			url = s.http.URL
+		}
+		writeJSON(w, map[string]string{"DataEndpoint": url})
 	default:
 		return &apiError{status: http.StatusNotFound, errType: "UnknownOperationException", message: "unknown operation " + path}
 	}

@@ -77,6 +77,9 @@ type realSetup struct {
 	env []string
 	// calibrate tees what kvssink gets into the stand-in as well.
 	calibrate bool
+	// dataProxy puts toxiproxy between kvssink and the endpoint's putMedia
+	// (the control plane calls go direct): realRelay.proxy cuts the network.
+	dataProxy bool
 }
 
 // realRelay is a gst-launch-1.0 relay with the real kvssink uploading to a
@@ -88,6 +91,7 @@ type realRelay struct {
 	report string // the stand-in's report ("" when not calibrated)
 	log    string // kvssink's log file
 	trace  string // the stand-in's frame trace ("" when not calibrated)
+	proxy  *servers.Proxy
 }
 
 func startRealKVSRelay(t *testing.T, s realSetup) *realRelay {
@@ -101,6 +105,11 @@ func startRealKVSRelay(t *testing.T, s realSetup) *realRelay {
 		Secret:   kvsendpoint.SecretIssued(imds),
 		Region:   realRegion,
 	})
+	var proxy *servers.Proxy
+	if s.dataProxy {
+		proxy = servers.NewProxy(t, strings.TrimPrefix(ep.URL(), "http://"))
+		ep.SetDataEndpoint("http://" + proxy.Addr())
+	}
 	if s.refreshBefore == 0 {
 		s.refreshBefore = 5 * time.Minute
 	}
@@ -136,7 +145,7 @@ func startRealKVSRelay(t *testing.T, s realSetup) *realRelay {
 	} else {
 		env = harness.KVSSinkEnv(t, ep.URL(), realRegion, append([]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL()}, s.env...)...)
 	}
-	return &realRelay{Launch: harness.StartLaunch(t, env, args...), ep: ep, imds: imds, report: report, log: logFile, trace: trace}
+	return &realRelay{Launch: harness.StartLaunch(t, env, args...), ep: ep, imds: imds, report: report, log: logFile, trace: trace, proxy: proxy}
 }
 
 // kvssinkLogConfig writes a log4cplus configuration sending kvssink's log to

@@ -108,6 +108,12 @@ func (p *Proxy) Bandwidth(kilobytesPerSecond int) error {
 	return p.addToxic("bandwidth_down", "bandwidth", "downstream", fmt.Sprintf(`{"rate":%d}`, kilobytesPerSecond))
 }
 
+// BandwidthUp limits data from the client to upstream (an upload) to
+// kilobytesPerSecond KB/s.
+func (p *Proxy) BandwidthUp(kilobytesPerSecond int) error {
+	return p.addToxic("bandwidth_up", "bandwidth", "upstream", fmt.Sprintf(`{"rate":%d}`, kilobytesPerSecond))
+}
+
 // Clear removes all toxics; existing connections that were not closed
 // resume normal flow.
 func (p *Proxy) Clear() {
