@@ -3,7 +3,6 @@ package emf
 import (
 	"bufio"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -80,13 +79,7 @@ var promFamilies = []promFamily{
 // stream="<KVS stream name>". Reading does not disturb the EMF lines.
 func (r *Recorder) WritePrometheus(w io.Writer) error {
 	now := r.now()
-	r.mu.Lock()
-	streams := make([]*Stream, 0, len(r.streams))
-	for _, s := range r.streams {
-		streams = append(streams, s)
-	}
-	r.mu.Unlock()
-	sort.Slice(streams, func(i, j int) bool { return streams[i].name < streams[j].name })
+	streams := r.sortedStreams()
 	cur := make([]current, 0, len(streams))
 	for _, s := range streams {
 		cur = append(cur, s.current(now))

@@ -81,6 +81,16 @@ func (r *Recorder) Stream(name string) *Stream {
 // snapshotAll returns the cumulative values of every stream, sorted by name
 // so output is stable.
 func (r *Recorder) snapshotAll(now time.Time) []snapshot {
+	streams := r.sortedStreams()
+	out := make([]snapshot, 0, len(streams))
+	for _, s := range streams {
+		out = append(out, s.snapshot(now))
+	}
+	return out
+}
+
+// sortedStreams returns every stream, sorted by name.
+func (r *Recorder) sortedStreams() []*Stream {
 	r.mu.Lock()
 	streams := make([]*Stream, 0, len(r.streams))
 	for _, s := range r.streams {
@@ -88,11 +98,7 @@ func (r *Recorder) snapshotAll(now time.Time) []snapshot {
 	}
 	r.mu.Unlock()
 	sort.Slice(streams, func(i, j int) bool { return streams[i].name < streams[j].name })
-	out := make([]snapshot, 0, len(streams))
-	for _, s := range streams {
-		out = append(out, s.snapshot(now))
-	}
-	return out
+	return streams
 }
 
 // Stream is the metrics of one KVS stream.

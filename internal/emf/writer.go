@@ -9,6 +9,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/internal/ticker"
 )
 
 // DefaultInterval is how often a Writer writes one line per stream. CloudWatch
@@ -16,16 +18,8 @@ import (
 // log volume.
 const DefaultInterval = 60 * time.Second
 
-// Ticker is the part of time.Ticker a Writer uses, so tests can drive it.
-type Ticker interface {
-	C() <-chan time.Time
-	Stop()
-}
-
-type realTicker struct{ t *time.Ticker }
-
-func (r realTicker) C() <-chan time.Time { return r.t.C }
-func (r realTicker) Stop()               { r.t.Stop() }
+// Ticker is a tick source; tests pass their own.
+type Ticker = ticker.Ticker
 
 // WriterOptions configures a Writer.
 type WriterOptions struct {
@@ -78,7 +72,7 @@ func NewWriter(rec *Recorder, opts WriterOptions) (*Writer, error) {
 		opts.Interval = DefaultInterval
 	}
 	if opts.NewTicker == nil {
-		opts.NewTicker = func(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
+		opts.NewTicker = ticker.New
 	}
 	return &Writer{rec: rec, opts: opts, last: map[string]snapshot{}}, nil
 }

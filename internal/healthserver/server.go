@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/internal/ticker"
 )
 
 // DefaultInterval is the window /healthz judges by: Kubernetes probes every
@@ -26,16 +28,8 @@ import (
 // retrying is wedged.
 const DefaultInterval = 10 * time.Second
 
-// Ticker is the part of time.Ticker a Server uses, so tests can drive it.
-type Ticker interface {
-	C() <-chan time.Time
-	Stop()
-}
-
-type realTicker struct{ t *time.Ticker }
-
-func (r realTicker) C() <-chan time.Time { return r.t.C }
-func (r realTicker) Stop()               { r.t.Stop() }
+// Ticker is a tick source; tests pass their own.
+type Ticker = ticker.Ticker
 
 // Options configures a Server.
 type Options struct {
@@ -73,7 +67,7 @@ func New(opts Options) (*Server, error) {
 		opts.Interval = DefaultInterval
 	}
 	if opts.NewTicker == nil {
-		opts.NewTicker = func(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
+		opts.NewTicker = ticker.New
 	}
 	return &Server{opts: opts}, nil
 }

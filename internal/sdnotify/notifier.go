@@ -37,18 +37,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kvsrelay/kvsrelay/internal/ticker"
 )
 
-// Ticker is the part of time.Ticker the notifier uses, so tests can drive it.
-type Ticker interface {
-	C() <-chan time.Time
-	Stop()
-}
-
-type realTicker struct{ t *time.Ticker }
-
-func (r realTicker) C() <-chan time.Time { return r.t.C }
-func (r realTicker) Stop()               { r.t.Stop() }
+// Ticker is a tick source; tests pass their own.
+type Ticker = ticker.Ticker
 
 // Options configures a Notifier.
 type Options struct {
@@ -92,7 +86,7 @@ type Notifier struct {
 // New returns a Notifier. Call Start to run it (Default does so itself).
 func New(opts Options) *Notifier {
 	if opts.NewTicker == nil {
-		opts.NewTicker = func(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
+		opts.NewTicker = ticker.New
 	}
 	if opts.OnError == nil {
 		opts.OnError = func(error) {}
