@@ -12,7 +12,7 @@
 #   make install   put the plugin where GStreamer finds it (user folder; PREFIX/DESTDIR for a system folder)
 #   make install-systemd  relay recipes and the kvs-relay@ / kvscredfile@ units (see pipelines/README.md)
 #   make docs      regenerate docs/elements.md from the elements' registration
-#   make bench     side-by-side benchmark of recovery, stall detection, overhead and memory
+#   make bench     side-by-side benchmark of recovery, stall detection, overhead, memory and relay density
 #   make soak      every protocol's relay under CPU hogs and a seeded random fault schedule (~10 min;
 #                  SOAK_FAULTS=1000 for the long form, SOAK_SEED=n to replay); table into docs/benchmarks.md
 

@@ -140,7 +140,7 @@ func TestQuickBenchProducesParsableReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, section := range []string{"Fresh start", "HLS fault A", "HLS fault B", "HLS fault C", "MPEG-TS over TCP", "SRT", "Stall detection", "Fault storm", "Data-path overhead", "Memory", "Credentials"} {
+	for _, section := range []string{"Fresh start", "HLS fault A", "HLS fault B", "HLS fault C", "MPEG-TS over TCP", "SRT", "Stall detection", "Fault storm", "Data-path overhead", "Memory", "Density", "Credentials"} {
 		if !strings.Contains(doc, "### "+section) {
 			t.Errorf("report has no %q table", section)
 		}
@@ -187,10 +187,10 @@ func TestQuickBenchProducesParsableReport(t *testing.T) {
 // checkReportColumns checks the columns people read the results off: the
 // recovery tables' start-limit recovery, ratio and minus-floor, the storm's
 // ratio and lag, the overhead's slope and start-up, the memory scenario's
-// network sources.
+// network sources, the density ramp's cost columns and both its modes.
 func checkReportColumns(t *testing.T, tables []mdTable) {
 	t.Helper()
-	recovery, ratios, minusFloors := 0, 0, 0
+	recovery, ratios, minusFloors, density := 0, 0, 0, 0
 	for _, tb := range tables {
 		switch {
 		case tb.column("recovery median (s)") >= 0:
@@ -238,6 +238,20 @@ func checkReportColumns(t *testing.T, tables []mdTable) {
 					t.Errorf("overhead table %v has no %q column", tb.header, col)
 				}
 			}
+		case tb.column("frames delivered, worst relay (%)") >= 0:
+			density++
+			for _, col := range []string{"relays (count)", "CPU per relay (% of a core)", "RSS per relay (MiB)", "PSS per relay (MiB)", "camera CPU (% of a core)", "machine busy (%)", "holds"} {
+				if tb.column(col) < 0 {
+					t.Errorf("density table %v has no %q column", tb.header, col)
+				}
+			}
+			modes := map[string]bool{}
+			for _, row := range tb.rows {
+				modes[row[0]] = true
+			}
+			if len(modes) != 2 {
+				t.Errorf("density table has the modes %v, want per process and one process", modes)
+			}
 		case tb.header[0] == "Source" && tb.column("change median (value)") >= 0:
 			var sources []string
 			for _, row := range tb.rows {
@@ -249,6 +263,9 @@ func checkReportColumns(t *testing.T, tables []mdTable) {
 				}
 			}
 		}
+	}
+	if density != 1 {
+		t.Errorf("report has %d density ramp tables, want 1", density)
 	}
 	if recovery < 5 {
 		t.Errorf("report has %d recovery tables, want 5 (HLS A, B, C, TCP, SRT)", recovery)

@@ -57,7 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.PluginDir, "plugin-dir", "", "folder holding libgstkvsrelay.so (default: $KVSRELAY_PLUGIN_DIR, else the shipped build in build/; the test build ($KVSRELAY_TEST_PLUGIN_DIR, build-test/) only without those)")
 	fs.IntVar(&c.Reps, "reps", 0, "repetitions per scenario (default 3, 1 with -quick)")
 	fs.Uint64Var(&c.Seed, "seed", 20251017, "seed of the fault storm's schedule")
-	fs.StringVar(&c.Only, "only", "", "comma-separated scenario keys to run (floor,hls-a,hls-b,hls-c,tcp,srt,stall,storm,overhead,memory,credentials); default all")
+	fs.StringVar(&c.Only, "only", "", "comma-separated scenario keys to run (floor,hls-a,hls-b,hls-c,tcp,srt,stall,storm,overhead,memory,density,credentials); default all")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -150,6 +150,7 @@ type Bench struct {
 	machine   Machine
 	pluginDir string
 	pluginSrc string // where the measured plugin was copied from, and which build it is
+	testBuild bool   // the measured plugin is the test build (it has the kvssink stand-in)
 	tmp       string
 	feed      *stampFeed // the stamped picture of every test source
 	env       []string   // contenders: our plugin, own registry, no AWS_*
@@ -221,6 +222,7 @@ func newBench(ctx context.Context, cfg Config, log io.Writer) (*Bench, error) {
 		return nil, err
 	}
 	b.machine.Plugin = describeBuild(b.pluginSrc, elements)
+	b.testBuild = contains(elements, "kvssink")
 	fmt.Fprintf(log, "kvsrelay-bench: plugin %s; %s, GStreamer %s, %d cores\n", b.machine.Plugin, b.machine.CPU, b.machine.GStreamer, b.machine.Cores)
 	return b, nil
 }

@@ -36,6 +36,12 @@ type timing struct {
 	overheadFrames [2]int // the two frame counts of the overhead slope
 	rebuilds       int    // memory: rebuilds of the local source
 	netRebuilds    int    // memory: rebuilds of each network source
+	// density: the relay counts of the ramp, how long each step settles
+	// before its window, the window, and how long the camera's bitrate is
+	// measured.
+	densitySteps                 []int
+	densitySettle, densityWindow time.Duration
+	cameraProbe                  time.Duration
 }
 
 func (b *Bench) timing() timing {
@@ -45,6 +51,7 @@ func (b *Bench) timing() timing {
 			recoveryBound: 15 * time.Second, warmBound: 20 * time.Second,
 			stallTimeout: 3 * time.Second, stallBound: 9 * time.Second,
 			stormTotal: 20 * time.Second, overheadFrames: [2]int{10, 120}, rebuilds: 50, netRebuilds: 30,
+			densitySteps: []int{1, 2}, densitySettle: 2 * time.Second, densityWindow: 5 * time.Second, cameraProbe: 2 * time.Second,
 		}
 	}
 	return timing{
@@ -52,6 +59,8 @@ func (b *Bench) timing() timing {
 		recoveryBound: 30 * time.Second, warmBound: 25 * time.Second,
 		stallTimeout: 3 * time.Second, stallBound: 10 * time.Second,
 		stormTotal: 120 * time.Second, overheadFrames: [2]int{25, 600}, rebuilds: 1000, netRebuilds: 1000,
+		densitySteps:  []int{1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64},
+		densitySettle: 5 * time.Second, densityWindow: 20 * time.Second, cameraProbe: 10 * time.Second,
 	}
 }
 
@@ -128,6 +137,7 @@ func (b *Bench) runAll() ([]string, []error) {
 		scenario{key: "storm", title: "Continuity under a fault storm", run: func(s *scope) ([]Table, error) { return b.stormScenario(s, shared) }},
 		scenario{key: "overhead", title: "Data-path overhead", run: func(s *scope) ([]Table, error) { return b.overheadScenario(s) }},
 		scenario{key: "memory", title: "Memory over rebuilds", run: func(s *scope) ([]Table, error) { return b.memoryScenario(s) }},
+		scenario{key: "density", title: "Density: relays per machine", run: func(s *scope) ([]Table, error) { return b.densityScenario(s) }},
 		scenario{key: "credentials", title: "Credentials over a compressed day", run: func(s *scope) ([]Table, error) { return b.credentialScenario(s) }},
 	)
 	var selected []scenario
