@@ -653,11 +653,12 @@ func readProcTicks(pid int) (uint64, error) {
 	return procCPUTicks(data)
 }
 
-// relayMemory sums the RSS and PSS of the relays' processes.
-func relayMemory(pids []int) (rss, pss int64) {
+// relayMemory sums the RSS, PSS and threads of the relays' processes.
+func relayMemory(pids []int) (rss, pss int64, threads int) {
 	for _, pid := range pids {
 		if s, err := harness.SampleProcess(pid); err == nil {
 			rss += s.RSSKiB
+			threads += s.Threads
 		}
 		if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
 			if v, err := parsePssKiB(data); err == nil {
@@ -665,7 +666,7 @@ func relayMemory(pids []int) (rss, pss int64) {
 			}
 		}
 	}
-	return rss, pss
+	return rss, pss, threads
 }
 
 // densityRamp runs one mode: N relays, N growing step by step (new relays
@@ -746,7 +747,7 @@ func (b *Bench) densityRamp(k *densitySink, cam *servers.RTSPServer, mode densit
 		step.CameraCPU = perSecond(start.camera, end.camera)
 		step.BenchCPU = perSecond(start.bench, end.bench)
 		step.MachineBusy = start.machine.busyShare(end.machine)
-		step.RSSKiB, step.PSSKiB = relayMemory(g.pids())
+		step.RSSKiB, step.PSSKiB, step.Threads = relayMemory(g.pids())
 		for i := 0; i < n; i++ {
 			step.Shares = append(step.Shares, deliveredShare(start.counts[i], end.counts[i], end.at, densityFPS, k.staleAfter))
 		}
@@ -854,7 +855,7 @@ func (b *Bench) densityScenario(s *scope) ([]Table, error) {
 			}
 		}
 	}
-	tables := densityTables(k, mbps, modes, results, notes)
+	tables := densityTables(k, mbps, tm, modes, results, notes)
 	return tables, failure
 }
 
@@ -868,6 +869,14 @@ func modeLabel(name string) string {
 	return name
 }
 
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}
+
 func percentCell(v float64) string { return fmt.Sprintf("%.1f", v*100) }
 
 func mibCell(kib int64, relays int) string {
@@ -876,12 +885,12 @@ func mibCell(kib int64, relays int) string {
 
 // densityTables renders the ramp, the summary per mode and the comparison
 // of the two modes at the same relay counts.
-func densityTables(k *densitySink, mbps float64, modes []densityMode, results map[string][]densityStep, runNotes []string) []Table {
+func densityTables(k *densitySink, mbps float64, tm timing, modes []densityMode, results map[string][]densityStep, runNotes []string) []Table {
 	c := defaultDensityCriteria
 	ramp := Table{
 		Title: fmt.Sprintf("Density: H.264 passthrough relays (RTSP camera -> reconnectbin -> kvssink) at %.1f Mb/s each, step by step", mbps),
 		Columns: []string{"Mode", "relays (count)", "relays' CPU (% of a core)", "CPU per relay (% of a core)", "RSS per relay (MiB)", "PSS per relay (MiB)",
-			"frames delivered, worst relay (%)", "frames delivered, mean (%)", "restarts in window (count)",
+			"threads per relay (count)", "frames delivered, worst relay (%)", "frames delivered, mean (%)", "restarts in window (count)",
 			"camera CPU (% of a core)", "bench process CPU (% of a core)", "machine busy (%)", "holds", "why not"},
 	}
 	summary := Table{
@@ -902,7 +911,7 @@ func densityTables(k *densitySink, mbps float64, modes []densityMode, results ma
 				holds = "no"
 			}
 			ramp.AddRow(modeLabel(m.name), strconv.Itoa(s.Relays), percentCell(s.RelayCPU), percentCell(s.RelayCPU/float64(s.Relays)),
-				mibCell(s.RSSKiB, s.Relays), mibCell(s.PSSKiB, s.Relays), wc, mc, strconv.Itoa(s.Restarts),
+				mibCell(s.RSSKiB, s.Relays), mibCell(s.PSSKiB, s.Relays), fmt.Sprintf("%.1f", float64(s.Threads)/float64(s.Relays)), wc, mc, strconv.Itoa(s.Restarts),
 				percentCell(s.CameraCPU), percentCell(s.BenchCPU), fmt.Sprintf("%.0f", s.MachineBusy*100), holds, s.Why)
 		}
 		held, failed := rampOutcome(steps)
@@ -965,7 +974,8 @@ func densityTables(k *densitySink, mbps float64, modes []densityMode, results ma
 			densityWidth, densityHeight, densityFPS, densityBitrateKbps, densityKeyIntMax, mbps),
 		"Relay: the rtsp-passthrough recipe's pipeline, kvscredprovider credential-path=... reconnectbin source=\"rtspsrc location=... protocols=tcp latency=200 ! rtph264depay ! h264parse\" restart-on-eos=true ! video/x-h264,stream-format=avc,alignment=au ! kvssink stream-name=... aws-region=..., each relay with its own stream and credential file; kvscredprovider fetches credentials from a fake IMDS (test/imdsfake). kvssink is " + k.label + ".",
 		"Per process: one gst-launch-1.0 -m process per relay. One process: one Debian python3 process (test/bench/densityhost.py) holding every relay as its own GstPipeline built from the same description, as an application with one pipeline per camera would: one GStreamer, one libgstkvsrelay.so and its one Go runtime for all of them. A Go program never loads the plugin (one Go runtime per process), hence python3; a single gst-launch-1.0 with N chains in one pipeline would share one bus, clock and state between the relays, which is not how such an application is built.",
-		"Ramp: each step adds relays to the running ones, waits until every relay's kvssink has taken a frame (at most 60 s), lets it settle, then measures a window; the ramp of a mode ends at the first step that does not hold, or after its last step.",
+		fmt.Sprintf("Ramp: relay counts %s; each step adds relays to the running ones, waits until every relay's kvssink has taken a frame (at most %s s), lets them settle for %s s, then measures a %s s window; the ramp of a mode ends at the first step that does not hold, or after the last count. Then the mode's relays are killed and the other mode starts from one relay, against the same camera.",
+			joinInts(tm.densitySteps), secs(densityStartBound), secs(tm.densitySettle), secs(tm.densityWindow)),
 		fmt.Sprintf("A step holds when every relay delivered at least %.0f%% of the camera's %d frames a second to its kvssink over the window, no relay restarted its source or failed (exited, posted an ERROR, never delivered), and the machine (all cores, every process on it) was busy at most %.0f%% of the window: beyond that there is no room left for a burst or a reconnect, whatever the frames say.", c.MinShare*100, densityFPS, c.MaxBusy*100),
 		"Frames delivered: frames kvssink took over the window, from the stand-in's report (frames_accepted and the moment it was true, rewritten 4 times a second) or, with the real kvssink, the frames in the fragments the endpoint received complete (counted between fragment ends); divided by the camera's frame rate over the same span. A count that stops moving before the window's end counts the silence as missed frames.",
 		"CPU: user+system time from /proc/<pid>/stat over the window, per second of it, in % of one core (200% is this whole 2-core machine): the relays' processes (all of them, per process), the camera's, and the bench's own (which, with the real kvssink, holds the KVS endpoint receiving every upload). Machine busy: /proc/stat over all cores, everything on the machine included. RSS and PSS (/proc/<pid>/smaps_rollup) at the window's end, divided by the relay count; in one process that spreads the process's own base (python3, GStreamer, the Go runtime) over the relays. \"Per added relay\" is the slope from the first step to the last that held.",

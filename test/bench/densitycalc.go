@@ -160,8 +160,10 @@ type densityStep struct {
 	// RelayCPU is the relays' CPU time over the window per second of it,
 	// summed over their processes (1 = one core busy).
 	RelayCPU float64
-	// RSSKiB and PSSKiB sum the relays' processes at the window's end.
+	// RSSKiB, PSSKiB and Threads sum the relays' processes at the
+	// window's end.
 	RSSKiB, PSSKiB int64
+	Threads        int
 	// Shares holds each relay's deliveredShare (relay order).
 	Shares []float64
 	// Restarts counts reconnectbin-restart messages within the window.

@@ -59,7 +59,7 @@ func (b *Bench) timing() timing {
 		recoveryBound: 30 * time.Second, warmBound: 25 * time.Second,
 		stallTimeout: 3 * time.Second, stallBound: 10 * time.Second,
 		stormTotal: 120 * time.Second, overheadFrames: [2]int{25, 600}, rebuilds: 1000, netRebuilds: 1000,
-		densitySteps:  []int{1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64},
+		densitySteps:  []int{1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 160},
 		densitySettle: 5 * time.Second, densityWindow: 20 * time.Second, cameraProbe: 10 * time.Second,
 	}
 }
