@@ -98,7 +98,7 @@ func TestQuickBenchProducesParsableReport(t *testing.T) {
 		t.Skip("no plugin build: set KVSRELAY_PLUGIN_DIR or KVSRELAY_TEST_PLUGIN_DIR, or run make build")
 	}
 	if testing.Short() {
-		t.Skip("the quick bench takes about 3 minutes")
+		t.Skip("the quick bench takes about 4 minutes")
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "kvsrelay-bench")

@@ -983,7 +983,7 @@ func densityTables(k *densitySink, mbps float64, tm timing, modes []densityMode,
 	if !k.real {
 		ramp.Notes = append(ramp.Notes, "The stand-in is not kvssink: it checks every frame and writes its report but builds no MKV and uploads nothing, so the real kvssink's own cost (packaging, its content store, the HTTP upload) is not in these numbers; set KVSSINK_PLUGIN_DIR to measure with it. The stand-in's report is written to tmpfs (/dev/shm) so that its fsyncs do not measure the disk.")
 	} else {
-		ramp.Notes = append(ramp.Notes, "The real kvssink keeps up to buffer-duration (default 120 s) of frames in its content store, so its RSS grows for the first two minutes of a stream; a step's window comes seconds after its relays started, so the relays that joined last are not yet at their full size.")
+		ramp.Notes = append(ramp.Notes, "The real kvssink keeps frames in its content store until they are acknowledged and older than its buffer-duration (default 120 s), so a stream's memory may still grow during its first two minutes; a step's window comes seconds after its newest relays started, so RSS and PSS are of relays of different ages (the first ones had run for minutes by the last steps).")
 	}
 	return []Table{ramp, summary, versus}
 }

@@ -9,8 +9,9 @@
 // gst-launch-1.0 or ffmpeg child process, with its own GStreamer registry
 // and no AWS_* variables.
 //
-//	go run ./test/bench -o docs/benchmarks.md          # full, ~15 min on 2 cores
-//	go run ./test/bench -quick -o /tmp/b.md            # tiny configuration, ~3 min
+//	go run ./test/bench -o docs/benchmarks.md          # full, ~35 min on 2 cores (density alone ~15)
+//	go run ./test/bench -quick -o /tmp/b.md            # tiny configuration, ~4 min
+//	go run ./test/bench -only density -o /tmp/d.md     # one scenario (keys: see -only)
 package main
 
 import (
@@ -53,7 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("kvsrelay-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Out, "o", "", "also write the tables to this markdown file (e.g. docs/benchmarks.md)")
-	fs.BoolVar(&c.Quick, "quick", false, "tiny configuration (one repetition, short outages), about 3 minutes")
+	fs.BoolVar(&c.Quick, "quick", false, "tiny configuration (one repetition, short outages, two relays for density), about 4 minutes")
 	fs.StringVar(&c.PluginDir, "plugin-dir", "", "folder holding libgstkvsrelay.so (default: $KVSRELAY_PLUGIN_DIR, else the shipped build in build/; the test build ($KVSRELAY_TEST_PLUGIN_DIR, build-test/) only without those)")
 	fs.IntVar(&c.Reps, "reps", 0, "repetitions per scenario (default 3, 1 with -quick)")
 	fs.Uint64Var(&c.Seed, "seed", 20251017, "seed of the fault storm's schedule")
