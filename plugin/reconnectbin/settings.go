@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -179,6 +180,13 @@ func canHaveSrcPad(bin *gst.Bin) bool {
 // HLS URI where hlsdemux2 is known to corrupt memory (see uridesc).
 func (s settings) description() (property, desc string) {
 	if s.source != "" {
+		if endsInCaps(s.source) {
+			// GStreamer's parser needs an element after a caps filter
+			// ("no element \"video\"" otherwise), and a source ending in
+			// one ("... ! h264parse ! video/x-h264,stream-format=avc") is
+			// a common way to write what the source gives.
+			return "source", s.source + " ! identity"
+		}
 		return "source", s.source
 	}
 	return "uri", uridesc.Description(s.uri, uridesc.UseLegacyHLS(s.uri, hlsRuntime()))
@@ -253,4 +261,26 @@ func parseOutputAudioCaps(s string) (string, error) {
 		return "", fmt.Errorf("%q is not a complete raw audio format: give format, rate and channels (and channel-mask beyond 2 channels)", s)
 	}
 	return caps.String(), nil
+}
+
+// trailingCaps matches a caps string: a media type, an optional caps
+// feature, then fields.
+var trailingCaps = regexp.MustCompile(`^[A-Za-z]+/[A-Za-z0-9._+-]+(\([^)]*\))?\s*(,.*)?$`)
+
+// endsInCaps reports whether a description's last link is a caps filter
+// ("... ! video/x-raw,width=320"), outside quotes.
+func endsInCaps(desc string) bool {
+	last, quoted := -1, false
+	for i, r := range desc {
+		switch {
+		case r == '"':
+			quoted = !quoted
+		case r == '!' && !quoted:
+			last = i
+		}
+	}
+	if last < 0 {
+		return false
+	}
+	return trailingCaps.MatchString(strings.TrimSpace(desc[last+1:]))
 }

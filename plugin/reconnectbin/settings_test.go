@@ -56,3 +56,31 @@ func TestBadSettingsNameTheirProperty(t *testing.T) {
 		t.Errorf("a non-property error reads %q", got)
 	}
 }
+
+// A source written as what it gives ("... ! video/x-h264,stream-format=avc")
+// is accepted though GStreamer's parser needs an element after caps.
+func TestSourceEndingInCapsIsAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		want bool
+	}{
+		{"videotestsrc ! video/x-raw,width=320,height=240,framerate=25/1", true},
+		{"videotestsrc ! video/x-raw", true},
+		{"videotestsrc ! video/x-raw(memory:SystemMemory), width=320", true},
+		{"rtspsrc location=rtsp://cam/1 ! rtph264depay ! h264parse ! video/x-h264,stream-format=avc,alignment=au", true},
+		{"videotestsrc", false},
+		{"videotestsrc ! videoconvert", false},
+		{"videotestsrc ! capsfilter caps=video/x-raw,width=320", false},
+		{`videotestsrc ! textoverlay text="a ! b/c"`, false},
+		{"videotestsrc ! video/x-raw ! videoconvert", false},
+	} {
+		if got := endsInCaps(tc.desc); got != tc.want {
+			t.Errorf("endsInCaps(%q) = %v, want %v", tc.desc, got, tc.want)
+		}
+	}
+	s := defaultSettings()
+	s.source = "videotestsrc ! video/x-raw,width=320,height=240,framerate=25/1"
+	if err := validateSettings(s); err != nil {
+		t.Errorf("a source ending in caps refused: %v", err)
+	}
+}

@@ -338,7 +338,8 @@ func (r *realRelay) checkUpload(t *testing.T) uploaded {
 	}
 
 	var up uploaded
-	incomplete := 0
+	incomplete, resent := 0, 0
+	persistedAt := map[int64]int{} // timecode -> frames
 	seen := map[[2]int64]bool{}
 	for _, f := range r.ep.Fragments(realStream) {
 		if f.ErrorID != 0 {
@@ -348,6 +349,14 @@ func (r *realRelay) checkUpload(t *testing.T) uploaded {
 			incomplete++ // cut off with its putMedia call; kvssink sends it again
 			continue
 		}
+		if frames, ok := persistedAt[f.Timecode]; ok && frames == f.Frames {
+			// Persisted, but the ack was lost with the connection (a
+			// network cut): kvssink sent the same fragment again on its
+			// next putMedia call, as KVS's at-least-once delivery does.
+			resent++
+			continue
+		}
+		persistedAt[f.Timecode] = f.Frames
 		up.persisted = append(up.persisted, f)
 		firstVideo := true
 		for _, b := range f.Blocks {
@@ -392,8 +401,8 @@ func (r *realRelay) checkUpload(t *testing.T) uploaded {
 	if len(calls) < 2 || calls[0].Path != kvsendpoint.PathDescribeStream || calls[0].Status != 404 || calls[1].Path != kvsendpoint.PathCreateStream {
 		t.Errorf("kvssink did not describe (404) then create the stream:\n%s", r.summary())
 	}
-	t.Logf("%d fragments persisted, %d cut off, %d putMedia calls; %d video frames (%d keyframes) over %v, largest gap %v; %d audio frames",
-		len(up.persisted), incomplete, len(sessions), len(up.video), up.videoKeyframes, span(up.video), largestGap(up.video), len(up.audio))
+	t.Logf("%d fragments persisted (and %d again), %d cut off, %d putMedia calls; %d video frames (%d keyframes) over %v, largest gap %v; %d audio frames",
+		len(up.persisted), resent, incomplete, len(sessions), len(up.video), up.videoKeyframes, span(up.video), largestGap(up.video), len(up.audio))
 	return up
 }
 
