@@ -199,7 +199,8 @@ func (s *Stream) AddUploadError() {
 	s.mu.Unlock()
 }
 
-// AddUploadFramesDropped counts n frames kvssink refused (put frame errors).
+// AddUploadFramesDropped counts n frames kvssink lost: refused (put frame
+// errors), evicted unsent from its full buffer or skipped.
 func (s *Stream) AddUploadFramesDropped(n uint64) {
 	s.framesDropped.Add(n)
 	s.mu.Lock()

@@ -25,6 +25,15 @@
 // after such a gap starts a new wait. Once declared, a stall lasts until a
 // PERSISTED acknowledgement, even if frames stop.
 //
+// Frames lost. kvssink keeps what the service has not received in a buffer
+// bounded by its buffer-duration and storage-size; when the buffer is full
+// it evicts its oldest unsent frames, and it skips frames it cannot send
+// (the rest of a fragment whose keyframe was evicted, a fragment the service
+// refused). It counts both (PIC's StreamMetrics) and the caller passes them
+// in with Metrics. A rise is reported as EventFramesLost: at once, then at
+// most once per LossReportInterval while the loss goes on, each event
+// carrying the frames lost since the previous one.
+//
 // Latency is measured on the observer's clock from the BUFFERING
 // acknowledgement of a fragment (the service started receiving it) to its
 // PERSISTED acknowledgement: it needs no agreement between the stream's
@@ -80,6 +89,10 @@ const (
 	// MinAckTimeout keeps slow but healthy uploads (long fragments, a
 	// congested uplink catching up) from counting as stalled.
 	MinAckTimeout = 10 * time.Second
+	// LossReportInterval is the shortest time between two EventFramesLost:
+	// a network outage longer than kvssink's buffer loses frames every
+	// second, and one report per second would bury everything else.
+	LossReportInterval = 10 * time.Second
 	// maxPending bounds the BUFFERING times kept for latency.
 	maxPending = 64
 )
@@ -117,6 +130,9 @@ const (
 	EventResumed
 	// EventError: an ERROR acknowledgement or a stream error.
 	EventError
+	// EventFramesLost: kvssink evicted or skipped frames it had not sent
+	// (Event.Frames of them since the previous EventFramesLost).
+	EventFramesLost
 )
 
 func (k EventKind) String() string {
@@ -129,6 +145,8 @@ func (k EventKind) String() string {
 		return "resumed"
 	case EventError:
 		return "error"
+	case EventFramesLost:
+		return "frames-lost"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -154,6 +172,20 @@ type Event struct {
 	Source   ErrorSource
 	Status   uint64
 	Timecode uint64
+	// Frames: for EventFramesLost, the frames lost since the previous one.
+	Frames uint64
+}
+
+// SinkMetrics are kvssink's own counters since its stream was created.
+type SinkMetrics struct {
+	// Backlog is the duration kvssink holds that the service has not
+	// received yet.
+	Backlog time.Duration
+	// Dropped counts frames evicted unsent from a full buffer.
+	Dropped uint64
+	// Skipped counts frames kvssink did not send: the rest of a fragment
+	// whose keyframe was evicted, or a fragment the service refused.
+	Skipped uint64
 }
 
 // Snapshot is the state at one instant.
@@ -174,6 +206,13 @@ type Snapshot struct {
 	StreamErrors  uint64
 	FramesDropped uint64 // put frame errors kvssink reported
 	Stalls        uint64
+	// From kvssink's own counters (Metrics), zero until it reported them:
+	// frames it evicted unsent (BufferDropped) or skipped (Skipped), and
+	// the backlog it holds.
+	HasSinkMetrics bool
+	BufferDropped  uint64
+	Skipped        uint64
+	Backlog        time.Duration
 	// LastStatus is the status code of the last error (ack or stream
 	// error), 0 when none.
 	LastStatus uint64
@@ -195,6 +234,14 @@ type Watch struct {
 	latency       time.Duration
 	hasLatency    bool
 	snap          Snapshot // counters
+
+	// Frames lost: kvssink's last counters, what a recreated stream's
+	// counters start from (the totals before it), and the total reported.
+	sink           SinkMetrics
+	sinkBase       SinkMetrics
+	hasSink        bool
+	lossReported   uint64
+	lastLossReport time.Time
 }
 
 // New returns a Watch; opts.AckTimeout must pass CheckAckTimeout.
@@ -312,15 +359,39 @@ func (w *Watch) FrameDropped(now time.Time, status uint64) {
 	w.snap.FramesDropped++
 }
 
-// Tick applies the rule at now.
+// Metrics records kvssink's own counters as it last reported them. They
+// count from the creation of kvssink's stream; a count going back means
+// kvssink made a new stream (restart-on-error), whose counts add to the
+// totals so far.
+func (w *Watch) Metrics(m SinkMetrics) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.hasSink && (m.Dropped < w.sink.Dropped || m.Skipped < w.sink.Skipped) {
+		w.sinkBase.Dropped += w.sink.Dropped
+		w.sinkBase.Skipped += w.sink.Skipped
+	}
+	w.sink, w.hasSink = m, true
+}
+
+// lostLocked is the total of frames kvssink evicted or skipped.
+func (w *Watch) lostLocked() uint64 {
+	return w.sinkBase.Dropped + w.sink.Dropped + w.sinkBase.Skipped + w.sink.Skipped
+}
+
+// Tick applies the rules at now.
 func (w *Watch) Tick(now time.Time) []Event {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	var out []Event
+	if lost := w.lostLocked(); lost > w.lossReported &&
+		(w.lastLossReport.IsZero() || now.Sub(w.lastLossReport) >= LossReportInterval) {
+		out = append(out, Event{Kind: EventFramesLost, At: now, AckAge: w.ageLocked(now), Frames: lost - w.lossReported})
+		w.lossReported, w.lastLossReport = lost, now
+	}
 	if w.opts.AckTimeout == 0 || w.waitingSince.IsZero() {
-		return nil
+		return out
 	}
 	age := w.ageLocked(now)
-	var out []Event
 	if !w.stalled && age >= w.opts.AckTimeout && now.Sub(w.lastFrame) < w.opts.AckTimeout {
 		w.stalled = true
 		w.snap.Stalls++
@@ -348,6 +419,12 @@ func (w *Watch) Snapshot(now time.Time) Snapshot {
 	s.AckAge = w.ageLocked(now)
 	s.Stalled, s.Wedged = w.stalled, w.wedged
 	s.Latency, s.HasLatency = w.latency, w.hasLatency
+	if w.hasSink {
+		s.HasSinkMetrics = true
+		s.BufferDropped = w.sinkBase.Dropped + w.sink.Dropped
+		s.Skipped = w.sinkBase.Skipped + w.sink.Skipped
+		s.Backlog = w.sink.Backlog
+	}
 	return s
 }
 

@@ -266,6 +266,74 @@ func TestFramesDroppedAreCounted(t *testing.T) {
 	}
 }
 
+// kvssink's counters of frames lost become EventFramesLost: the first rise
+// at once, then at most one per LossReportInterval carrying everything lost
+// since the last one; a stream recreated by kvssink (counters back to 0)
+// adds to the totals; the stall rule off does not silence losses.
+func TestFramesLostAreReportedFromKVSSinksCounters(t *testing.T) {
+	type input struct {
+		at      float64
+		metrics *SinkMetrics // nil: a tick only
+		// wantLost is the Frames of the one EventFramesLost the tick
+		// must return, 0 for none.
+		wantLost uint64
+	}
+	m := func(dropped, skipped uint64) *SinkMetrics { return &SinkMetrics{Dropped: dropped, Skipped: skipped, Backlog: 150 * time.Second} }
+	for _, tc := range []struct {
+		name        string
+		ackTimeout  time.Duration
+		steps       []input
+		wantDropped uint64
+		wantSkipped uint64
+	}{
+		{"nothing lost", DefaultAckTimeout, []input{{1, m(0, 0), 0}, {2, m(0, 0), 0}}, 0, 0},
+		{"no counters yet", DefaultAckTimeout, []input{{1, nil, 0}}, 0, 0},
+		{"first loss at once, then throttled", DefaultAckTimeout, []input{
+			{1, m(0, 0), 0}, {2, m(25, 0), 25}, {3, m(50, 0), 0}, {11, m(300, 12), 0}, {12, m(325, 12), 312}, {13, nil, 0}, {30, nil, 0},
+		}, 325, 12},
+		{"loss after a quiet spell reported at once", DefaultAckTimeout, []input{
+			{1, m(10, 0), 10}, {100, m(20, 0), 10},
+		}, 20, 0},
+		{"kvssink made a new stream", DefaultAckTimeout, []input{
+			{1, m(40, 5), 45}, {20, m(0, 0), 0}, {40, m(10, 1), 11},
+		}, 50, 6},
+		{"stall rule off", 0, []input{{1, m(7, 0), 7}}, 7, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := New(Options{AckTimeout: tc.ackTimeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, in := range tc.steps {
+				if in.metrics != nil {
+					w.Metrics(*in.metrics)
+				}
+				var lost []uint64
+				for _, ev := range w.Tick(sec(in.at)) {
+					if ev.Kind == EventFramesLost {
+						lost = append(lost, ev.Frames)
+					}
+				}
+				want := []uint64(nil)
+				if in.wantLost > 0 {
+					want = []uint64{in.wantLost}
+				}
+				if !slices.Equal(lost, want) {
+					t.Fatalf("tick at %vs: frames-lost events %v, want %v", in.at, lost, want)
+				}
+			}
+			s := w.Snapshot(sec(100))
+			if s.BufferDropped != tc.wantDropped || s.Skipped != tc.wantSkipped {
+				t.Errorf("snapshot dropped %d skipped %d, want %d and %d", s.BufferDropped, s.Skipped, tc.wantDropped, tc.wantSkipped)
+			}
+			sawMetrics := slices.ContainsFunc(tc.steps, func(in input) bool { return in.metrics != nil })
+			if s.HasSinkMetrics != sawMetrics || (sawMetrics && s.Backlog != 150*time.Second) {
+				t.Errorf("snapshot has kvssink's metrics %v, backlog %v", s.HasSinkMetrics, s.Backlog)
+			}
+		})
+	}
+}
+
 func TestAckTimeoutValidation(t *testing.T) {
 	for _, c := range []struct {
 		d  time.Duration

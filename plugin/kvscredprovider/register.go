@@ -78,6 +78,9 @@
 // holds what did not reach the service and sends it when the network is
 // back; a restart would lose it and cannot fix the network. The next
 // PERSISTED acknowledgement ends both (kvscredprovider-upload-resumed).
+// Frames kvssink loses anyway (evicted from a full buffer, skipped) are
+// read from its own counters and reported
+// (kvscredprovider-upload-frames-lost, a WARNING).
 // Errors post kvscredprovider-upload-error. EMF: UploadAckAgeSeconds,
 // UploadAckLatencySeconds, UploadErrors, UploadFramesDropped in the
 // kvssink's stream. A pipeline without kvssink watches nothing.
@@ -155,6 +158,16 @@ const (
 	// e.g. 4004, or the SDK status, e.g. 0x52000049), fragment-timecode
 	// (guint64 ms, error-ack only, else 0) and description (string).
 	MessageUploadError = "kvscredprovider-upload-error"
+	// MessageUploadFramesLost: kvssink evicted unsent frames from its full
+	// buffer (a network outage longer than its buffer-duration or
+	// storage-size hold) or skipped frames it could not send, as its own
+	// counters say (the provider turns on kvssink's get-kvs-metrics to
+	// read them). Posted at the first loss, then at most every 10 s while
+	// frames keep being lost, also as a bus WARNING. Fields kvssink,
+	// stream-name, frames (guint64: lost since the previous message),
+	// dropped and skipped (guint64: totals so far), backlog (guint64 ns:
+	// what kvssink holds unsent), buffer-duration (guint64 ns: kvssink's).
+	MessageUploadFramesLost = "kvscredprovider-upload-frames-lost"
 )
 
 // DefaultAckTimeout is the ack-timeout property's default.
@@ -246,6 +259,8 @@ var properties = []*glib.ParamSpec{
 			"unwatched: fragment-acks=false), ack-age (ns waited for a PERSISTED acknowledgement, 0 when nothing "+
 			"waits), latency (ns from the last fragment's BUFFERING to its PERSISTED acknowledgement), frames-in, "+
 			"persisted, error-acks, stream-errors, frames-dropped (put frame errors kvssink reported), stalls, "+
-			"last-status. Null while nothing is watched (no kvssink, or not started).",
+			"last-status, and from kvssink's own counters (0 until it reported them): buffer-dropped (frames "+
+			"evicted unsent from its full buffer), skipped (frames it did not send), backlog (ns it holds unsent). "+
+			"Null while nothing is watched (no kvssink, or not started).",
 		nil, ro),
 }

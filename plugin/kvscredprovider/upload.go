@@ -87,6 +87,8 @@ type sinkWatch struct {
 	watch        *uploadhealth.Watch
 	health       *sdnotify.Health
 	metrics      *emf.Stream // nil when metrics are off
+	// bufferDuration is kvssink's buffer-duration, named in loss reports.
+	bufferDuration time.Duration
 
 	// Only the run's goroutine touches these.
 	lastFrames uint64
@@ -223,7 +225,7 @@ func (r *uploadRun) add(addr uintptr, h *hooked) {
 			s.acksOn = b
 		}
 	}
-	var bufferDuration time.Duration
+	var bufferDuration time.Duration // 0: unknown (not a kvssink with the property)
 	if v, err := el.GetProperty("buffer-duration"); err == nil {
 		if n, ok := v.(uint); ok {
 			bufferDuration = time.Duration(n) * time.Second
@@ -246,6 +248,7 @@ func (r *uploadRun) add(addr uintptr, h *hooked) {
 		return
 	}
 	s.watch = watch
+	s.bufferDuration = bufferDuration
 	if timeout > 0 && r.opts.notifier != nil {
 		s.health = r.opts.notifier.RegisterHealth(s.name)
 	}
@@ -340,6 +343,9 @@ func (r *uploadRun) tick() {
 			s.watch.FramesIn(now, n-s.lastFrames)
 			s.lastFrames = n
 		}
+		if m, ok := s.hook.kvsMetrics(); ok {
+			s.watch.Metrics(m)
+		}
 		for _, ev := range s.watch.Tick(now) {
 			r.report(s, ev)
 		}
@@ -411,6 +417,26 @@ func (r *uploadRun) report(s *sinkWatch, ev uploadhealth.Event) {
 		if s.health != nil {
 			s.health.Set("", false)
 		}
+	case uploadhealth.EventFramesLost:
+		snap := s.watch.Snapshot(ev.At)
+		text := fmt.Sprintf("%s (stream %s): kvssink lost %d frames it had not sent (%d evicted from its full buffer, "+
+			"%d skipped, in all); it holds %s unsent and its buffer-duration is %s: an outage longer than "+
+			"buffer-duration (or storage-size) loses video, see the recipes' OUTAGE_BUDGET_S",
+			s.name, s.stream, ev.Frames, snap.BufferDropped, snap.Skipped, snap.Backlog.Round(time.Second), s.bufferDuration)
+		cat.LogWarning(text)
+		gstshim.PostError(p.self, true, gstshim.ResourceError, gst.ResourceErrorWrite, "Upload to Kinesis Video Streams lost frames: "+text, "")
+		p.postElementMessage(MessageUploadFramesLost, map[string]any{
+			"kvssink":         s.name,
+			"stream-name":     s.stream,
+			"frames":          ev.Frames,
+			"dropped":         snap.BufferDropped,
+			"skipped":         snap.Skipped,
+			"backlog":         uint64(snap.Backlog),
+			"buffer-duration": uint64(s.bufferDuration),
+		})
+		if s.metrics != nil {
+			s.metrics.AddUploadFramesDropped(ev.Frames)
+		}
 	case uploadhealth.EventError:
 		desc := describeUploadError(ev)
 		s.lastError = desc
@@ -462,9 +488,11 @@ func (w *uploadWatch) status() string {
 		}
 		parts = append(parts, fmt.Sprintf("upload, kvssink=(string)%s, stream-name=(string)%s, state=(string)%s, "+
 			"ack-age=(guint64)%d, latency=(guint64)%d, frames-in=(guint64)%d, persisted=(guint64)%d, error-acks=(guint64)%d, "+
-			"stream-errors=(guint64)%d, frames-dropped=(guint64)%d, stalls=(guint64)%d, last-status=(guint64)%d",
+			"stream-errors=(guint64)%d, frames-dropped=(guint64)%d, stalls=(guint64)%d, last-status=(guint64)%d, "+
+			"buffer-dropped=(guint64)%d, skipped=(guint64)%d, backlog=(guint64)%d",
 			quoteField(s.name), quoteField(s.stream), state, uint64(snap.AckAge), uint64(snap.Latency), snap.FramesIn,
-			snap.Persisted, snap.ErrorAcks, snap.StreamErrors, snap.FramesDropped, snap.Stalls, snap.LastStatus))
+			snap.Persisted, snap.ErrorAcks, snap.StreamErrors, snap.FramesDropped, snap.Stalls, snap.LastStatus,
+			snap.BufferDropped, snap.Skipped, uint64(snap.Backlog)))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, "; ")

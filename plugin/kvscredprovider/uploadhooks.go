@@ -10,6 +10,11 @@ package kvscredprovider
 //   - Frames going in are counted by a buffer probe on each of kvssink's
 //     sink pads into an atomic counter the Go side reads once per tick: no
 //     call into Go per buffer, and no Go reference to any buffer.
+//   - kvssink's own counters (PIC's StreamMetrics: frames dropped from a
+//     full buffer, frames skipped, what it holds unsent) come with its
+//     stream-client-metric signal, which kvssink emits on every keyframe it
+//     stores once its get-kvs-metrics property is on (the hook turns it on):
+//     the handler copies them into atomics the Go side reads once per tick.
 //   - "put frame error" WARNINGs are read from the top-level bus's
 //     sync-message emission (any number of handlers may share it, unlike
 //     the bus's one sync handler, which belongs to the application).
@@ -39,6 +44,35 @@ typedef struct {
 	gint32 result;
 } UhFragmentAck;
 
+// PIC's StreamMetrics (Include.h, STREAM_METRICS_CURRENT_VERSION 3 in PIC
+// 1.2.0), up to the fields read: version 0 ends at currentTransferRate,
+// version 1 adds the counters. kvssink's KvsSinkMetric (gstkvssink.h) starts
+// with a KinesisVideoStreamMetrics, a C++ class with no virtual functions
+// whose one member is the StreamMetrics, so the signal's pointer points at
+// one.
+typedef struct {
+	guint32 version;
+	guint64 current_view_duration; // 100 ns: what is stored and not yet sent
+	guint64 overall_view_duration;
+	guint64 current_view_size;
+	guint64 overall_view_size;
+	gdouble current_frame_rate;
+	guint64 current_transfer_rate;
+	// version >= 1
+	guint64 uptime;
+	guint64 transferred_bytes;
+	guint64 total_sessions;
+	guint64 total_active_sessions;
+	guint64 avg_session_duration;
+	guint64 buffered_acks;
+	guint64 received_acks;
+	guint64 persisted_acks;
+	guint64 error_acks;
+	guint64 dropped_frames; // evicted from a full buffer before being sent
+	guint64 dropped_fragments;
+	guint64 skipped_frames; // never sent: after a lost keyframe, or in a fragment the service refused
+} UhStreamMetrics;
+
 extern void goUploadAck(guintptr id, guintptr sink, gint32 type, guint64 timecode, guint64 result);
 extern void goUploadStreamError(guintptr id, guintptr sink, guint64 status);
 extern void goUploadPutFrameError(guintptr id, guintptr sink, guint64 status);
@@ -51,7 +85,10 @@ typedef struct {
 	GstElement *sink; // not referenced: the Go side holds the element
 	guint64 frames;   // atomic
 	gint active;      // atomic; 0 makes probes remove themselves
-	gulong ack_handler, err_handler, pad_handler;
+	// From stream-client-metric, atomic; has_metrics is 1 once one came.
+	guint64 backlog, dropped, skipped;
+	gint has_metrics;
+	gulong ack_handler, err_handler, pad_handler, metric_handler;
 } UhSink;
 
 static void uh_release(gpointer data) { g_atomic_rc_box_release(data); }
@@ -68,6 +105,16 @@ static void uh_stream_error(GstElement *sink, guint64 status, gpointer data) {
 	UhSink *w = data;
 	if (!g_atomic_int_get(&w->active)) return;
 	goUploadStreamError(w->id, (guintptr)sink, status);
+}
+
+static void uh_stream_metric(GstElement *sink, gpointer metric, gpointer data) {
+	UhSink *w = data;
+	const UhStreamMetrics *m = metric;
+	if (m == NULL || m->version < 1 || !g_atomic_int_get(&w->active)) return;
+	__atomic_store_n(&w->backlog, m->current_view_duration, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->dropped, m->dropped_frames, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->skipped, m->skipped_frames, __ATOMIC_RELAXED);
+	g_atomic_int_set(&w->has_metrics, 1);
 }
 
 static GstPadProbeReturn uh_count(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
@@ -109,6 +156,12 @@ static UhSink *uh_hook(GstElement *sink, guintptr id) {
 	if (g_signal_lookup("stream-error", G_OBJECT_TYPE(sink)) != 0)
 		w->err_handler = g_signal_connect_data(sink, "stream-error", G_CALLBACK(uh_stream_error),
 			g_atomic_rc_box_acquire(w), uh_release_closure, 0);
+	if (g_signal_lookup("stream-client-metric", G_OBJECT_TYPE(sink)) != 0 &&
+	    g_object_class_find_property(G_OBJECT_GET_CLASS(sink), "get-kvs-metrics") != NULL) {
+		w->metric_handler = g_signal_connect_data(sink, "stream-client-metric", G_CALLBACK(uh_stream_metric),
+			g_atomic_rc_box_acquire(w), uh_release_closure, 0);
+		g_object_set(sink, "get-kvs-metrics", TRUE, NULL);
+	}
 	w->pad_handler = g_signal_connect_data(sink, "pad-added", G_CALLBACK(uh_pad_added),
 		g_atomic_rc_box_acquire(w), uh_release_closure, 0);
 	GstIterator *it = gst_element_iterate_sink_pads(sink);
@@ -124,11 +177,20 @@ static UhSink *uh_hook(GstElement *sink, guintptr id) {
 
 static guint64 uh_frames(UhSink *w) { return __atomic_load_n(&w->frames, __ATOMIC_RELAXED); }
 
+// Reads the last stream-client-metric counters; FALSE when none came yet.
+static gboolean uh_metrics(UhSink *w, guint64 *backlog, guint64 *dropped, guint64 *skipped) {
+	if (!g_atomic_int_get(&w->has_metrics)) return FALSE;
+	*backlog = __atomic_load_n(&w->backlog, __ATOMIC_RELAXED);
+	*dropped = __atomic_load_n(&w->dropped, __ATOMIC_RELAXED);
+	*skipped = __atomic_load_n(&w->skipped, __ATOMIC_RELAXED);
+	return TRUE;
+}
+
 // Undoes uh_hook; the element must still be alive (the Go side holds it).
 static void uh_unhook(UhSink *w) {
 	g_atomic_int_set(&w->active, 0);
-	gulong *handlers[] = {&w->ack_handler, &w->err_handler, &w->pad_handler};
-	for (int i = 0; i < 3; i++) {
+	gulong *handlers[] = {&w->ack_handler, &w->err_handler, &w->pad_handler, &w->metric_handler};
+	for (int i = 0; i < 4; i++) {
 		if (*handlers[i] != 0 && g_signal_handler_is_connected(w->sink, *handlers[i]))
 			g_signal_handler_disconnect(w->sink, *handlers[i]);
 		*handlers[i] = 0;
@@ -187,9 +249,12 @@ static void uh_unwatch_bus(UhBus *b) {
 import "C"
 
 import (
+	"time"
+
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/uploadhealth"
 )
 
 // sinkHook is one kvssink's C-side watch.
@@ -206,6 +271,18 @@ func hookSink(el *gst.Element, id uintptr) (sinkHook, bool) {
 
 // frames is how many buffers have gone into the sink's pads since it was hooked.
 func (h sinkHook) frames() uint64 { return uint64(C.uh_frames(h.c)) }
+
+// kvsMetrics returns kvssink's own counters from its last
+// stream-client-metric signal; ok is false when none came yet (no keyframe
+// stored since the hook, or a kvssink without the signal, as the stand-in).
+func (h sinkHook) kvsMetrics() (m uploadhealth.SinkMetrics, ok bool) {
+	var backlog, dropped, skipped C.guint64
+	if C.uh_metrics(h.c, &backlog, &dropped, &skipped) == 0 {
+		return m, false
+	}
+	// The backlog is in PIC's 100 ns units.
+	return uploadhealth.SinkMetrics{Backlog: time.Duration(backlog) * 100, Dropped: uint64(dropped), Skipped: uint64(skipped)}, true
+}
 
 // unhook disconnects everything; the element must still be alive.
 func (h sinkHook) unhook() { C.uh_unhook(h.c) }

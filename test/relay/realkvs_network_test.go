@@ -1,9 +1,14 @@
 package relay_test
 
 import (
+	"cmp"
+	"context"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/kvsrelay/kvsrelay/test/harness"
 	"github.com/kvsrelay/kvsrelay/test/kvsendpoint"
 )
 
@@ -65,8 +70,125 @@ func TestRealKVSSinkNetworkCut(t *testing.T) {
 			if gap := largestGap(up.video); gap > 2*frameInterval {
 				t.Errorf("a %v hole in the uploaded video: frames of the outage were lost\n%s", gap, r.summary())
 			}
+			if n := r.Count(harness.Element("kvscredprovider-upload-frames-lost")); n != 0 {
+				t.Errorf("%d frames-lost messages though kvssink's buffer covered the outage", n)
+			}
 			t.Logf("%s: %d video frames persisted over %v, largest gap %v, %d putMedia calls, backlog drained %v after the network came back",
 				tc.name, len(up.video), span(up.video), largestGap(up.video), len(r.ep.Sessions(realStream)), drained.Round(100*time.Millisecond))
 		})
 	}
+}
+
+// An outage longer than kvssink's buffer (the endpoint unreachable for a
+// minute, a 20 s buffer) loses video, and the relay says how much while it
+// happens: kvscredprovider reads kvssink's own counters
+// and posts kvscredprovider-upload-frames-lost during the cut; once the
+// network is back the frames it reported lost are the frames missing at
+// the endpoint.
+func TestRealKVSSinkNetworkCutBeyondBuffer(t *testing.T) {
+	requireRealKVSSink(t)
+	t.Parallel()
+	video := []string{"reconnectbin", "name=r",
+		"source=videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1",
+		"!", "x264enc", "tune=zerolatency", "speed-preset=ultrafast", "key-int-max=25", "bitrate=400", "!", "h264parse"}
+	const bufferFor, cut = 20 * time.Second, 60 * time.Second
+	r := startRealKVSRelay(t, realSetup{video: video, dataProxy: true,
+		kvssink: []string{"buffer-duration=" + strconv.Itoa(int(bufferFor/time.Second)), "storage-size=128"}})
+	r.waitPersisted(t, 3, time.Time{}, "before the outage")
+	// The endpoint refuses connections: kvssink cannot hand anything to
+	// the network, so what overflows its buffer is evicted unsent, which
+	// it counts. (Through a cut that leaves connections hanging, loopback's
+	// socket buffers take a minute of this stream, and kvssink counts
+	// frames it wrote there as sent.)
+	r.proxy.Disable()
+	cutAt := time.Now()
+	lost := r.WaitFor(cut, 1, "frames-lost while the network is cut", harness.Element("kvscredprovider-upload-frames-lost"))
+	if lost.At.Sub(cutAt) >= cut {
+		t.Fatalf("frames-lost came %v after the cut, after the network was back", lost.At.Sub(cutAt))
+	}
+	if lost.Field("kvssink") != "k" || lost.Field("stream-name") != realStream || lost.Field("buffer-duration") != strconv.FormatInt(int64(bufferFor), 10) {
+		t.Errorf("frames-lost names the wrong kvssink or buffer: %s", lost.Text)
+	}
+	// The rest of the outage.
+	<-time.After(time.Until(cutAt.Add(cut)))
+	if err := r.proxy.Enable(); err != nil {
+		t.Fatal(err)
+	}
+	restored := time.Now()
+	r.waitFragments(t, 3*time.Minute, "fragments from after the outage persisted", func(frags []kvsendpoint.Fragment) bool {
+		for _, f := range frags {
+			if f.Persisted() && f.Timecode > restored.Add(2*time.Second).UnixMilli() {
+				return true
+			}
+		}
+		return false
+	})
+	// Every frame kvssink lost is reported, the last ones at most
+	// LossReportInterval (10 s) after they were lost.
+	reported := func() (sum uint64) {
+		for _, m := range r.Messages() {
+			if harness.Element("kvscredprovider-upload-frames-lost")(m) {
+				n, _ := strconv.ParseUint(m.Field("frames"), 10, 64)
+				sum += n
+			}
+		}
+		return sum
+	}
+	missingAt := func(frags []kvsendpoint.Fragment) int {
+		var blocks []kvsendpoint.Block
+		seen := map[int64]bool{}
+		for _, f := range frags {
+			if !f.Persisted() {
+				continue
+			}
+			for _, b := range f.Blocks {
+				if !seen[b.Timecode] {
+					seen[b.Timecode] = true
+					blocks = append(blocks, b)
+				}
+			}
+		}
+		return missingFrames(blocks)
+	}
+	var missing int
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.ep.WaitFor(ctx, func() bool {
+		missing = missingAt(r.ep.Fragments(realStream))
+		return missing > 0 && lossAgrees(missing, reported())
+	}); err != nil {
+		t.Errorf("%d frames missing at the endpoint, %d reported lost: %v", missing, reported(), err)
+	}
+	up := r.finish(t)
+	if gap := largestGap(up.video); gap < bufferFor/2 {
+		t.Errorf("the largest hole is %v: a %v cut with a %v buffer should lose about %v", gap, cut, bufferFor, cut-bufferFor)
+	}
+	t.Logf("%v cut, %v buffer: %d frames missing at the endpoint (largest hole %v), %d reported lost in %d messages",
+		cut, bufferFor, missing, largestGap(up.video), reported(), r.Count(harness.Element("kvscredprovider-upload-frames-lost")))
+}
+
+// lossAgrees reports whether the frames kvssink counted lost match those
+// missing at the endpoint: to within 1% (at least 5 frames). kvssink
+// counts per frame as it evicts or skips; in the runs here it counted 1 to
+// 5 frames more than the endpoint missed of about a thousand (1026 and 1030
+// against 1025), frames at the edges of the hole whose fate kvssink counts
+// differently (the cause is not pinned down), never fewer.
+func lossAgrees(missing int, reported uint64) bool {
+	diff := int64(reported) - int64(missing)
+	return max(diff, -diff) <= max(5, int64(missing)/100)
+}
+
+// missingFrames counts the frames absent from video at 25 frames per
+// second: each step between consecutive frames longer than one frame
+// interval misses step/interval - 1 frames (timecodes are whole ms, so a
+// step is 40 ms +-1).
+func missingFrames(video []kvsendpoint.Block) int {
+	sorted := slices.SortedFunc(slices.Values(video), func(a, b kvsendpoint.Block) int { return cmp.Compare(a.Timecode, b.Timecode) })
+	interval := frameInterval.Milliseconds()
+	missing := 0
+	for i := 1; i < len(sorted); i++ {
+		step := sorted[i].Timecode - sorted[i-1].Timecode
+		missing += int((step+interval/2)/interval) - 1
+	}
+	return missing
 }
