@@ -12,6 +12,13 @@ import (
 	"github.com/kvsrelay/kvsrelay/test/kvsendpoint"
 )
 
+// liveEncoded400k is a live source encoded at 400 kbit/s, 25 fps, one
+// keyframe a second: the network tests' stream, whose every frame the
+// source makes on time, so that a hole at the endpoint is a loss.
+var liveEncoded400k = []string{"reconnectbin", "name=r",
+	"source=videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1",
+	"!", "x264enc", "tune=zerolatency", "speed-preset=ultrafast", "key-int-max=25", "bitrate=400", "!", "h264parse"}
+
 // A network outage between kvssink and KVS loses nothing that fits in
 // kvssink's buffer (issue #14 part 3): a 30 s and a 2 min cut (packets
 // dropped, connections left hanging, as when a route goes away) and a link
@@ -22,9 +29,6 @@ import (
 func TestRealKVSSinkNetworkCut(t *testing.T) {
 	requireRealKVSSink(t)
 	t.Parallel()
-	video := []string{"reconnectbin", "name=r",
-		"source=videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1",
-		"!", "x264enc", "tune=zerolatency", "speed-preset=ultrafast", "key-int-max=25", "bitrate=400", "!", "h264parse"}
 	cases := []struct {
 		name  string
 		fault func(r *realRelay) error
@@ -38,7 +42,7 @@ func TestRealKVSSinkNetworkCut(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := startRealKVSRelay(t, realSetup{video: video, dataProxy: true,
+			r := startRealKVSRelay(t, realSetup{video: liveEncoded400k, dataProxy: true,
 				kvssink: []string{"buffer-duration=180", "storage-size=128"}})
 			r.waitPersisted(t, 3, time.Time{}, "before the outage")
 			if err := tc.fault(r); err != nil {
@@ -88,11 +92,8 @@ func TestRealKVSSinkNetworkCut(t *testing.T) {
 func TestRealKVSSinkNetworkCutBeyondBuffer(t *testing.T) {
 	requireRealKVSSink(t)
 	t.Parallel()
-	video := []string{"reconnectbin", "name=r",
-		"source=videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1",
-		"!", "x264enc", "tune=zerolatency", "speed-preset=ultrafast", "key-int-max=25", "bitrate=400", "!", "h264parse"}
 	const bufferFor, cut = 20 * time.Second, 60 * time.Second
-	r := startRealKVSRelay(t, realSetup{video: video, dataProxy: true,
+	r := startRealKVSRelay(t, realSetup{video: liveEncoded400k, dataProxy: true,
 		kvssink: []string{"buffer-duration=" + strconv.Itoa(int(bufferFor/time.Second)), "storage-size=128"}})
 	r.waitPersisted(t, 3, time.Time{}, "before the outage")
 	// The endpoint refuses connections: kvssink cannot hand anything to
