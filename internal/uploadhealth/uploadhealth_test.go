@@ -266,7 +266,8 @@ func TestFramesDroppedAreCounted(t *testing.T) {
 	}
 }
 
-// kvssink's counters of frames lost become EventFramesLost: the first rise
+// kvssink's count of frames evicted unsent becomes EventFramesLost (skipped
+// frames are counted, not reported as lost): the first rise
 // at once, then at most one per LossReportInterval carrying everything lost
 // since the last one; a stream recreated by kvssink (counters back to 0)
 // adds to the totals; the stall rule off does not silence losses.
@@ -289,15 +290,16 @@ func TestFramesLostAreReportedFromKVSSinksCounters(t *testing.T) {
 		{"nothing lost", DefaultAckTimeout, []input{{1, m(0, 0), 0}, {2, m(0, 0), 0}}, 0, 0},
 		{"no counters yet", DefaultAckTimeout, []input{{1, nil, 0}}, 0, 0},
 		{"first loss at once, then throttled", DefaultAckTimeout, []input{
-			{1, m(0, 0), 0}, {2, m(25, 0), 25}, {3, m(50, 0), 0}, {11, m(300, 12), 0}, {12, m(325, 12), 312}, {13, nil, 0}, {30, nil, 0},
+			{1, m(0, 0), 0}, {2, m(25, 0), 25}, {3, m(50, 0), 0}, {11, m(300, 12), 0}, {12, m(325, 12), 300}, {13, nil, 0}, {30, nil, 0},
 		}, 325, 12},
 		{"loss after a quiet spell reported at once", DefaultAckTimeout, []input{
 			{1, m(10, 0), 10}, {100, m(20, 0), 10},
 		}, 20, 0},
 		{"kvssink made a new stream", DefaultAckTimeout, []input{
-			{1, m(40, 5), 45}, {20, m(0, 0), 0}, {40, m(10, 1), 11},
+			{1, m(40, 5), 40}, {20, m(0, 0), 0}, {40, m(10, 1), 10},
 		}, 50, 6},
 		{"stall rule off", 0, []input{{1, m(7, 0), 7}}, 7, 0},
+		{"skipped only", DefaultAckTimeout, []input{{1, m(0, 25), 0}, {20, m(0, 25), 0}}, 0, 25},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w, err := New(Options{AckTimeout: tc.ackTimeout})

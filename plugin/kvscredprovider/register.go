@@ -160,9 +160,8 @@ const (
 	MessageUploadError = "kvscredprovider-upload-error"
 	// MessageUploadFramesLost: kvssink evicted unsent frames from its full
 	// buffer (a network outage longer than its buffer-duration or
-	// storage-size hold) or skipped frames it could not send, as its own
-	// counters say (the provider turns on kvssink's get-kvs-metrics to
-	// read them). Posted at the first loss, then at most every 10 s while
+	// storage-size hold), as its own counters say (the provider turns on
+	// kvssink's get-kvs-metrics to read them). Posted at the first loss, then at most every 10 s while
 	// frames keep being lost, also as a bus WARNING. Fields kvssink,
 	// stream-name, frames (guint64: lost since the previous message),
 	// dropped and skipped (guint64: totals so far), backlog (guint64 ns:
@@ -260,7 +259,8 @@ var properties = []*glib.ParamSpec{
 			"waits), latency (ns from the last fragment's BUFFERING to its PERSISTED acknowledgement), frames-in, "+
 			"persisted, error-acks, stream-errors, frames-dropped (put frame errors kvssink reported), stalls, "+
 			"last-status, and from kvssink's own counters (0 until it reported them): buffer-dropped (frames "+
-			"evicted unsent from its full buffer), skipped (frames it did not send), backlog (ns it holds unsent). "+
+			"evicted unsent from its full buffer), skipped (frames it did not send after a reset or refused fragment; "+
+			"the service may have them from an earlier connection), backlog (ns it holds unsent). "+
 			"Null while nothing is watched (no kvssink, or not started).",
 		nil, ro),
 }

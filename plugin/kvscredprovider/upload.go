@@ -419,10 +419,10 @@ func (r *uploadRun) report(s *sinkWatch, ev uploadhealth.Event) {
 		}
 	case uploadhealth.EventFramesLost:
 		snap := s.watch.Snapshot(ev.At)
-		text := fmt.Sprintf("%s (stream %s): kvssink lost %d frames it had not sent (%d evicted from its full buffer, "+
-			"%d skipped, in all); it holds %s unsent and its buffer-duration is %s: an outage longer than "+
-			"buffer-duration (or storage-size) loses video, see the recipes' OUTAGE_BUDGET_S",
-			s.name, s.stream, ev.Frames, snap.BufferDropped, snap.Skipped, snap.Backlog.Round(time.Second), s.bufferDuration)
+		text := fmt.Sprintf("%s (stream %s): kvssink evicted %d frames it had not sent from its full buffer (%d in all); "+
+			"it holds %s unsent and its buffer-duration is %s: an outage longer than buffer-duration (or "+
+			"storage-size) loses video, see the recipes' OUTAGE_BUDGET_S",
+			s.name, s.stream, ev.Frames, snap.BufferDropped, snap.Backlog.Round(time.Second), s.bufferDuration)
 		cat.LogWarning(text)
 		gstshim.PostError(p.self, true, gstshim.ResourceError, gst.ResourceErrorWrite, "Upload to Kinesis Video Streams lost frames: "+text, "")
 		p.postElementMessage(MessageUploadFramesLost, map[string]any{
