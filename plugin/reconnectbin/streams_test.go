@@ -100,6 +100,53 @@ func TestVideoSilentWhileAudioFlowsIsAStall(t *testing.T) {
 	}
 }
 
+// The symmetric case is decided the other way: a camera whose audio dies
+// while its video goes on keeps its picture. No rebuild (it would cut
+// working video to repair the sound); stats say the audio is silent.
+func TestAudioSilentWhileVideoFlowsIsNoStall(t *testing.T) {
+	// 200 audio buffers: about 4.6 s of audio, then video only.
+	srv := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Audio: true, AudioBuffers: 200}})
+	p := harness.NewPipeline(t, fmt.Sprintf(`reconnectbin name=rb stall-timeout=2000000000
+		source="tcpclientsrc host=127.0.0.1 port=%d ! tsdemux"
+		! queue ! fakesink name=video sync=false  rb.audio ! queue ! fakesink name=audio sync=false`, srv.Port()))
+	rb, err := p.GetElementByName("rb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOffsets()
+	for _, name := range []string{"video", "audio"} {
+		sink, err := p.GetElementByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pad := "src"
+		if name == "audio" {
+			pad = "audio"
+		}
+		o.watchOutput(pad, sink.GetStaticPad("sink"))
+	}
+	count := func(pad string) int {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return len(o.outPTS[pad])
+	}
+	p.Start()
+	harness.WaitUntil(t, 30*time.Second, "audio and video at the sinks", func() bool { return count("src") > 10 && count("audio") > 10 })
+	harness.WaitUntil(t, 30*time.Second, "stats to show the audio silent", func() bool { return statsOf(t, rb)["silent-stream"] == "audio" })
+	// Three stall-timeouts of video (25 fps) with the audio silent.
+	v := count("src")
+	harness.WaitUntil(t, 30*time.Second, "6 s more of video", func() bool { return count("src") > v+150 })
+	for _, m := range p.Messages() {
+		if harness.ElementMessage("reconnectbin-restart")(m) {
+			t.Fatalf("restart with the video flowing and the audio silent: error=%q", restartField(m, "error"))
+		}
+	}
+	if st := statsOf(t, rb); st["restarts"] != "0" || st["silent-stream"] != "audio" {
+		t.Errorf("stats restarts=%s silent-stream=%q; want 0 and audio", st["restarts"], st["silent-stream"])
+	}
+	_ = p.SetState(gst.StateNull)
+}
+
 // kvssink refuses fragments longer than 10 s (issue #16 part 4): a camera
 // with a 12 s GOP (5 fps, a keyframe every 60 frames), passed through,
 // gets exactly one WARNING from reconnectbin naming the interval and the

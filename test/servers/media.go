@@ -33,6 +33,11 @@ type MediaOptions struct {
 	// the audio goes on: a camera whose video dies and whose audio still
 	// flows. 0 = video for as long as the producer runs.
 	VideoFrames int
+	// AudioBuffers, when > 0, ends the audio after that many buffers of
+	// audiotestsrc (1024 samples, 23 ms at 44.1 kHz) while the video goes
+	// on: a camera whose audio track dies. 0 = audio for as long as the
+	// producer runs.
+	AudioBuffers int
 }
 
 func (o MediaOptions) withDefaults() MediaOptions {
@@ -72,8 +77,12 @@ func (o MediaOptions) videoH264() string {
 }
 
 // audioAAC is a gst-launch fragment producing parsed AAC from a live tone.
-func audioAAC(encoder string) string {
-	return "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=44100,channels=1 ! " +
+func (o MediaOptions) audioAAC(encoder string) string {
+	src := "audiotestsrc is-live=true"
+	if o.AudioBuffers > 0 {
+		src += fmt.Sprintf(" num-buffers=%d", o.AudioBuffers)
+	}
+	return src + " wave=sine freq=440 ! audio/x-raw,rate=44100,channels=1 ! " +
 		"audioconvert ! audioresample ! " + encoder + " ! aacparse"
 }
 
