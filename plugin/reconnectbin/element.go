@@ -12,6 +12,7 @@ import (
 	"github.com/kvsrelay/kvsrelay/internal/fielderr"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/gvalue"
+	"github.com/kvsrelay/kvsrelay/internal/streamstall"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
 
@@ -520,6 +521,23 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 	_ = st.SetValue("keyframe-waits", run.output.keyframeWaits.Load())
 	_ = st.SetValue("order-drops", run.output.orderDrops.Load())
 	_ = st.SetValue("instances-allocated", b.allocated.Load())
+	_ = st.SetValue("restarts-stall-video", run.videoStalls.Load())
+	silent := ""
+	if c := run.current.Load(); c != nil && b.run.Load() == run {
+		for _, s := range []streamstall.Stream{streamstall.Video, streamstall.Audio} {
+			if _, quiet := c.streams.Silent(s); quiet {
+				silent = s.String()
+			}
+		}
+	}
+	_ = st.SetValue("silent-stream", silent)
+	var longest uint64
+	warned := false
+	if run.gop != nil {
+		longest, warned = uint64(run.gop.Longest()), run.gop.Reported()
+	}
+	_ = st.SetValue("keyframe-interval-max", longest)
+	_ = st.SetValue("keyframe-interval-too-long", warned)
 	return st
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/mediakind"
+	"github.com/kvsrelay/kvsrelay/internal/streamstall"
 	"github.com/kvsrelay/kvsrelay/internal/timeline"
 )
 
@@ -30,6 +31,9 @@ type instance struct {
 	keyframeSeen [streamCount]atomic.Bool
 	// rejected marks an instance whose caps on-caps-change refused.
 	rejected atomic.Bool
+	// streams watches its video and audio for one going silent while the
+	// other flows (absorbed pads are never reported to it).
+	streams *streamstall.Watch
 
 	mu       sync.Mutex
 	handlers []func()                      // pad-added watches' disconnects, called at release
@@ -100,7 +104,8 @@ func (b *reconnectBin) buildInstance(run *runState, gen uint64, desc string, s s
 	_ = bin.SetProperty("name", fmt.Sprintf("source%d", gen))
 	b.allocated.Add(1)
 	gstshim.OnFinalize(bin.Object, func() { b.allocated.Add(-1) })
-	c := &instance{run: run, gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, leftBin: make(chan struct{})}
+	c := &instance{run: run, gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, leftBin: make(chan struct{}),
+		streams: streamstall.New(wallClock{}, s.stallTimeout, run.videoSeen.Load())}
 	elements, err := bin.GetElements()
 	if err != nil {
 		return nil, fmt.Errorf("listing the source's elements: %w", err)
@@ -330,6 +335,7 @@ func (b *reconnectBin) attach(c *instance, inner *gst.Pad, s stream) error {
 	c.pads[s] = ghost
 	c.probes[s] = probe
 	c.mu.Unlock()
+	c.streams.Routed(s.kind())
 	// Read after the pad is stored: either this sees the instance in the
 	// bin, or linkPads, which runs after it entered phaseStarting, sees
 	// the pad.

@@ -8,6 +8,7 @@ import (
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/streamstall"
 	"github.com/kvsrelay/kvsrelay/internal/timeline"
 )
 
@@ -27,6 +28,14 @@ func (s stream) String() string {
 		return "audio"
 	}
 	return "src"
+}
+
+// kind is the stream as the per-stream stall rule names it.
+func (s stream) kind() streamstall.Stream {
+	if s == streamAudio {
+		return streamstall.Audio
+	}
+	return streamstall.Video
 }
 
 // outputState is what the bin's output pads have shown downstream in one

@@ -78,6 +78,12 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 	if buf == nil {
 		return gst.PadProbeOK
 	}
+	// The stream is alive whatever becomes of this buffer below (a keyframe
+	// wait, audio waiting for the video's placement).
+	c.streams.Buffer(s.kind())
+	if s == streamMain && !run.videoSeen.Load() {
+		run.videoSeen.Store(true)
+	}
 	o := &run.output
 	if o.endRequested.Load() || c.rejected.Load() {
 		return gst.PadProbeDrop
@@ -141,6 +147,9 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 		gstshim.SetProbeBufferTimestamps(info, clockTime(outPTS), clockTime(outDTS))
 	}
 	gstshim.SetProbeBufferFlags(info, 0, gst.BufferFlagDiscont)
+	if s == streamMain && ok {
+		b.watchKeyframes(c, outPTS, !buf.HasFlags(gst.BufferFlagDeltaUnit))
+	}
 	if s == streamMain && run.fallback.enabled() {
 		o.last.HoldProbeBuffer(info)
 	}
@@ -154,6 +163,20 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 		run.rep().recovered(statusLine(string(st.Status), st.Restarts, rec.Outage))
 	}
 	return gst.PadProbeOK
+}
+
+// watchKeyframes measures the keyframe interval of the video leaving the
+// bin and warns once per run when it is longer than kvssink's fragment
+// limit: kvssink would refuse every fragment, with no error naming the GOP.
+func (b *reconnectBin) watchKeyframes(c *instance, pts int64, keyframe bool) {
+	long, first := c.run.gop.Frame(c.gen, pts, keyframe)
+	if !first {
+		return
+	}
+	text := "reconnectbin: " + long.Text()
+	cat.LogWarning(text)
+	gstshim.PostError(b.self.Element, true, gstshim.StreamError, gst.StreamErrorFormat, text,
+		fmt.Sprintf("keyframe-interval=%d limit=%d", uint64(long.Interval), uint64(long.Limit)))
 }
 
 // padAudio pushes silence over [from, to) on the audio pad, from the audio

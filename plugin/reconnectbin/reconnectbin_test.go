@@ -14,6 +14,7 @@ import (
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/test/gsttest"
 	"github.com/kvsrelay/kvsrelay/test/harness"
 )
 
@@ -177,19 +178,11 @@ func TestBufferListsFollowTheOutputTimeline(t *testing.T) {
 // statsOf reads the stats property into strings.
 func statsOf(t *testing.T, el *gst.Element) map[string]string {
 	t.Helper()
-	v, err := el.GetProperty("stats")
-	if err != nil {
-		t.Fatalf("reading stats: %v", err)
+	st := gsttest.StructureProperty(el, "stats")
+	if st == nil {
+		t.Fatal("stats is NULL, want a GstStructure")
 	}
-	st, ok := v.(*gst.Structure)
-	if !ok || st == nil {
-		t.Fatalf("stats is %T, want a GstStructure", v)
-	}
-	out := map[string]string{}
-	for k, val := range st.Values() {
-		out[k] = strings.TrimSpace(toString(val))
-	}
-	return out
+	return st
 }
 
 func toString(v any) string {
@@ -202,6 +195,8 @@ func toString(v any) string {
 		return strconv.Itoa(x)
 	case int64:
 		return strconv.FormatInt(x, 10)
+	case bool:
+		return strconv.FormatBool(x)
 	default:
 		return ""
 	}

@@ -136,7 +136,9 @@ var properties = []*glib.ParamSpec{
 		nil, rw),
 	propStallTimeout: glib.NewUint64Param("stall-timeout", "Stall timeout (ns)",
 		"No buffer from the source for this long counts as a failure even when nothing posted an error "+
-			"(frozen HLS playlist, a server that accepts the connection and sends nothing). It also bounds a source "+
+			"(frozen HLS playlist, a server that accepts the connection and sends nothing). Streams count one by one: "+
+			"video that stops for this long while the audio flows is a stall too (reconnectbin-restart silent-stream=video); "+
+			"audio that stops while the video flows is not (the picture is kept, stats show silent-stream=audio). It also bounds a source "+
 			"instance's start: a state change to PLAYING still blocked after it (a TCP connect to a host that drops "+
 			"SYNs) is a failed start. 0 disables stall detection (starts are then bounded at 10 s).",
 		0, math.MaxUint64, uint64(DefaultStallTimeout), rw),
@@ -196,6 +198,11 @@ var properties = []*glib.ParamSpec{
 			"in-fallback, fallback-frames, fallback-time (ns), caps-changes, keyframe-waits (buffers dropped waiting for a keyframe after a rebuild), "+
 			"order-drops (buffers dropped at a fallback/source handover so that nothing steps back), "+
 			"instances-allocated (source instances still in memory, the current one included: a stopped instance is freed "+
-			"a few seconds after its rebuild, so a count that keeps growing is a leak).",
+			"a few seconds after its rebuild, so a count that keeps growing is a leak), "+
+			"restarts-stall-video (stall restarts because the video stopped while the audio flowed), "+
+			"silent-stream (\"video\" or \"audio\" while one of the current instance's streams is silent for stall-timeout "+
+			"and the other flows, else empty; silent audio alone is no stall), "+
+			"keyframe-interval-max (ns, the longest distance between keyframes of the video leaving the bin), "+
+			"keyframe-interval-too-long (it exceeded kvssink's 10 s fragment limit; a WARNING was posted once).",
 		gst.TypeStructure, ro),
 }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kvsrelay/kvsrelay/internal/gopwatch"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
 
@@ -31,6 +32,16 @@ type runState struct {
 
 	// output is what the bin's pads have shown downstream in this run.
 	output outputState
+
+	// videoSeen: some instance of this run delivered video, so every later
+	// one is expected to (an instance that comes back with audio only is
+	// stalled: streamstall). videoStalls counts stall restarts of an
+	// instance whose video stopped while its audio flowed.
+	videoSeen   atomic.Bool
+	videoStalls atomic.Uint64
+	// gop measures the keyframe interval of the video leaving the bin and
+	// warns once per run when kvssink would refuse its fragments.
+	gop *gopwatch.Watch
 
 	// report goes to systemd and metrics; nil once the run stopped (a late
 	// buffer of a released instance reports nothing).
@@ -64,6 +75,7 @@ func newRunState(sup *supervisor.Supervisor, fb *fallback, rep *report) *runStat
 	r := &runState{
 		sup:       sup,
 		fallback:  fb,
+		gop:       gopwatch.New(gopwatch.DefaultLimit),
 		decisions: make(chan supervisor.Decision, 8),
 		playing:   make(chan bool, 8),
 		stop:      make(chan struct{}),

@@ -8,6 +8,7 @@ import (
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
+	"github.com/kvsrelay/kvsrelay/internal/streamstall"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
 
@@ -39,7 +40,7 @@ func (b *reconnectBin) supervise(run *runState) {
 				b.followState(c, playing)
 			}
 		case d := <-run.decisions:
-			if !b.rebuild(run, d) {
+			if !b.rebuild(run, d, "") {
 				return
 			}
 		case <-tick.C:
@@ -47,6 +48,15 @@ func (b *reconnectBin) supervise(run *runState) {
 				continue
 			}
 			b.fillGap(run)
+			if c, st, stalled := b.checkStreamStall(run); stalled {
+				if d, ok := sup.Fail(c.gen, supervisor.ReasonStall, st.Text()); ok {
+					run.videoStalls.Add(1)
+					if !b.rebuild(run, d, st.Stream.String()) {
+						return
+					}
+				}
+				continue
+			}
 			if gen, stalled := sup.CheckStall(); stalled {
 				if b.outputHeld() {
 					// Downstream holds all the source's data (a blocking
@@ -57,13 +67,37 @@ func (b *reconnectBin) supervise(run *runState) {
 				}
 				text := fmt.Sprintf("no data from the source for %v", sup.Stats().SinceLastBuffer.Round(time.Millisecond))
 				if d, ok := sup.Fail(gen, supervisor.ReasonStall, text); ok {
-					if !b.rebuild(run, d) {
+					if !b.rebuild(run, d, silentAll) {
 						return
 					}
 				}
 			}
 		}
 	}
+}
+
+// silentAll is the silent-stream of a whole-source stall.
+const silentAll = "all"
+
+// checkStreamStall applies the per-stream stall rule (streamstall) to the
+// running instance: its video silent for stall-timeout while its audio
+// flows. Video held downstream (a blocking sink, a muxer waiting) is not
+// silent: its streaming thread is in a push, not waiting for the source.
+func (b *reconnectBin) checkStreamStall(run *runState) (*instance, streamstall.Stall, bool) {
+	c := run.current.Load()
+	if c == nil || c.phase() != phaseRunning {
+		return nil, streamstall.Stall{}, false
+	}
+	st, stalled := c.streams.Check()
+	if !stalled {
+		return nil, streamstall.Stall{}, false
+	}
+	if t := b.pushes[streamMain].Load(); t != nil {
+		if _, held := t.Oldest(); held {
+			return nil, streamstall.Stall{}, false
+		}
+	}
+	return c, st, true
 }
 
 // afterStartGrace fills what the source has not fed startGrace after the
@@ -143,19 +177,25 @@ func stallTick(sup *supervisor.Supervisor) time.Duration {
 
 // rebuild acts on one decision: announce it, tear the instance down, wait
 // the backoff, start a new one. It returns false when the loop must end.
-func (b *reconnectBin) rebuild(run *runState, d supervisor.Decision) bool {
+// silent names the stream whose silence was the stall ("video", or "all"
+// for no data at all), "" for other reasons.
+func (b *reconnectBin) rebuild(run *runState, d supervisor.Decision, silent string) bool {
 	select {
 	case <-run.ended:
 		return true
 	default:
 	}
-	b.postElementMessage("reconnectbin-restart", map[string]any{
+	fields := map[string]any{
 		"reason":  string(d.Reason),
 		"error":   d.Error,
 		"attempt": d.Attempt,
 		"delay":   uint64(d.Delay),
 		"give-up": d.GiveUp,
-	})
+	}
+	if silent != "" {
+		fields["silent-stream"] = silent
+	}
+	b.postElementMessage("reconnectbin-restart", fields)
 	st := run.sup.Stats()
 	run.rep().restart(string(d.Reason), statusLine(string(st.Status), st.Restarts, st.CurrentOutage))
 	b.teardown(run)

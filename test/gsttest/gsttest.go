@@ -35,6 +35,24 @@ static gboolean gsttest_has_context(gpointer el, const gchar *type) {
 	gst_context_unref(ctx);
 	return TRUE;
 }
+// gsttest_structure_field copies field i of st
+// of a structure as text: strings as they are, booleans as true/false, anything
+// else as g_strdup_value_contents writes it. Returns NULL past the last
+// field; *field gets the field's name (static, a quark's string).
+static gchar *gsttest_structure_field(const GstStructure *st, guint i, const gchar **field) {
+	if (st == NULL || i >= (guint)gst_structure_n_fields(st)) return NULL;
+	*field = gst_structure_nth_field_name(st, i);
+	const GValue *v = gst_structure_get_value(st, *field);
+	if (G_VALUE_HOLDS_STRING(v)) return g_strdup(g_value_get_string(v) ? g_value_get_string(v) : "");
+	if (G_VALUE_HOLDS_BOOLEAN(v)) return g_strdup(g_value_get_boolean(v) ? "true" : "false");
+	return g_strdup_value_contents(v);
+}
+
+static GstStructure *gsttest_get_structure(gpointer obj, const gchar *name) {
+	GstStructure *st = NULL;
+	g_object_get(G_OBJECT(obj), name, &st, NULL);
+	return st;
+}
 */
 import "C"
 
@@ -87,4 +105,29 @@ func OwnProperties(obj *glib.Object) []ParamInfo {
 		C.g_free(C.gpointer(def))
 	}
 	return out
+}
+
+// StructureProperty reads el's GstStructure property name into text
+// fields, copying them before the structure is freed. go-gst's
+// GetProperty hands out a structure that its GValue frees once collected:
+// reading it while something runs runtime.GC (reconnectbin does after each
+// rebuild) reads freed memory. nil when the property is NULL.
+func StructureProperty(el *gst.Element, name string) map[string]string {
+	cName := C.CString(name)
+	defer C.free(unsafe.Pointer(cName))
+	st := C.gsttest_get_structure(C.gpointer(el.Unsafe()), cName)
+	if st == nil {
+		return nil
+	}
+	defer C.gst_structure_free(st)
+	out := map[string]string{}
+	for i := C.guint(0); ; i++ {
+		var field *C.gchar
+		text := C.gsttest_structure_field(st, i, &field)
+		if text == nil {
+			return out
+		}
+		out[C.GoString(field)] = C.GoString(text)
+		C.g_free(C.gpointer(text))
+	}
 }

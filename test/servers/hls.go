@@ -173,7 +173,7 @@ func (s *HLSServer) startGeneration(offset int) error {
 		o.Media.videoH264(), filepath.Join(dir, "segment%05d.ts"), filepath.Join(dir, PlaylistName),
 		o.TargetDuration, o.PlaylistLength, o.MaxFiles)
 	if o.Media.Audio {
-		desc += " " + audioAAC(s.aac) + " ! queue ! sink.audio"
+		desc += " " + o.Media.audioAAC(s.aac) + " ! queue ! sink.audio"
 	}
 	proc := NewProcess(s.tb, ProcessOptions{
 		Name: fmt.Sprintf("hls-encoder:%d#%d", s.port, number),

@@ -29,6 +29,15 @@ type MediaOptions struct {
 	// Audio adds a live AAC tone: muxed into MPEG-TS (TCP, SRT), into the
 	// HLS segments, or as RTSP payload pay1 (rtpmp4gpay).
 	Audio bool
+	// VideoFrames, when > 0, ends the video after that many frames while
+	// the audio goes on: a camera whose video dies and whose audio still
+	// flows. 0 = video for as long as the producer runs.
+	VideoFrames int
+	// AudioBuffers, when > 0, ends the audio after that many buffers of
+	// audiotestsrc (1024 samples, 23 ms at 44.1 kHz) while the video goes
+	// on: a camera whose audio track dies. 0 = audio for as long as the
+	// producer runs.
+	AudioBuffers int
 }
 
 func (o MediaOptions) withDefaults() MediaOptions {
@@ -57,15 +66,23 @@ func (o MediaOptions) withDefaults() MediaOptions {
 // before every IDR, so a client joining mid-stream can decode from the next
 // keyframe.
 func (o MediaOptions) videoH264() string {
-	return fmt.Sprintf("videotestsrc is-live=true pattern=%s ! video/x-raw,width=%d,height=%d,framerate=%d/1 ! "+
+	src := "videotestsrc is-live=true"
+	if o.VideoFrames > 0 {
+		src += fmt.Sprintf(" num-buffers=%d", o.VideoFrames)
+	}
+	return fmt.Sprintf(src+" pattern=%s ! video/x-raw,width=%d,height=%d,framerate=%d/1 ! "+
 		"x264enc tune=zerolatency speed-preset=ultrafast key-int-max=%d bitrate=%d ! "+
 		"video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1",
 		o.Pattern, o.Width, o.Height, o.Framerate, o.KeyIntMax, o.BitrateKbps)
 }
 
 // audioAAC is a gst-launch fragment producing parsed AAC from a live tone.
-func audioAAC(encoder string) string {
-	return "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=44100,channels=1 ! " +
+func (o MediaOptions) audioAAC(encoder string) string {
+	src := "audiotestsrc is-live=true"
+	if o.AudioBuffers > 0 {
+		src += fmt.Sprintf(" num-buffers=%d", o.AudioBuffers)
+	}
+	return src + " wave=sine freq=440 ! audio/x-raw,rate=44100,channels=1 ! " +
 		"audioconvert ! audioresample ! " + encoder + " ! aacparse"
 }
 

@@ -52,7 +52,7 @@ func NewRTSPServer(tb testing.TB, opts RTSPOptions) *RTSPServer {
 		launch = "( " + media.videoH264() + " ! rtph264pay name=pay0 pt=96 config-interval=-1"
 		if media.Audio {
 			RequireElements(tb, "rtpmp4gpay")
-			launch += " " + audioAAC(AACEncoder(tb)) + " ! rtpmp4gpay name=pay1 pt=97"
+			launch += " " + media.audioAAC(AACEncoder(tb)) + " ! rtpmp4gpay name=pay1 pt=97"
 		}
 		launch += " )"
 	}

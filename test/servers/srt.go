@@ -29,7 +29,7 @@ func NewSRTSender(tb testing.TB, opts SRTOptions) *SRTSender {
 	media := opts.Media.withDefaults()
 	audio := ""
 	if media.Audio {
-		audio = " " + audioAAC(AACEncoder(tb)) + " ! queue ! mux."
+		audio = " " + media.audioAAC(AACEncoder(tb)) + " ! queue ! mux."
 	}
 	port := opts.Port
 	if port == 0 {

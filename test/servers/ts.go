@@ -34,7 +34,7 @@ func NewTSServer(tb testing.TB, opts TSOptions) *TSServer {
 	media := opts.Media.withDefaults()
 	audio := ""
 	if media.Audio {
-		audio = " " + audioAAC(AACEncoder(tb)) + " ! queue ! mux."
+		audio = " " + media.audioAAC(AACEncoder(tb)) + " ! queue ! mux."
 	}
 	RequireElements(tb, elements...)
 	port := opts.Port
