@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // GstLaunch is the gst-launch-1.0 executable used for all producers.
@@ -29,6 +30,20 @@ type MediaOptions struct {
 	// Audio adds a live AAC tone: muxed into MPEG-TS (TCP, SRT), into the
 	// HLS segments, or as RTSP payload pay1 (rtpmp4gpay).
 	Audio bool
+	// AudioCodec picks the tone's codec where a producer offers a choice:
+	// "" or "aac", or (RTSP only) "pcma" / "pcmu", G.711 at 8 kHz mono as
+	// most IP cameras send it (rtppcmapay / rtppcmupay, static payload
+	// types 8 and 0). Needs Audio.
+	AudioCodec string
+	// KLVEvery adds a KLV metadata track (meta/x-klv, as drone and
+	// surveillance encoders send): one packet this often, as a data PID in
+	// MPEG-TS or as RTSP payload (rtpklvpay, media=application). Zero: none.
+	// The packets are live (timestamped on the clock); their bytes are
+	// zeros, since nothing downstream of the demuxer reads them.
+	KLVEvery time.Duration
+	// KLVPackets ends the KLV track after that many packets while video
+	// goes on (a metadata track that stops). Zero: endless.
+	KLVPackets int
 }
 
 func (o MediaOptions) withDefaults() MediaOptions {
@@ -61,6 +76,32 @@ func (o MediaOptions) videoH264() string {
 		"x264enc tune=zerolatency speed-preset=ultrafast key-int-max=%d bitrate=%d ! "+
 		"video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1",
 		o.Pattern, o.Width, o.Height, o.Framerate, o.KeyIntMax, o.BitrateKbps)
+}
+
+// klvBytesPerSecond paces the KLV track: fakesrc timestamps a buffer of N
+// bytes as lasting N / datarate seconds, so a packet of KLVEvery in ms bytes
+// comes once per KLVEvery.
+const klvBytesPerSecond = 1000
+
+// metadataKLV is a gst-launch fragment producing live KLV packets, or "".
+func (o MediaOptions) metadataKLV() string {
+	if o.KLVEvery <= 0 {
+		return ""
+	}
+	size := max(int(o.KLVEvery/time.Millisecond), 1)
+	count := -1
+	if o.KLVPackets > 0 {
+		count = o.KLVPackets
+	}
+	return fmt.Sprintf("fakesrc is-live=true sync=true format=time sizetype=fixed sizemax=%d filltype=zero datarate=%d num-buffers=%d ! "+
+		"meta/x-klv,parsed=true", size, klvBytesPerSecond, count)
+}
+
+// audioG711 is a gst-launch fragment producing 8 kHz mono A-law ("pcma") or
+// mu-law ("pcmu") from a live tone.
+func audioG711(law string) string {
+	enc := map[string]string{"pcma": "alawenc", "pcmu": "mulawenc"}[law]
+	return "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=8000,channels=1 ! " + enc
 }
 
 // audioAAC is a gst-launch fragment producing parsed AAC from a live tone.

@@ -27,7 +27,8 @@ type RTSPOptions struct {
 	Path string
 	// Launch replaces the whole media factory launch line, e.g.
 	// "( videotestsrc is-live=true ! ... ! rtph264pay name=pay0 pt=96 )".
-	// Empty means H.264 from Media (plus AAC as pay1 if Media.Audio).
+	// Empty means H.264 from Media (plus its audio as pay1 if Media.Audio,
+	// then its KLV track if Media.KLVEvery).
 	Launch string
 }
 
@@ -50,9 +51,26 @@ func NewRTSPServer(tb testing.TB, opts RTSPOptions) *RTSPServer {
 	if launch == "" {
 		RequireElements(tb, "videotestsrc", "x264enc", "h264parse", "rtph264pay")
 		launch = "( " + media.videoH264() + " ! rtph264pay name=pay0 pt=96 config-interval=-1"
+		pay := 1
 		if media.Audio {
-			RequireElements(tb, "rtpmp4gpay")
-			launch += " " + audioAAC(AACEncoder(tb)) + " ! rtpmp4gpay name=pay1 pt=97"
+			switch media.AudioCodec {
+			case "", "aac":
+				RequireElements(tb, "rtpmp4gpay")
+				launch += " " + audioAAC(AACEncoder(tb)) + " ! rtpmp4gpay name=pay1 pt=97"
+			case "pcma":
+				RequireElements(tb, "alawenc", "rtppcmapay")
+				launch += " " + audioG711("pcma") + " ! rtppcmapay name=pay1 pt=8"
+			case "pcmu":
+				RequireElements(tb, "mulawenc", "rtppcmupay")
+				launch += " " + audioG711("pcmu") + " ! rtppcmupay name=pay1 pt=0"
+			default:
+				tb.Fatalf("servers: RTSP audio codec %q: want aac, pcma or pcmu", media.AudioCodec)
+			}
+			pay++
+		}
+		if klv := media.metadataKLV(); klv != "" {
+			RequireElements(tb, "fakesrc", "rtpklvpay")
+			launch += fmt.Sprintf(" %s ! rtpklvpay name=pay%d pt=%d", klv, pay, 96+pay)
 		}
 		launch += " )"
 	}
