@@ -38,8 +38,11 @@ type MediaOptions struct {
 	// KLVEvery adds a KLV metadata track (meta/x-klv, as drone and
 	// surveillance encoders send): one packet this often, as a data PID in
 	// MPEG-TS or as RTSP payload (rtpklvpay, media=application). Zero: none.
-	// The packets are live (timestamped on the clock); their bytes are
-	// zeros, since nothing downstream of the demuxer reads them.
+	// The packets are live (timestamped on the clock). In MPEG-TS their
+	// bytes are zeros (mpegtsmux and tsdemux do not look inside); RTSP
+	// sends well-formed KLV, which rtpklvpay insists on. MPEG-TS cannot
+	// have a sparse track (seconds apart): mpegtsmux would hold the video
+	// back until each packet.
 	KLVEvery time.Duration
 	// KLVPackets ends the KLV track after that many packets while video
 	// goes on (a metadata track that stops). Zero: endless.

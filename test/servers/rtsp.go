@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // SystemPython is Debian's interpreter, which has the gi bindings for
@@ -68,9 +69,12 @@ func NewRTSPServer(tb testing.TB, opts RTSPOptions) *RTSPServer {
 			}
 			pay++
 		}
-		if klv := media.metadataKLV(); klv != "" {
-			RequireElements(tb, "fakesrc", "rtpklvpay")
-			launch += fmt.Sprintf(" %s ! rtpklvpay name=pay%d pt=%d", klv, pay, 96+pay)
+		if media.KLVEvery > 0 {
+			// rtpklvpay drops what is not a well-formed KLV packet, so the
+			// server script feeds real ones (--klv-every-ms).
+			RequireElements(tb, "appsrc", "rtpklvpay")
+			launch += fmt.Sprintf(" appsrc name=klvsrc is-live=true do-timestamp=true format=time caps=meta/x-klv,parsed=true ! rtpklvpay name=pay%d pt=%d",
+				pay, 96+pay)
 		}
 		launch += " )"
 	}
@@ -95,7 +99,8 @@ func NewRTSPServer(tb testing.TB, opts RTSPOptions) *RTSPServer {
 		proc: NewProcess(tb, ProcessOptions{
 			Name: fmt.Sprintf("rtsp-server:%d", port),
 			Path: SystemPython,
-			Args: []string{script, "--address", "127.0.0.1", "--port", strconv.Itoa(port), "--path", path, "--launch", launch},
+			Args: append([]string{script, "--address", "127.0.0.1", "--port", strconv.Itoa(port), "--path", path, "--launch", launch},
+				klvArgs(opts)...),
 			// Unbuffered, so the output tail is current when a test fails.
 			Env: []string{"PYTHONUNBUFFERED=1"},
 		}),
@@ -138,3 +143,12 @@ func (s *RTSPServer) Pause() error { return s.proc.Pause() }
 
 // Resume continues a paused server.
 func (s *RTSPServer) Resume() error { return s.proc.Resume() }
+
+// klvArgs tells the server script to feed the KLV track's appsrc.
+func klvArgs(opts RTSPOptions) []string {
+	if opts.Launch != "" || opts.Media.KLVEvery <= 0 {
+		return nil
+	}
+	return []string{"--klv-every-ms", strconv.Itoa(max(int(opts.Media.KLVEvery/time.Millisecond), 1)),
+		"--klv-packets", strconv.Itoa(opts.Media.KLVPackets)}
+}
