@@ -264,6 +264,32 @@ func TestRecipeRTSPPassthroughG711AudioIntoKVSSink(t *testing.T) {
 	}
 }
 
+// The MPEG-TS recipe with AUDIO=aac, passing the H.264 through (the camera's
+// AAC decoded and re-encoded outside reconnectbin) and transcoding (the whole
+// TS decoded inside, silence in the same format while the camera is away):
+// kvssink gets H.264 and AAC, both flowing, with one set of caps each.
+func TestRecipeMPEGTSWithAudioIntoKVSSink(t *testing.T) {
+	servers.RequireElements(t, "avenc_aac", "aacparse")
+	for _, transcode := range []string{"0", "1"} {
+		t.Run("TRANSCODE="+transcode, func(t *testing.T) {
+			srv := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Audio: true}})
+			r := startAsWritten(t, "mpegts-tcp.sh", "SOURCE="+srv.URL(), "AUDIO=aac", "TRANSCODE="+transcode,
+				"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast")
+			harness.WaitUntil(t, 60*time.Second, "kvssink to accept video and audio", func() bool {
+				rep, err := kvssinkstandin.ReadReport(r.report)
+				return (err == nil && rep.FramesAccepted["video_0"] >= 50 && rep.FramesAccepted["audio_0"] >= 50) || r.launch.Exited()
+			})
+			rep := r.finish()
+			if rep.MediaTypes["audio_0"] != "audio/mpeg" || rep.FramesAccepted["audio_0"] < 50 {
+				t.Errorf("kvssink's tracks %v, accepted %v: want AAC audio flowing", rep.MediaTypes, rep.FramesAccepted)
+			}
+			if n := r.launch.Count(harness.OfType("error")); n != 0 {
+				t.Errorf("%d ERROR messages on the bus", n)
+			}
+		})
+	}
+}
+
 // SRT, this host calling an encoder that listens.
 func TestRecipeSRTCallerIntoKVSSink(t *testing.T) {
 	enc := servers.NewSRTSender(t, servers.SRTOptions{})
