@@ -160,7 +160,8 @@ func TestTSCameraWithKLVPassthroughIntoKVSSink(t *testing.T) {
 
 // An RTSP camera with a KLV stream (application/x-rtp, media=application,
 // SMPTE336M) beside its H.264: passthrough into kvssink, the metadata busy,
-// ending, or sparse.
+// ending, or sparse; and one announcing its metadata stream as ONVIF's
+// (VND.ONVIF.METADATA).
 func TestRTSPCameraWithKLVPassthroughIntoKVSSink(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -169,6 +170,7 @@ func TestRTSPCameraWithKLVPassthroughIntoKVSSink(t *testing.T) {
 		{"busy", servers.MediaOptions{KLVEvery: klvEvery}},
 		{"ends", servers.MediaOptions{KLVEvery: klvEvery, KLVPackets: 5}},
 		{"sparse", servers.MediaOptions{KLVEvery: 10 * time.Second}},
+		{"onvif", servers.MediaOptions{KLVEvery: klvEvery, KLVAsONVIF: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cam := servers.NewRTSPServer(t, servers.RTSPOptions{Media: tc.media})

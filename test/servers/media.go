@@ -47,6 +47,11 @@ type MediaOptions struct {
 	// KLVPackets ends the KLV track after that many packets while video
 	// goes on (a metadata track that stops). Zero: endless.
 	KLVPackets int
+	// KLVAsONVIF (RTSP) announces the metadata stream as an ONVIF camera's
+	// (application/x-rtp, media=application, encoding-name
+	// VND.ONVIF.METADATA) in the SDP, which is all a client sees before it
+	// depayloads; the packets still carry KLV, not ONVIF's XML.
+	KLVAsONVIF bool
 }
 
 func (o MediaOptions) withDefaults() MediaOptions {

@@ -73,8 +73,15 @@ func NewRTSPServer(tb testing.TB, opts RTSPOptions) *RTSPServer {
 			// rtpklvpay drops what is not a well-formed KLV packet, so the
 			// server script feeds real ones (--klv-every-ms).
 			RequireElements(tb, "appsrc", "rtpklvpay")
-			launch += fmt.Sprintf(" appsrc name=klvsrc is-live=true do-timestamp=true format=time caps=meta/x-klv,parsed=true ! rtpklvpay name=pay%d pt=%d",
-				pay, 96+pay)
+			launch += " appsrc name=klvsrc is-live=true do-timestamp=true format=time caps=meta/x-klv,parsed=true"
+			if media.KLVAsONVIF {
+				// gst-rtsp-server takes the SDP from the caps leaving the
+				// element named payN, whatever it is.
+				launch += fmt.Sprintf(" ! rtpklvpay pt=%d ! capssetter caps=application/x-rtp,encoding-name=VND.ONVIF.METADATA ! identity name=pay%d",
+					96+pay, pay)
+			} else {
+				launch += fmt.Sprintf(" ! rtpklvpay name=pay%d pt=%d", pay, 96+pay)
+			}
 		}
 		launch += " )"
 	}
