@@ -290,6 +290,27 @@ func TestRecipeMPEGTSWithAudioIntoKVSSink(t *testing.T) {
 	}
 }
 
+// The HLS recipe with AUDIO=aac: the segments' AAC is decoded inside
+// reconnectbin (decodebin), held to output-audio-caps, and re-encoded; kvssink
+// gets H.264 and AAC, both flowing, one set of caps each.
+func TestRecipeHLSTranscodeWithAudioIntoKVSSink(t *testing.T) {
+	servers.RequireElements(t, "avenc_aac", "aacparse")
+	srv := servers.NewHLSServer(t, servers.HLSOptions{StartSegments: 3, Media: servers.MediaOptions{Audio: true}})
+	r := startAsWritten(t, "hls-transcode.sh", "SOURCE="+srv.PlaylistURL(), "AUDIO=aac",
+		"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast")
+	harness.WaitUntil(t, 60*time.Second, "kvssink to accept video and audio", func() bool {
+		rep, err := kvssinkstandin.ReadReport(r.report)
+		return (err == nil && rep.FramesAccepted["video_0"] >= 50 && rep.FramesAccepted["audio_0"] >= 50) || r.launch.Exited()
+	})
+	rep := r.finish()
+	if rep.MediaTypes["audio_0"] != "audio/mpeg" || rep.FramesAccepted["audio_0"] < 50 {
+		t.Errorf("kvssink's tracks %v, accepted %v: want AAC audio flowing", rep.MediaTypes, rep.FramesAccepted)
+	}
+	if n := r.launch.Count(harness.OfType("error")); n != 0 {
+		t.Errorf("%d ERROR messages on the bus", n)
+	}
+}
+
 // SRT, this host calling an encoder that listens.
 func TestRecipeSRTCallerIntoKVSSink(t *testing.T) {
 	enc := servers.NewSRTSender(t, servers.SRTOptions{})
