@@ -11,6 +11,9 @@
 # caps allowed at start (see docs: kvssink contract).
 readonly KVS_CAPS='video/x-h264,stream-format=avc,alignment=au'
 readonly DEFAULT_OUTPUT_CAPS='video/x-raw,format=I420,width=1280,height=720,framerate=25/1'
+# What kvssink's audio pad gets with AUDIO=aac: raw AAC with codec data
+# (aacparse converts), the format the KVS console and HLS playback play.
+readonly KVS_AUDIO_CAPS='audio/mpeg,mpegversion=4,stream-format=raw'
 
 die() {
 	printf '%s: %s\n' "${RECIPE_NAME:-kvs-relay}" "$*" >&2
@@ -97,9 +100,32 @@ kvssink_buffer_props() {
 	[[ " ${KVSSINK_EXTRA:-} " == *" storage-size="* ]] || SINK+=" storage-size=$mib"
 }
 
+# audio_settings: AUDIO (off or aac) and the AAC encoding settings. The
+# camera's audio is off by default (video only, as before): kvssink with an
+# audio track waits for audio before it uploads anything, so audio is only
+# for cameras that send it.
+audio_settings() {
+	: "${AUDIO:=off}"
+	case $AUDIO in
+	off | aac) ;;
+	*) die "AUDIO=\"$AUDIO\" must be off (video only) or aac (the camera's audio, any codec, re-encoded to AAC)" ;;
+	esac
+	require_uint AUDIO_RATE
+	require_uint AUDIO_CHANNELS
+	require_uint AUDIO_BITRATE_KBPS
+	: "${AUDIO_RATE:=48000}" "${AUDIO_CHANNELS:=1}" "${AUDIO_BITRATE_KBPS:=64}"
+	case $AUDIO_RATE in
+	8000 | 11025 | 12000 | 16000 | 22050 | 24000 | 32000 | 44100 | 48000) ;;
+	*) die "AUDIO_RATE=\"$AUDIO_RATE\" is not an AAC sample rate (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)" ;;
+	esac
+	((AUDIO_CHANNELS >= 1 && AUDIO_CHANNELS <= 2)) || die "AUDIO_CHANNELS=\"$AUDIO_CHANNELS\" must be 1 or 2"
+	((AUDIO_BITRATE_KBPS >= 16)) || die "AUDIO_BITRATE_KBPS=\"$AUDIO_BITRATE_KBPS\" must be at least 16"
+}
+
 # kvsrelay_common_env: defaults every recipe shares. Sets SINK, CREDS and
 # SINK_IS_KVS.
 kvsrelay_common_env() {
+	audio_settings
 	: "${STREAM_NAME:=kvsrelay-test}"
 	: "${AWS_REGION:=${AWS_DEFAULT_REGION:-us-east-1}}"
 	[[ $STREAM_NAME =~ ^[a-zA-Z0-9_.-]{1,256}$ ]] ||
@@ -107,6 +133,8 @@ kvsrelay_common_env() {
 
 	if [[ -z ${SINK:-} ]]; then
 		SINK="kvssink stream-name=$(gst_quote "$STREAM_NAME") aws-region=$(gst_quote "$AWS_REGION")"
+		# The audio branch links to kvssink by this name.
+		[[ $AUDIO == off ]] || SINK="kvssink name=kvs${SINK#kvssink}"
 		# Sidecar credentials (kvscredfile@.service): no element, the file
 		# path goes to kvssink itself.
 		if [[ -n ${CREDENTIAL_PATH:-} && -n ${CREDS+set} && -z ${CREDS} ]]; then
@@ -117,6 +145,9 @@ kvsrelay_common_env() {
 	fi
 	SINK_IS_KVS=0
 	[[ $SINK =~ (^|[[:space:]!])kvssink([[:space:]]|$) ]] && SINK_IS_KVS=1
+	if [[ $AUDIO != off && ! $SINK =~ (^|[[:space:]])name=kvs([[:space:]]|$) ]]; then
+		die "AUDIO=$AUDIO needs the element of SINK that takes the audio named kvs, e.g. SINK=\"kvssink name=kvs ...\" or SINK=\"matroskamux name=kvs ! filesink location=...\""
+	fi
 
 	# CREDS unset: kvscredprovider when uploading to KVS, nothing for a local
 	# sink (so swapping SINK alone runs the recipe offline). CREDS set, even
@@ -174,6 +205,13 @@ reconnect_props() {
 			die "FALLBACK=image needs FALLBACK_IMAGE (a PNG or JPEG file)"
 		fi
 		RB+=" output-caps=$(gst_quote "$OUTPUT_CAPS") fallback=$FALLBACK"
+		if [[ $AUDIO != off ]]; then
+			# The source's audio arrives decoded here; one fixed format, in
+			# which the fallback's silence is made too, so the AAC encoder is
+			# configured once whatever the camera sends.
+			RB+=" output-audio-caps=audio/x-raw,format=S16LE,layout=interleaved,rate=$AUDIO_RATE,channels=$AUDIO_CHANNELS"
+			AUDIO_DECODE=
+		fi
 		require_uint FALLBACK_HOLD_MS
 		[[ -z ${FALLBACK_HOLD_MS:-} ]] || RB+=" fallback-hold=${FALLBACK_HOLD_MS}000000"
 		[[ -z ${FALLBACK_IMAGE:-} ]] || RB+=" fallback-image=$(gst_quote "$FALLBACK_IMAGE")"
@@ -218,14 +256,34 @@ encoder_chain() {
 	printf '%s' "videoconvert ! x264enc tune=zerolatency speed-preset=$X264_PRESET bitrate=$BITRATE_KBPS key-int-max=$KEY_INT_MAX ! h264parse"
 }
 
+# AUDIO_DECODE: how the audio branch gets raw audio from reconnectbin's
+# audio pad. A passthrough source hands over what the camera sends (RTP
+# G.711 or AAC from rtspsrc, AAC or MP2 from tsdemux): decodebin depayloads
+# and decodes any of it. A transcoding recipe (reconnect_props raw) decodes
+# inside reconnectbin and clears it.
+AUDIO_DECODE='decodebin !'
+
+# audio_chain: reconnectbin's audio pad to kvssink's audio pad, for
+# AUDIO=aac. avenc_aac (FFmpeg's AAC encoder, gstreamer1.0-libav, which the
+# transcoding recipes need for H.264 decoding anyway) rather than voaacenc
+# (plugins-bad, an unmaintained encoder). The raw format is fixed, so a
+# camera that comes back with another rate or channel count does not change
+# the AAC codec data kvssink keeps from its first caps. No leaky queue: a
+# wedged kvssink must block (see encoder_chain).
+audio_chain() {
+	printf '%s' "relay.audio ! queue ! $AUDIO_DECODE audioconvert ! audioresample ! audio/x-raw,rate=$AUDIO_RATE,channels=$AUDIO_CHANNELS ! avenc_aac bitrate=$((AUDIO_BITRATE_KBPS * 1000)) ! aacparse ! $KVS_AUDIO_CAPS ! kvs."
+}
+
 # run_pipeline DESCRIPTION: CREDS, then DESCRIPTION, then the kvssink caps and
-# SINK; exec gst-launch-1.0, or print the command for DRY_RUN=1.
+# SINK (and the audio branch for AUDIO=aac); exec gst-launch-1.0, or print
+# the command for DRY_RUN=1.
 run_pipeline() {
 	ARGS=()
 	[[ -z $CREDS ]] || words "$CREDS"
 	words "$1"
 	ARGS+=("!" "$KVS_CAPS" "!")
 	words "$SINK"
+	[[ $AUDIO == off ]] || words "$(audio_chain)"
 	# -e: on SIGINT (the unit's KillSignal, Ctrl-C by hand) gst-launch sends
 	# EOS and waits for it to reach kvssink, which then closes its last
 	# fragment and uploads what it holds; without it a stop drops them.

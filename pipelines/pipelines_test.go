@@ -480,6 +480,11 @@ func TestBadSettingsFailClearly(t *testing.T) {
 		{"testpattern.sh", []string{"STALL_TIMEOUT_MS=5s"}, "STALL_TIMEOUT_MS"},
 		{"testpattern.sh", []string{"STREAM_NAME=cam 1"}, "STREAM_NAME"},
 		{"mpegts-udp.sh", []string{"TRANSCODE=2"}, "TRANSCODE"},
+		{"rtsp-passthrough.sh", []string{"SOURCE=rtsp://h/s", "AUDIO=g711"}, "AUDIO"},
+		{"rtsp-passthrough.sh", []string{"SOURCE=rtsp://h/s", "AUDIO=aac", "AUDIO_RATE=8001"}, "AUDIO_RATE"},
+		{"rtsp-passthrough.sh", []string{"SOURCE=rtsp://h/s", "AUDIO=aac", "AUDIO_CHANNELS=6"}, "AUDIO_CHANNELS"},
+		{"rtsp-passthrough.sh", []string{"SOURCE=rtsp://h/s", "AUDIO=aac", "SINK=fakesink"}, "named kvs"},
+		{"testpattern.sh", []string{"AUDIO=aac"}, "AUDIO"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.script+" "+strings.Join(tc.env, " "), func(t *testing.T) {
@@ -489,6 +494,52 @@ func TestBadSettingsFailClearly(t *testing.T) {
 			}
 			if !strings.Contains(r.stderr, tc.names) {
 				t.Errorf("error %q does not name %s", r.stderr, tc.names)
+			}
+		})
+	}
+}
+
+// Issue #16 part 5: AUDIO=aac links reconnectbin's audio pad through an AAC
+// encoder to kvssink's audio pad in every recipe that has a camera;
+// passthrough recipes decode what the camera sends outside reconnectbin,
+// transcoding ones get it decoded (and silence in one fixed format while
+// the camera is away). Without AUDIO the pipeline is video only.
+func TestAudioIsOptIn(t *testing.T) {
+	for _, r := range recipes {
+		if r.script == "testpattern.sh" {
+			continue
+		}
+		t.Run(r.script, func(t *testing.T) {
+			if line := dryRun(t, r.script, r.env...); strings.Contains(line, "relay.audio") || strings.Contains(line, "avenc_aac") {
+				t.Errorf("audio without AUDIO=aac: %s", line)
+			}
+			argv := descriptionArgs(shellWords(t, dryRun(t, r.script, append(r.env, "AUDIO=aac", "AUDIO_RATE=16000")...)))
+			els := elements(argv)
+			sink, _ := findElement(els, "kvssink")
+			if v, _ := prop(sink, "name"); v != "kvs" {
+				t.Fatalf("kvssink named %q, want kvs for the audio branch: %v", v, els)
+			}
+			branch, i := findElement(els, "relay.audio")
+			if branch == nil {
+				t.Fatalf("no relay.audio branch: %v", els)
+			}
+			var names []string
+			for _, el := range els[i+1:] {
+				names = append(names, el[0])
+			}
+			want := []string{"queue", "decodebin", "audioconvert", "audioresample", "audio/x-raw,rate=16000,channels=1", "avenc_aac", "aacparse",
+				"audio/mpeg,mpegversion=4,stream-format=raw", "kvs."}
+			rb, _ := findElement(els, "reconnectbin")
+			if r.transcode {
+				want = slices.Delete(want, 1, 2)
+				if v, _ := prop(rb, "output-audio-caps"); v != "audio/x-raw,format=S16LE,layout=interleaved,rate=16000,channels=1" {
+					t.Errorf("reconnectbin output-audio-caps %q", v)
+				}
+			} else if v, ok := prop(rb, "output-audio-caps"); ok {
+				t.Errorf("passthrough reconnectbin has output-audio-caps %q", v)
+			}
+			if !slices.Equal(names, want) {
+				t.Errorf("audio branch %v, want %v", names, want)
 			}
 		})
 	}

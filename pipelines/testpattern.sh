@@ -17,6 +17,7 @@ RECIPE_NAME=testpattern
 : "${PATTERN:=smpte}"
 [[ $PATTERN =~ ^[a-z0-9-]+$ ]] || die "PATTERN=\"$PATTERN\" is not a videotestsrc pattern name"
 kvsrelay_common_env
+[[ $AUDIO == off ]] || die "AUDIO=$AUDIO: the test pattern has no audio (set AUDIO=off)"
 
 inner="videotestsrc is-live=true pattern=$PATTERN ! timeoverlay"
 RB="reconnectbin name=relay source=$(gst_quote "$inner")"

@@ -17,6 +17,10 @@ ts_pipeline() {
 		;;
 	1)
 		inner="$src ! tsdemux ! decodebin"
+		# With AUDIO=aac the audio must leave reconnectbin decoded too (the
+		# fallback's silence is raw): one decodebin demuxes and decodes
+		# every stream.
+		[[ $AUDIO == off ]] || inner="$src ! decodebin"
 		RB="reconnectbin name=relay source=$(gst_quote "$inner")"
 		reconnect_props raw
 		ENC=$(encoder_chain)

@@ -95,11 +95,33 @@ func UseLegacyHLS(uri string, rt Runtime) bool {
 
 // Description is the gst-launch description of one source instance for
 // uri: uridecodebin3, or with legacy the chain relays used before the uri
-// property existed (souphttpsrc ! hlsdemux ! decodebin).
+// property existed (souphttpsrc ! hlsdemux ! decodebin). A tcp://host:port
+// URI (MPEG-TS over plain TCP, as encoders serve it) plays through
+// tcpclientsrc ! decodebin: no GStreamer element handles the tcp scheme, so
+// uridecodebin3 could not play it.
 func Description(uri string, legacy bool) string {
 	quoted := `"` + strings.ReplaceAll(uri, `"`, `\"`) + `"`
+	if host, port, ok := TCPAddress(uri); ok {
+		return fmt.Sprintf(`tcpclientsrc host="%s" port=%d ! decodebin`, host, port)
+	}
 	if legacy {
 		return "souphttpsrc location=" + quoted + " ! hlsdemux ! decodebin"
 	}
 	return "uridecodebin3 uri=" + quoted
+}
+
+// TCPAddress reads a tcp://host:port URI (an IPv6 host in brackets); ok is
+// false for any other URI, and for a tcp URI without a host, with a port
+// out of range, or with more than "/" after the address.
+func TCPAddress(uri string) (host string, port int, ok bool) {
+	u, err := url.Parse(uri)
+	if err != nil || !strings.EqualFold(u.Scheme, "tcp") || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return "", 0, false
+	}
+	host = u.Hostname()
+	port, err = strconv.Atoi(u.Port())
+	if host == "" || strings.ContainsAny(host, `" `) || err != nil || port <= 0 || port > 65535 {
+		return "", 0, false
+	}
+	return host, port, true
 }

@@ -78,6 +78,14 @@ func TestDescription(t *testing.T) {
 		{"http://cam/index.m3u8", true, `souphttpsrc location="http://cam/index.m3u8" ! hlsdemux ! decodebin`},
 		{`http://cam/a"b.m3u8`, true, `souphttpsrc location="http://cam/a\"b.m3u8" ! hlsdemux ! decodebin`},
 		{`rtsp://cam/"x"`, false, `uridecodebin3 uri="rtsp://cam/\"x\""`},
+		{"tcp://10.0.0.30:9000", false, `tcpclientsrc host="10.0.0.30" port=9000 ! decodebin`},
+		{"TCP://encoder.local:9000/", true, `tcpclientsrc host="encoder.local" port=9000 ! decodebin`},
+		{"tcp://[::1]:9000", false, `tcpclientsrc host="::1" port=9000 ! decodebin`},
+		// Not an address tcpclientsrc can take: left to uridecodebin3, which
+		// reports it.
+		{"tcp://encoder.local", false, `uridecodebin3 uri="tcp://encoder.local"`},
+		{"tcp://encoder.local:70000", false, `uridecodebin3 uri="tcp://encoder.local:70000"`},
+		{"tcp://encoder.local:9000/live?x=1", false, `uridecodebin3 uri="tcp://encoder.local:9000/live?x=1"`},
 	} {
 		if got := Description(tc.uri, tc.legacy); got != tc.want {
 			t.Errorf("Description(%q, %v) = %s, want %s", tc.uri, tc.legacy, got, tc.want)

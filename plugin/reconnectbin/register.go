@@ -127,7 +127,8 @@ var properties = []*glib.ParamSpec{
 			"Exactly one of source and uri must be set. Changes take effect at the next rebuild.",
 		nil, rw),
 	propURI: glib.NewStringParam("uri", "Source URI",
-		"URI to play through uridecodebin3 (http(s)://...m3u8, rtsp://, srt://, tcp://, file://). "+
+		"URI to play through uridecodebin3 (http(s)://...m3u8, rtsp://, srt://, file://); tcp://host:port (MPEG-TS over TCP, "+
+			"which no GStreamer element takes as a URI) plays through tcpclientsrc ! decodebin. "+
 			"Before GStreamer 1.24 an http(s) URI whose path ends in .m3u8 plays through souphttpsrc ! hlsdemux ! decodebin "+
 			"instead (hlsdemux2 there can crash the process when a playlist refresh fails). "+
 			"Its video becomes the bin's src pad, its audio the audio pad (when requested); other streams are absorbed. "+

@@ -170,8 +170,8 @@ func (r *asWritten) finish() *kvssinkstandin.Report {
 	if !rep.Started || rep.TotalAccepted() < frames || rep.Keyframes == 0 {
 		t.Errorf("kvssink: started %v, %d frames accepted, %d keyframes", rep.Started, rep.TotalAccepted(), rep.Keyframes)
 	}
-	if len(rep.Caps) == 0 || !strings.Contains(rep.Caps[0].Caps, "video/x-h264") || rep.Caps[0].CodecData == "" {
-		t.Errorf("kvssink caps %+v: want H.264 with codec data", rep.Caps)
+	if video := firstCaps(rep, "video_0"); video == nil || !strings.Contains(video.Caps, "video/x-h264") || video.CodecData == "" {
+		t.Errorf("kvssink caps %+v: want H.264 with codec data on video_0", rep.Caps)
 	}
 	if rep.CapsChanges != 0 || rep.RunningTimeViolations != 0 || len(rep.Errors) != 0 {
 		t.Errorf("kvssink: %d caps changes, %d running-time violations, errors %v", rep.CapsChanges, rep.RunningTimeViolations, rep.Errors)
@@ -181,6 +181,16 @@ func (r *asWritten) finish() *kvssinkstandin.Report {
 	}
 	t.Logf("kvssink accepted %d frames, %d keyframes, max gap %v", rep.TotalAccepted(), rep.Keyframes, time.Duration(rep.MaxGapNs))
 	return rep
+}
+
+// firstCaps is the first caps event kvssink saw on track (a pad name), or nil.
+func firstCaps(rep *kvssinkstandin.Report, track string) *kvssinkstandin.CapsRecord {
+	for i := range rep.Caps {
+		if rep.Caps[i].Track == track {
+			return &rep.Caps[i]
+		}
+	}
+	return nil
 }
 
 // h264TS is a live camera stand-in for the MPEG-TS senders below: H.264 with
@@ -201,6 +211,104 @@ func startSender(t *testing.T, name, desc string) *servers.Process {
 func TestRecipeRTSPPassthroughIntoKVSSink(t *testing.T) {
 	cam := servers.NewRTSPServer(t, servers.RTSPOptions{})
 	startAsWritten(t, "rtsp-passthrough.sh", "SOURCE="+cam.URL()).finish()
+}
+
+// Issue #16 part 5: a camera sending G.711 (A-law, then mu-law) beside its
+// H.264, relayed by the RTSP recipe as written with AUDIO=aac: kvssink gets
+// an H.264 video track and an AAC audio track (what the KVS console and HLS
+// playback play, unlike G.711), both flowing, before and after the camera
+// restarts, with one set of caps each.
+func TestRecipeRTSPPassthroughG711AudioIntoKVSSink(t *testing.T) {
+	servers.RequireElements(t, "avenc_aac", "aacparse", "rtppcmadepay", "rtppcmudepay", "alawdec", "mulawdec")
+	for _, law := range []string{"pcma", "pcmu"} {
+		t.Run(law, func(t *testing.T) {
+			cam := servers.NewRTSPServer(t, servers.RTSPOptions{Media: servers.MediaOptions{Audio: true, AudioCodec: law}})
+			r := startAsWritten(t, "rtsp-passthrough.sh", "SOURCE="+cam.URL(), "AUDIO=aac", "STALL_TIMEOUT_MS=2000")
+			tracks := func() (video, audio uint64) {
+				rep, err := kvssinkstandin.ReadReport(r.report)
+				if err != nil {
+					return 0, 0
+				}
+				return rep.FramesAccepted["video_0"], rep.FramesAccepted["audio_0"]
+			}
+			both := func(what string) {
+				v0, a0 := tracks()
+				harness.WaitUntil(t, 60*time.Second, what, func() bool {
+					v, a := tracks()
+					return (v >= v0+50 && a >= a0+50) || r.launch.Exited()
+				})
+				if r.launch.Exited() {
+					t.Fatalf("the recipe exited (%d) while waiting for %s", r.launch.ExitCode(), what)
+				}
+			}
+			both("kvssink to accept the camera's video and audio")
+			if err := cam.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			r.launch.WaitFor(30*time.Second, 1, "recovery after the camera restarted", harness.Element("reconnectbin-recovered"))
+			both("kvssink to accept video and audio after the camera restarted")
+			rep := r.finish()
+			if rep.MediaTypes["video_0"] != "video/x-h264" || rep.MediaTypes["audio_0"] != "audio/mpeg" {
+				t.Errorf("kvssink's tracks %v: want video_0 H.264 and audio_0 AAC (audio/mpeg)", rep.MediaTypes)
+			}
+			audio := firstCaps(rep, "audio_0")
+			if audio == nil || !strings.Contains(audio.Caps, "mpegversion=(int)4") || !strings.Contains(audio.Caps, "stream-format=(string)raw") ||
+				audio.CodecData == "" {
+				t.Errorf("kvssink's audio caps %+v: want raw AAC (mpegversion 4) with codec data", audio)
+			}
+			if n := r.launch.Count(harness.OfType("error")); n != 0 {
+				t.Errorf("%d ERROR messages on the bus", n)
+			}
+			t.Logf("kvssink accepted %v", rep.FramesAccepted)
+		})
+	}
+}
+
+// The MPEG-TS recipe with AUDIO=aac, passing the H.264 through (the camera's
+// AAC decoded and re-encoded outside reconnectbin) and transcoding (the whole
+// TS decoded inside, silence in the same format while the camera is away):
+// kvssink gets H.264 and AAC, both flowing, with one set of caps each.
+func TestRecipeMPEGTSWithAudioIntoKVSSink(t *testing.T) {
+	servers.RequireElements(t, "avenc_aac", "aacparse")
+	for _, transcode := range []string{"0", "1"} {
+		t.Run("TRANSCODE="+transcode, func(t *testing.T) {
+			srv := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Audio: true}})
+			r := startAsWritten(t, "mpegts-tcp.sh", "SOURCE="+srv.URL(), "AUDIO=aac", "TRANSCODE="+transcode,
+				"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast")
+			harness.WaitUntil(t, 60*time.Second, "kvssink to accept video and audio", func() bool {
+				rep, err := kvssinkstandin.ReadReport(r.report)
+				return (err == nil && rep.FramesAccepted["video_0"] >= 50 && rep.FramesAccepted["audio_0"] >= 50) || r.launch.Exited()
+			})
+			rep := r.finish()
+			if rep.MediaTypes["audio_0"] != "audio/mpeg" || rep.FramesAccepted["audio_0"] < 50 {
+				t.Errorf("kvssink's tracks %v, accepted %v: want AAC audio flowing", rep.MediaTypes, rep.FramesAccepted)
+			}
+			if n := r.launch.Count(harness.OfType("error")); n != 0 {
+				t.Errorf("%d ERROR messages on the bus", n)
+			}
+		})
+	}
+}
+
+// The HLS recipe with AUDIO=aac: the segments' AAC is decoded inside
+// reconnectbin (decodebin), held to output-audio-caps, and re-encoded; kvssink
+// gets H.264 and AAC, both flowing, one set of caps each.
+func TestRecipeHLSTranscodeWithAudioIntoKVSSink(t *testing.T) {
+	servers.RequireElements(t, "avenc_aac", "aacparse")
+	srv := servers.NewHLSServer(t, servers.HLSOptions{StartSegments: 3, Media: servers.MediaOptions{Audio: true}})
+	r := startAsWritten(t, "hls-transcode.sh", "SOURCE="+srv.PlaylistURL(), "AUDIO=aac",
+		"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast")
+	harness.WaitUntil(t, 60*time.Second, "kvssink to accept video and audio", func() bool {
+		rep, err := kvssinkstandin.ReadReport(r.report)
+		return (err == nil && rep.FramesAccepted["video_0"] >= 50 && rep.FramesAccepted["audio_0"] >= 50) || r.launch.Exited()
+	})
+	rep := r.finish()
+	if rep.MediaTypes["audio_0"] != "audio/mpeg" || rep.FramesAccepted["audio_0"] < 50 {
+		t.Errorf("kvssink's tracks %v, accepted %v: want AAC audio flowing", rep.MediaTypes, rep.FramesAccepted)
+	}
+	if n := r.launch.Count(harness.OfType("error")); n != 0 {
+		t.Errorf("%d ERROR messages on the bus", n)
+	}
 }
 
 // SRT, this host calling an encoder that listens.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // GstLaunch is the gst-launch-1.0 executable used for all producers.
@@ -38,6 +39,28 @@ type MediaOptions struct {
 	// on: a camera whose audio track dies. 0 = audio for as long as the
 	// producer runs.
 	AudioBuffers int
+	// AudioCodec picks the tone's codec where a producer offers a choice:
+	// "" or "aac", or (RTSP only) "pcma" / "pcmu", G.711 at 8 kHz mono as
+	// most IP cameras send it (rtppcmapay / rtppcmupay, static payload
+	// types 8 and 0). Needs Audio.
+	AudioCodec string
+	// KLVEvery adds a KLV metadata track (meta/x-klv, as drone and
+	// surveillance encoders send): one packet this often, as a data PID in
+	// MPEG-TS or as RTSP payload (rtpklvpay, media=application). Zero: none.
+	// The packets are live (timestamped on the clock). In MPEG-TS their
+	// bytes are zeros (mpegtsmux and tsdemux do not look inside); RTSP
+	// sends well-formed KLV, which rtpklvpay insists on. MPEG-TS cannot
+	// have a sparse track (seconds apart): mpegtsmux would hold the video
+	// back until each packet.
+	KLVEvery time.Duration
+	// KLVPackets ends the KLV track after that many packets while video
+	// goes on (a metadata track that stops). Zero: endless.
+	KLVPackets int
+	// KLVAsONVIF (RTSP) announces the metadata stream as an ONVIF camera's
+	// (application/x-rtp, media=application, encoding-name
+	// VND.ONVIF.METADATA) in the SDP, which is all a client sees before it
+	// depayloads; the packets still carry KLV, not ONVIF's XML.
+	KLVAsONVIF bool
 }
 
 func (o MediaOptions) withDefaults() MediaOptions {
@@ -74,6 +97,32 @@ func (o MediaOptions) videoH264() string {
 		"x264enc tune=zerolatency speed-preset=ultrafast key-int-max=%d bitrate=%d ! "+
 		"video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1",
 		o.Pattern, o.Width, o.Height, o.Framerate, o.KeyIntMax, o.BitrateKbps)
+}
+
+// klvBytesPerSecond paces the KLV track: fakesrc timestamps a buffer of N
+// bytes as lasting N / datarate seconds, so a packet of KLVEvery in ms bytes
+// comes once per KLVEvery.
+const klvBytesPerSecond = 1000
+
+// metadataKLV is a gst-launch fragment producing live KLV packets, or "".
+func (o MediaOptions) metadataKLV() string {
+	if o.KLVEvery <= 0 {
+		return ""
+	}
+	size := max(int(o.KLVEvery/time.Millisecond), 1)
+	count := -1
+	if o.KLVPackets > 0 {
+		count = o.KLVPackets
+	}
+	return fmt.Sprintf("fakesrc is-live=true sync=true format=time sizetype=fixed sizemax=%d filltype=zero datarate=%d num-buffers=%d ! "+
+		"meta/x-klv,parsed=true", size, klvBytesPerSecond, count)
+}
+
+// audioG711 is a gst-launch fragment producing 8 kHz mono A-law ("pcma") or
+// mu-law ("pcmu") from a live tone.
+func audioG711(law string) string {
+	enc := map[string]string{"pcma": "alawenc", "pcmu": "mulawenc"}[law]
+	return "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=8000,channels=1 ! " + enc
 }
 
 // audioAAC is a gst-launch fragment producing parsed AAC from a live tone.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // SystemPython is Debian's interpreter, which has the gi bindings for
@@ -27,7 +28,8 @@ type RTSPOptions struct {
 	Path string
 	// Launch replaces the whole media factory launch line, e.g.
 	// "( videotestsrc is-live=true ! ... ! rtph264pay name=pay0 pt=96 )".
-	// Empty means H.264 from Media (plus AAC as pay1 if Media.Audio).
+	// Empty means H.264 from Media (plus its audio as pay1 if Media.Audio,
+	// then its KLV track if Media.KLVEvery).
 	Launch string
 }
 
@@ -50,9 +52,36 @@ func NewRTSPServer(tb testing.TB, opts RTSPOptions) *RTSPServer {
 	if launch == "" {
 		RequireElements(tb, "videotestsrc", "x264enc", "h264parse", "rtph264pay")
 		launch = "( " + media.videoH264() + " ! rtph264pay name=pay0 pt=96 config-interval=-1"
+		pay := 1
 		if media.Audio {
-			RequireElements(tb, "rtpmp4gpay")
-			launch += " " + media.audioAAC(AACEncoder(tb)) + " ! rtpmp4gpay name=pay1 pt=97"
+			switch media.AudioCodec {
+			case "", "aac":
+				RequireElements(tb, "rtpmp4gpay")
+				launch += " " + media.audioAAC(AACEncoder(tb)) + " ! rtpmp4gpay name=pay1 pt=97"
+			case "pcma":
+				RequireElements(tb, "alawenc", "rtppcmapay")
+				launch += " " + audioG711("pcma") + " ! rtppcmapay name=pay1 pt=8"
+			case "pcmu":
+				RequireElements(tb, "mulawenc", "rtppcmupay")
+				launch += " " + audioG711("pcmu") + " ! rtppcmupay name=pay1 pt=0"
+			default:
+				tb.Fatalf("servers: RTSP audio codec %q: want aac, pcma or pcmu", media.AudioCodec)
+			}
+			pay++
+		}
+		if media.KLVEvery > 0 {
+			// rtpklvpay drops what is not a well-formed KLV packet, so the
+			// server script feeds real ones (--klv-every-ms).
+			RequireElements(tb, "appsrc", "rtpklvpay")
+			launch += " appsrc name=klvsrc is-live=true do-timestamp=true format=time caps=meta/x-klv,parsed=true"
+			if media.KLVAsONVIF {
+				// gst-rtsp-server takes the SDP from the caps leaving the
+				// element named payN, whatever it is.
+				launch += fmt.Sprintf(" ! rtpklvpay pt=%d ! capssetter caps=application/x-rtp,encoding-name=VND.ONVIF.METADATA ! identity name=pay%d",
+					96+pay, pay)
+			} else {
+				launch += fmt.Sprintf(" ! rtpklvpay name=pay%d pt=%d", pay, 96+pay)
+			}
 		}
 		launch += " )"
 	}
@@ -77,7 +106,8 @@ func NewRTSPServer(tb testing.TB, opts RTSPOptions) *RTSPServer {
 		proc: NewProcess(tb, ProcessOptions{
 			Name: fmt.Sprintf("rtsp-server:%d", port),
 			Path: SystemPython,
-			Args: []string{script, "--address", "127.0.0.1", "--port", strconv.Itoa(port), "--path", path, "--launch", launch},
+			Args: append([]string{script, "--address", "127.0.0.1", "--port", strconv.Itoa(port), "--path", path, "--launch", launch},
+				klvArgs(opts)...),
 			// Unbuffered, so the output tail is current when a test fails.
 			Env: []string{"PYTHONUNBUFFERED=1"},
 		}),
@@ -120,3 +150,12 @@ func (s *RTSPServer) Pause() error { return s.proc.Pause() }
 
 // Resume continues a paused server.
 func (s *RTSPServer) Resume() error { return s.proc.Resume() }
+
+// klvArgs tells the server script to feed the KLV track's appsrc.
+func klvArgs(opts RTSPOptions) []string {
+	if opts.Launch != "" || opts.Media.KLVEvery <= 0 {
+		return nil
+	}
+	return []string{"--klv-every-ms", strconv.Itoa(max(int(opts.Media.KLVEvery/time.Millisecond), 1)),
+		"--klv-packets", strconv.Itoa(opts.Media.KLVPackets)}
+}

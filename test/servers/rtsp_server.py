@@ -16,12 +16,49 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
+# A KLV packet rtpklvpay accepts: a 16-byte SMPTE universal label (the UAS
+# datalink local set's), a BER short-form length, then the value (a
+# zero-filled precision time stamp item here: tag 2, length 8).
+KLV_PACKET = bytes([0x06, 0x0E, 0x2B, 0x34, 0x02, 0x0B, 0x01, 0x01,
+                    0x0E, 0x01, 0x03, 0x01, 0x01, 0x00, 0x00, 0x00,
+                    10, 0x02, 0x08, 0, 0, 0, 0, 0, 0, 0, 0])
+
+
+def feed_klv(_factory, media, every_ms, packets):
+    """Push KLV packets into the media's appsrc klvsrc on a timer, like a
+    camera's metadata stream: live, timestamped on arrival."""
+    src = media.get_element().get_by_name("klvsrc")
+    if src is None:
+        return
+    sent = [0]
+
+    def push():
+        if packets and sent[0] >= packets:
+            return False  # the track goes silent; video goes on
+        src.emit("push-buffer", Gst.Buffer.new_wrapped(KLV_PACKET))
+        sent[0] += 1
+        return True
+
+    def first():
+        # The first packet soon, as a camera sends it with the session's
+        # start; the media is only prepared once every stream had data.
+        if push():
+            GLib.timeout_add(every_ms, push)
+        return False
+
+    GLib.timeout_add(min(every_ms, 100), first)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", default="/cam")
     parser.add_argument("--launch", required=True)
+    parser.add_argument("--klv-every-ms", type=int, default=0,
+                        help="feed the launch line's appsrc named klvsrc one KLV packet this often")
+    parser.add_argument("--klv-packets", type=int, default=0,
+                        help="stop feeding klvsrc after this many packets (0: never)")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -33,6 +70,8 @@ def main():
     factory.set_launch(args.launch)
     # Shared: every client sees the same live encoder, like a real camera.
     factory.set_shared(True)
+    if args.klv_every_ms > 0:
+        factory.connect("media-configure", feed_klv, args.klv_every_ms, args.klv_packets)
     server.get_mount_points().add_factory(args.path, factory)
 
     if server.attach(None) == 0:

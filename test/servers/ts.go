@@ -34,7 +34,14 @@ func NewTSServer(tb testing.TB, opts TSOptions) *TSServer {
 	media := opts.Media.withDefaults()
 	audio := ""
 	if media.Audio {
+		if media.AudioCodec != "" && media.AudioCodec != "aac" {
+			tb.Fatalf("servers: MPEG-TS audio codec %q: only aac", media.AudioCodec)
+		}
 		audio = " " + media.audioAAC(AACEncoder(tb)) + " ! queue ! mux."
+	}
+	if klv := media.metadataKLV(); klv != "" {
+		elements = append(elements, "fakesrc")
+		audio += " " + klv + " ! queue ! mux."
 	}
 	RequireElements(tb, elements...)
 	port := opts.Port
