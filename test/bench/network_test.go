@@ -11,7 +11,7 @@ import (
 // frag is a fragment of one second's frames (25 fps) starting at ms,
 // received at recv (seconds after the epoch of the test).
 func netTestFrag(epoch time.Time, startMs int64, frames int, recvS float64, persisted bool) netFragment {
-	f := netFragment{Timecode: epoch.UnixMilli() + startMs, Received: epoch.Add(time.Duration(recvS * 1000) * time.Millisecond), Persisted: persisted}
+	f := netFragment{Timecode: epoch.UnixMilli() + startMs, Received: epoch.Add(time.Duration(recvS*1000) * time.Millisecond), Persisted: persisted}
 	for i := 0; i < frames; i++ {
 		f.Frames = append(f.Frames, f.Timecode+int64(i)*40)
 	}
