@@ -67,8 +67,11 @@ const (
 	netOutageBudget = 120              // pipelines/common.sh's default OUTAGE_BUDGET_S
 )
 
-// netCuts are the cuts of the full run.
-var netCuts = []time.Duration{30 * time.Second, 2 * time.Minute}
+// netCuts are the cuts of the full run. 30 s is as long as the watchdog
+// of both contenders: whether restart-the-process is killed during it
+// depends on where in a fragment the cut fell; 1 min is past it whatever
+// the phase.
+var netCuts = []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute}
 
 func netSourceChain() string {
 	return fmt.Sprintf("videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=%d/1", netFPS)
@@ -311,6 +314,8 @@ type netCutResult struct {
 	cut      time.Duration
 	outcomes []netOutcome
 	sessions []int
+	errors   []string // ERROR acknowledgements by id, putMedia calls ended by an error other than the client's
+	cutAt    time.Time
 	units    []*netContender
 	bounded  bool // both drained within the bound
 }
@@ -397,14 +402,18 @@ func (b *Bench) networkScenario(s *scope) ([]Table, error) {
 			if messages == "" {
 				messages = "none"
 			}
-			notes = append(notes, fmt.Sprintf("%s s cut, %s: restarts: %s; kvscredprovider upload messages: %s.", secs(r.cut), c.label, why, messages))
+			hole := "none"
+			if o.LongestHole > time.Second {
+				hole = fmt.Sprintf("from %.1f s to %.1f s after the cut began", o.HoleFrom.Sub(r.cutAt).Seconds(), o.HoleFrom.Add(o.LongestHole).Sub(r.cutAt).Seconds())
+			}
+			notes = append(notes, fmt.Sprintf("%s s cut, %s: restarts: %s; kvscredprovider upload messages: %s; at the endpoint: %s; longest hole: %s.", secs(r.cut), c.label, why, messages, r.errors[i], hole))
 		}
 	}
 	table.Notes = append([]string{
 		fmt.Sprintf("Source: videotestsrc is-live 320x240 at %d fps, x264enc ultrafast zerolatency bitrate=%d key-int-max=%d (a fragment a second), h264parse, kvssink's caps. Both contenders of a cut start together and upload to one local KVS endpoint (test/kvsendpoint, in the bench process) through one toxiproxy in front of putMedia only; the cut is toxiproxy's timeout toxic (data dropped, connections left hanging), removed after the cut's length. Both cuts run at the same time, each with its own endpoint and proxy.", netFPS, netBitrateKbps, netFPS),
 		fmt.Sprintf("kvsrelay: kvscredprovider ! reconnectbin source=\"videotestsrc ...\" ! x264enc ... ! kvssink %s (pipelines/common.sh kvssink_buffer_props for OUTAGE_BUDGET_S=%d at %d kb/s), credentials from a fake IMDS through kvscredprovider; run as kvs-relay@.service runs it: Restart=always, RestartSec=%s, WatchdogSec=%s through a NOTIFY_SOCKET the bench serves (WATCHDOG_USEC set), killed when no WATCHDOG=1 came for %s s.",
 			strings.Join(sizing, " "), netOutageBudget, netBitrateKbps, secs(netRestartSec), secs(netWatchdog), secs(netWatchdog)),
-		fmt.Sprintf("restart-the-process: the incident report's approach: the same source and encoder straight into kvssink at its defaults (buffer-duration 120 s, storage-size 128 MiB), credentials fetched from the same fake IMDS at every start and passed in the environment (its EnvironmentFile), Restart=always, RestartSec=%s, and a watchdog that kills the process when no fragment was acknowledged for %s s (the stock line sends no WATCHDOG=1; Restart=always alone never restarts a process hanging on a dead connection). A kill loses what kvssink held in memory.", secs(netRestartSec), secs(netWatchdog)),
+		fmt.Sprintf("restart-the-process: the incident report's approach: the same source and encoder straight into kvssink at its defaults (buffer-duration 120 s, storage-size 128 MiB; the incident's storage-size=512 would change nothing here, as neither limit is reached at this bitrate: what is lost is what a restart throws away), credentials fetched from the same fake IMDS at every start and passed in the environment (its EnvironmentFile), Restart=always, RestartSec=%s, and a watchdog that kills the process when no fragment was acknowledged for %s s (the stock line sends no WATCHDOG=1; Restart=always alone never restarts a process hanging on a dead connection). A kill loses what kvssink held in memory.", secs(netRestartSec), secs(netWatchdog)),
 		fmt.Sprintf("Window: from %s s before the cut to %s s after the network came back, %d frame slots a second. Frames made: the slots of the window (the camera makes a frame in each, whether or not a relay process is running). Persisted: distinct frames of fragments the endpoint acknowledged PERSISTED, from the fragments' block timecodes (kvssink's absolute timecodes follow the wall clock). Lost: slots without a persisted frame. Longest hole: the longest span of the window without a persisted frame (0.04 s is continuous video).", secs(netBefore), secs(netAfter), netFPS),
 		fmt.Sprintf("Drained: from the network's return until the first fragment made after it is persisted and every fragment before it that ever was (kvssink sends in order); for a contender that lost the backlog that is just its first new fragment. \">%s\": not within %s s. The run ends when both contenders persisted a fragment past the window's end, or at that bound. putMedia sessions: the calls the endpoint saw for the contender's stream over the whole run. No ratio column: a contender that loses nothing would make it infinite.", secs(netDrainBound), secs(netDrainBound)),
 		"kvssink is " + k.label + ".",
@@ -501,6 +510,7 @@ func (b *Bench) networkCut(k *densitySink, cut time.Duration, ep *kvsendpoint.Se
 	if err := proxy.Timeout(); err != nil {
 		return res, err
 	}
+	res.cutAt = time.Now()
 	b.progress("network: %s s cut: network cut", secs(cut))
 	if err := sleepCtx(ctx, cut); err != nil {
 		return res, err
@@ -520,6 +530,7 @@ func (b *Bench) networkCut(k *densitySink, cut time.Duration, ep *kvsendpoint.Se
 	for _, c := range res.units {
 		res.outcomes = append(res.outcomes, measureCut(fragments(c.stream), from, to, restored, netFPS))
 		res.sessions = append(res.sessions, len(ep.Sessions(c.stream)))
+		res.errors = append(res.errors, endpointErrors(ep, c.stream))
 	}
 	for i, c := range res.units {
 		o := res.outcomes[i]
@@ -536,4 +547,35 @@ func (u *netUnit) lastError() string {
 		return u.name + ": no error"
 	}
 	return u.name + ": " + u.lastErr
+}
+
+// endpointErrors says which ERROR acknowledgements the endpoint sent for
+// the stream, and how many putMedia calls ended otherwise than by the
+// client closing them ("unexpected EOF": kvssink dropped the connection,
+// or the process died).
+func endpointErrors(ep *kvsendpoint.Server, stream string) string {
+	acks := map[int]int{}
+	for _, f := range ep.Fragments(stream) {
+		if f.ErrorID != 0 {
+			acks[f.ErrorID]++
+		}
+	}
+	ended := map[string]int{}
+	for _, s := range ep.Sessions(stream) {
+		if s.Err != "" && s.Err != "unexpected EOF" {
+			ended[s.Err]++
+		}
+	}
+	var parts []string
+	for id, n := range acks {
+		parts = append(parts, fmt.Sprintf("ERROR ack %d x%d", id, n))
+	}
+	for e, n := range ended {
+		parts = append(parts, fmt.Sprintf("putMedia ended %q x%d", e, n))
+	}
+	if len(parts) == 0 {
+		return "no ERROR ack"
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
 }

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// frag is a fragment of one second's frames (25 fps) starting at ms,
-// received at recv (seconds after the epoch of the test).
+// netTestFrag is a fragment of frames 40 ms apart starting startMs after
+// epoch, received recvS seconds after it.
 func netTestFrag(epoch time.Time, startMs int64, frames int, recvS float64, persisted bool) netFragment {
 	f := netFragment{Timecode: epoch.UnixMilli() + startMs, Received: epoch.Add(time.Duration(recvS*1000) * time.Millisecond), Persisted: persisted}
 	for i := 0; i < frames; i++ {
@@ -20,7 +20,7 @@ func netTestFrag(epoch time.Time, startMs int64, frames int, recvS float64, pers
 
 func TestMeasureCut(t *testing.T) {
 	epoch := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	at := func(s float64) time.Time { return epoch.Add(time.Duration(s * float64(time.Second))) }
+	at := func(s float64) time.Time { return epoch.Add(time.Duration(s*1000) * time.Millisecond) }
 	// seconds builds one persisted fragment a second for [from, to),
 	// received at the end of its second plus delay.
 	seconds := func(from, to int, delay float64) []netFragment {
@@ -47,7 +47,7 @@ func TestMeasureCut(t *testing.T) {
 		{
 			name:  "continuous, acknowledged as made",
 			frags: seconds(0, 12, 0),
-			want:  netOutcome{Slots: 250, Persisted: 250, Lost: 0, LongestHole: 40 * time.Millisecond, Drained: true, Drain: time.Second},
+			want:  netOutcome{Slots: 250, Persisted: 250, Lost: 0, LongestHole: 40 * time.Millisecond, HoleFrom: at(0), Drained: true, Drain: time.Second},
 		},
 		{
 			// kvssink held seconds 2..5 during the cut and sent them once
@@ -57,40 +57,40 @@ func TestMeasureCut(t *testing.T) {
 				[]netFragment{netTestFrag(epoch, 2000, 25, 6.5, true), netTestFrag(epoch, 3000, 25, 7, true), netTestFrag(epoch, 4000, 25, 7.5, true),
 					netTestFrag(epoch, 5000, 25, 8, true), netTestFrag(epoch, 6000, 25, 8.5, true)},
 				seconds(7, 12, 2)),
-			want: netOutcome{Slots: 250, Persisted: 250, Lost: 0, LongestHole: 40 * time.Millisecond, Drained: true, Drain: 2500 * time.Millisecond},
+			want: netOutcome{Slots: 250, Persisted: 250, Lost: 0, LongestHole: 40 * time.Millisecond, HoleFrom: at(0), Drained: true, Drain: 2500 * time.Millisecond},
 		},
 		{
 			// A restart lost seconds 2..6: the hole runs from the last frame
 			// before (1.96) to the first after (7.00).
 			name:  "a restart lost the backlog",
 			frags: concat(seconds(0, 2, 0), seconds(7, 12, 0.2)),
-			want:  netOutcome{Slots: 250, Persisted: 125, Lost: 125, LongestHole: 5040 * time.Millisecond, Drained: true, Drain: 2200 * time.Millisecond},
+			want:  netOutcome{Slots: 250, Persisted: 125, Lost: 125, LongestHole: 5040 * time.Millisecond, HoleFrom: at(1.96), Drained: true, Drain: 2200 * time.Millisecond},
 		},
 		{
 			// Sent twice (an acknowledgement lost in the cut): counted once,
 			// and its first persisted receipt is the one that counts.
 			name:  "a fragment persisted twice counts once",
 			frags: concat(seconds(0, 12, 0), []netFragment{netTestFrag(epoch, 3000, 25, 6.2, true)}),
-			want:  netOutcome{Slots: 250, Persisted: 250, Lost: 0, LongestHole: 40 * time.Millisecond, Drained: true, Drain: time.Second},
+			want:  netOutcome{Slots: 250, Persisted: 250, Lost: 0, LongestHole: 40 * time.Millisecond, HoleFrom: at(0), Drained: true, Drain: time.Second},
 		},
 		{
 			// Fragments received but never acknowledged PERSISTED are not
 			// stored video.
 			name:  "unpersisted fragments do not count",
 			frags: concat(seconds(0, 5, 0), []netFragment{netTestFrag(epoch, 5000, 25, 6, false)}),
-			want:  netOutcome{Slots: 250, Persisted: 125, Lost: 125, LongestHole: 5040 * time.Millisecond},
+			want:  netOutcome{Slots: 250, Persisted: 125, Lost: 125, LongestHole: 5040 * time.Millisecond, HoleFrom: at(4.96)},
 		},
 		{
 			name:  "nothing persisted: the whole window is a hole",
 			frags: nil,
-			want:  netOutcome{Slots: 250, Persisted: 0, Lost: 250, LongestHole: 10 * time.Second},
+			want:  netOutcome{Slots: 250, Persisted: 0, Lost: 250, LongestHole: 10 * time.Second, HoleFrom: at(0)},
 		},
 		{
 			// Frames outside the window are not counted; the end of the
 			// window closes the last hole.
 			name:  "frames outside the window",
 			frags: seconds(-3, 8, 0),
-			want:  netOutcome{Slots: 250, Persisted: 200, Lost: 50, LongestHole: 2040 * time.Millisecond, Drained: true, Drain: time.Second},
+			want:  netOutcome{Slots: 250, Persisted: 200, Lost: 50, LongestHole: 2040 * time.Millisecond, HoleFrom: at(7.96), Drained: true, Drain: time.Second},
 		},
 		{
 			// A restarted process's frames fall on another phase of the
@@ -100,7 +100,7 @@ func TestMeasureCut(t *testing.T) {
 				netTestFrag(epoch, 13, 125, 5.2, true),
 				netTestFrag(epoch, 5000+27, 125, 10.2, true),
 			},
-			want: netOutcome{Slots: 250, Persisted: 250, Lost: 0, LongestHole: 54 * time.Millisecond, Drained: false},
+			want: netOutcome{Slots: 250, Persisted: 250, Lost: 0, LongestHole: 54 * time.Millisecond, HoleFrom: at(4.973), Drained: false},
 		},
 		{
 			// A 94 ms step leaves one 40 ms slot empty: one frame lost.
@@ -109,7 +109,7 @@ func TestMeasureCut(t *testing.T) {
 				netTestFrag(epoch, 13, 125, 5.2, true),
 				netTestFrag(epoch, 5000+67, 125, 10.2, true),
 			},
-			want: netOutcome{Slots: 250, Persisted: 249, Lost: 1, LongestHole: 94 * time.Millisecond, Drained: false},
+			want: netOutcome{Slots: 250, Persisted: 249, Lost: 1, LongestHole: 94 * time.Millisecond, HoleFrom: at(4.973), Drained: false},
 		},
 	}
 	for _, tc := range cases {

@@ -42,6 +42,7 @@ type netOutcome struct {
 	// frame: between two consecutive frames, or from the window's start to
 	// the first frame, or from the last to the window's end.
 	LongestHole time.Duration
+	HoleFrom    time.Time // where the longest hole begins (its first occurrence)
 	// Drained: the first fragment made after the network came back is
 	// persisted, and so is every fragment before it that ever was; Drain is
 	// the time from the network's return to the last of those receipts.
@@ -81,12 +82,17 @@ func measureCut(frags []netFragment, from, to, restored time.Time, fps int) netO
 			o.Lost++
 		}
 	}
-	prev := lo
+	prev, windowStart := lo, from.Truncate(time.Millisecond)
+	hole := func(from, to int64) {
+		if d := time.Duration(to-from) * time.Millisecond; d > o.LongestHole || o.HoleFrom.IsZero() {
+			o.LongestHole, o.HoleFrom = d, windowStart.Add(time.Duration(from-lo)*time.Millisecond)
+		}
+	}
 	for _, tc := range frames {
-		o.LongestHole = max(o.LongestHole, time.Duration(tc-prev)*time.Millisecond)
+		hole(prev, tc)
 		prev = tc
 	}
-	o.LongestHole = max(o.LongestHole, time.Duration(hi-prev)*time.Millisecond)
+	hole(prev, hi)
 
 	// The first fragment made after the network came back that was
 	// persisted, then the last receipt of a fragment up to it: each
