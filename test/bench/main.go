@@ -9,10 +9,10 @@
 // gst-launch-1.0 or ffmpeg child process, with its own GStreamer registry
 // and no AWS_* variables.
 //
-//	go run ./test/bench -o docs/benchmarks.md          # full, ~35 min on 2 cores (density alone ~15)
+//	go run ./test/bench -o docs/benchmarks.md          # full, ~38 min on 2 cores (density alone ~15, network ~3)
 //	go run ./test/bench -quick -o /tmp/b.md            # tiny configuration, ~4 min
 //	go run ./test/bench -only density -o /tmp/d.md     # one scenario (keys: see -only)
-//	go run ./test/bench -only network -o /tmp/n.md     # 30 s and 2 min cuts to KVS, real kvssink, ~5 min
+//	go run ./test/bench -only network -o /tmp/n.md     # 30 s, 1 min and 2 min cuts to KVS (real kvssink), ~3 min
 package main
 
 import (
