@@ -140,7 +140,7 @@ func TestQuickBenchProducesParsableReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, section := range []string{"Fresh start", "HLS fault A", "HLS fault B", "HLS fault C", "MPEG-TS over TCP", "SRT", "Stall detection", "Fault storm", "Data-path overhead", "Memory", "Density", "Credentials"} {
+	for _, section := range []string{"Fresh start", "HLS fault A", "HLS fault B", "HLS fault C", "MPEG-TS over TCP", "SRT", "Stall detection", "Fault storm", "Data-path overhead", "Memory", "Density", "Network cut", "Credentials"} {
 		if !strings.Contains(doc, "### "+section) {
 			t.Errorf("report has no %q table", section)
 		}

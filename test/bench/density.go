@@ -94,6 +94,7 @@ type densitySink struct {
 	env      []string // the relays' environment
 	dir      string   // the relays' files (credentials, reports, logs)
 	endpoint *kvsendpoint.Server
+	imds     *imdsfake.Server
 	// staleAfter: a count older than this when read means frames stopped
 	// (deliveredShare): a few report rewrites (250 ms) for the stand-in,
 	// a fragment (2 s at the camera's keyframe interval) and a half for
@@ -103,62 +104,16 @@ type densitySink struct {
 }
 
 func (b *Bench) densitySink(s *scope) (*densitySink, error) {
+	if kvsDir, ok := harness.RealKVSSink(); ok {
+		return b.realKVSSink(s, kvsDir, "density-real-registry.bin")
+	}
 	sysDir, err := gstSystemPluginDir()
 	if err != nil {
 		return nil, err
 	}
-	dir := tmpfsDir(s)
-	imds, err := imdsfake.New(imdsfake.Options{})
+	k, common, err := newKVSSinkBase(s)
 	if err != nil {
 		return nil, err
-	}
-	s.Cleanup(imds.Close)
-	home := filepath.Join(dir, "home")
-	if err := os.Mkdir(home, 0o700); err != nil {
-		return nil, err
-	}
-	// kvscredprovider asks the fake IMDS; HOME keeps kvssink's default
-	// credential folder (~/.kvs) out of the real home.
-	common := []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL(), "HOME=" + home}
-	k := &densitySink{dir: dir}
-	if kvsDir, ok := harness.RealKVSSink(); ok {
-		kvsDir, err = filepath.Abs(kvsDir)
-		if err != nil {
-			return nil, err
-		}
-		k.real = true
-		k.staleAfter = 5 * time.Second
-		k.endpoint, err = kvsendpoint.New(kvsendpoint.Options{
-			Validate: kvsendpoint.ValidateIssued(imds),
-			Secret:   kvsendpoint.SecretIssued(imds),
-			Region:   densityRegion,
-		})
-		if err != nil {
-			return nil, err
-		}
-		s.Cleanup(k.endpoint.Close)
-		ld := kvsDir
-		if cur := os.Getenv("LD_LIBRARY_PATH"); cur != "" {
-			ld += string(os.PathListSeparator) + cur
-		}
-		k.env = append(childEnv(os.Environ(), b.pluginDir+string(os.PathListSeparator)+kvsDir, sysDir, filepath.Join(b.tmp, "density-real-registry.bin")),
-			append(common, "LD_LIBRARY_PATH="+ld, "CONTROL_PLANE_URI="+k.endpoint.URL(), "AWS_DEFAULT_REGION="+densityRegion)...)
-		// kvssink logs at DEBUG to stdout without a configuration: log at
-		// INFO to a file, as the real-kvssink tests do.
-		k.logConfig = filepath.Join(dir, "kvssink-log.properties")
-		text := "log4cplus.rootLogger=INFO, File\n" +
-			"log4cplus.appender.File=log4cplus::FileAppender\n" +
-			"log4cplus.appender.File.File=" + filepath.Join(dir, "kvssink.log") + "\n" +
-			"log4cplus.appender.File.layout=log4cplus::PatternLayout\n" +
-			"log4cplus.appender.File.layout.ConversionPattern=%D{%H:%M:%S.%q} [%t] %-5p %c - %m%n\n"
-		if err := os.WriteFile(k.logConfig, []byte(text), 0o644); err != nil {
-			return nil, err
-		}
-		if err := kvssinkIs(k.env, filepath.Join(kvsDir, "libgstkvssink.so")); err != nil {
-			return nil, fmt.Errorf("%w (with KVSSINK_PLUGIN_DIR the relays run the shipped build, which has no stand-in: pass -plugin-dir build)", err)
-		}
-		k.label = "the real kvssink (" + filepath.Join(kvsDir, "libgstkvssink.so") + ") uploading over HTTP to the local KVS endpoint (test/kvsendpoint, in the bench process)"
-		return k, nil
 	}
 	standIn, err := b.standInPluginDir()
 	if err != nil {
@@ -171,6 +126,92 @@ func (b *Bench) densitySink(s *scope) (*densitySink, error) {
 	}
 	k.label = "the kvssink stand-in of the test build (" + standIn + "; it checks what kvssink would accept and uploads nothing; set KVSSINK_PLUGIN_DIR for the real one)"
 	return k, nil
+}
+
+// newKVSSinkBase makes the relays' folder and the fake IMDS their
+// kvscredprovider asks, and returns the environment every relay gets
+// whatever its kvssink.
+func newKVSSinkBase(s *scope) (*densitySink, []string, error) {
+	dir := tmpfsDir(s)
+	imds, err := imdsfake.New(imdsfake.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.Cleanup(imds.Close)
+	home := filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		return nil, nil, err
+	}
+	// kvscredprovider asks the fake IMDS; HOME keeps kvssink's default
+	// credential folder (~/.kvs) out of the real home.
+	common := []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL(), "HOME=" + home}
+	return &densitySink{dir: dir, imds: imds}, common, nil
+}
+
+// realKVSSink is the real kvssink in kvsDir uploading to a local KVS
+// endpoint (in the bench process), with the measured plugin beside it and
+// its own registry file. Its log goes to a file at INFO.
+func (b *Bench) realKVSSink(s *scope, kvsDir, registry string) (*densitySink, error) {
+	sysDir, err := gstSystemPluginDir()
+	if err != nil {
+		return nil, err
+	}
+	kvsDir, err = filepath.Abs(kvsDir)
+	if err != nil {
+		return nil, err
+	}
+	k, common, err := newKVSSinkBase(s)
+	if err != nil {
+		return nil, err
+	}
+	dir := k.dir
+	k.real = true
+	k.staleAfter = 5 * time.Second
+	k.endpoint, err = k.newEndpoint()
+	if err != nil {
+		return nil, err
+	}
+	s.Cleanup(k.endpoint.Close)
+	ld := kvsDir
+	if cur := os.Getenv("LD_LIBRARY_PATH"); cur != "" {
+		ld += string(os.PathListSeparator) + cur
+	}
+	k.env = append(childEnv(os.Environ(), b.pluginDir+string(os.PathListSeparator)+kvsDir, sysDir, filepath.Join(b.tmp, registry)),
+		append(common, "LD_LIBRARY_PATH="+ld, "CONTROL_PLANE_URI="+k.endpoint.URL(), "AWS_DEFAULT_REGION="+densityRegion)...)
+	if k.logConfig, err = writeKVSSinkLogConfig(dir, "kvssink"); err != nil {
+		return nil, err
+	}
+	if err := kvssinkIs(k.env, filepath.Join(kvsDir, "libgstkvssink.so")); err != nil {
+		return nil, fmt.Errorf("%w (with the real kvssink the relays run the shipped build, which has no stand-in: pass -plugin-dir build)", err)
+	}
+	k.label = "the real kvssink (" + filepath.Join(kvsDir, "libgstkvssink.so") + ") uploading over HTTP to the local KVS endpoint (test/kvsendpoint, in the bench process)"
+	return k, nil
+}
+
+// writeKVSSinkLogConfig writes a log4cplus configuration sending kvssink's
+// log at INFO to dir/name.log (kvssink logs at DEBUG to stdout without
+// one, as the real-kvssink tests note) and returns its path.
+func writeKVSSinkLogConfig(dir, name string) (string, error) {
+	config := filepath.Join(dir, name+"-log.properties")
+	text := "log4cplus.rootLogger=INFO, File\n" +
+		"log4cplus.appender.File=log4cplus::FileAppender\n" +
+		"log4cplus.appender.File.File=" + filepath.Join(dir, name+".log") + "\n" +
+		"log4cplus.appender.File.layout=log4cplus::PatternLayout\n" +
+		"log4cplus.appender.File.layout.ConversionPattern=%D{%H:%M:%S.%q} [%t] %-5p %c - %m%n\n"
+	if err := os.WriteFile(config, []byte(text), 0o644); err != nil {
+		return "", err
+	}
+	return config, nil
+}
+
+// newEndpoint is a local KVS endpoint accepting the credentials the fake
+// IMDS issued.
+func (k *densitySink) newEndpoint() (*kvsendpoint.Server, error) {
+	return kvsendpoint.New(kvsendpoint.Options{
+		Validate: kvsendpoint.ValidateIssued(k.imds),
+		Secret:   kvsendpoint.SecretIssued(k.imds),
+		Region:   densityRegion,
+	})
 }
 
 // standInPluginDir is a snapshot of the test build holding the kvssink

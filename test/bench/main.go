@@ -9,9 +9,10 @@
 // gst-launch-1.0 or ffmpeg child process, with its own GStreamer registry
 // and no AWS_* variables.
 //
-//	go run ./test/bench -o docs/benchmarks.md          # full, ~35 min on 2 cores (density alone ~15)
+//	go run ./test/bench -o docs/benchmarks.md          # full, ~38 min on 2 cores (density alone ~15, network ~3)
 //	go run ./test/bench -quick -o /tmp/b.md            # tiny configuration, ~4 min
 //	go run ./test/bench -only density -o /tmp/d.md     # one scenario (keys: see -only)
+//	go run ./test/bench -only network -o /tmp/n.md     # 30 s, 1 min and 2 min cuts to KVS (real kvssink), ~3 min
 package main
 
 import (
@@ -58,7 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.PluginDir, "plugin-dir", "", "folder holding libgstkvsrelay.so (default: $KVSRELAY_PLUGIN_DIR, else the shipped build in build/; the test build ($KVSRELAY_TEST_PLUGIN_DIR, build-test/) only without those)")
 	fs.IntVar(&c.Reps, "reps", 0, "repetitions per scenario (default 3, 1 with -quick)")
 	fs.Uint64Var(&c.Seed, "seed", 20251017, "seed of the fault storm's schedule")
-	fs.StringVar(&c.Only, "only", "", "comma-separated scenario keys to run (floor,hls-a,hls-b,hls-c,tcp,srt,stall,storm,overhead,memory,density,credentials); default all")
+	fs.StringVar(&c.Only, "only", "", "comma-separated scenario keys to run (floor,hls-a,hls-b,hls-c,tcp,srt,stall,storm,overhead,memory,density,network,credentials); default all")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -138,6 +138,7 @@ func (b *Bench) runAll() ([]string, []error) {
 		scenario{key: "overhead", title: "Data-path overhead", run: func(s *scope) ([]Table, error) { return b.overheadScenario(s) }},
 		scenario{key: "memory", title: "Memory over rebuilds", run: func(s *scope) ([]Table, error) { return b.memoryScenario(s) }},
 		scenario{key: "density", title: "Density: relays per machine", run: func(s *scope) ([]Table, error) { return b.densityScenario(s) }},
+		scenario{key: "network", title: "Network cut between kvssink and KVS", run: func(s *scope) ([]Table, error) { return b.networkScenario(s) }},
 		scenario{key: "credentials", title: "Credentials over a compressed day", run: func(s *scope) ([]Table, error) { return b.credentialScenario(s) }},
 	)
 	var selected []scenario

@@ -13,6 +13,9 @@ type Table struct {
 	Columns []string
 	Rows    [][]string
 	Notes   []string
+	// Text, for a table without columns, is all the section says (a
+	// scenario that skipped says why).
+	Text string
 }
 
 // AddRow appends a row; it panics on a column-count mismatch because that
@@ -28,6 +31,10 @@ func (t *Table) AddRow(cells ...string) {
 func (t Table) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %s\n\n", t.Title)
+	if len(t.Columns) == 0 {
+		fmt.Fprintf(&b, "%s\n\n", oneLine(t.Text))
+		return b.String()
+	}
 	writeRow(&b, t.Columns)
 	seps := make([]string, len(t.Columns))
 	for i := range seps {
