@@ -279,7 +279,9 @@ func TestFramesLostAreReportedFromKVSSinksCounters(t *testing.T) {
 		// must return, 0 for none.
 		wantLost uint64
 	}
-	m := func(dropped, skipped uint64) *SinkMetrics { return &SinkMetrics{Dropped: dropped, Skipped: skipped, Backlog: 150 * time.Second} }
+	m := func(dropped, skipped uint64) *SinkMetrics {
+		return &SinkMetrics{Dropped: dropped, Skipped: skipped, Backlog: 150 * time.Second}
+	}
 	for _, tc := range []struct {
 		name        string
 		ackTimeout  time.Duration
