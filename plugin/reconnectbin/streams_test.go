@@ -25,6 +25,34 @@ func restartField(m *gst.Message, name string) string {
 	return toString(v)
 }
 
+// avRelay is reconnectbin (2 s stall-timeout) relaying a TS camera's video
+// and audio into two fakesinks whose buffers o records; count says how
+// many left through a pad ("src", "audio").
+func avRelay(t *testing.T, port int) (p *harness.Pipeline, rb *gst.Element, o *offsets, count func(pad string) int) {
+	t.Helper()
+	p = harness.NewPipeline(t, fmt.Sprintf(`reconnectbin name=rb stall-timeout=2000000000
+		source="tcpclientsrc host=127.0.0.1 port=%d ! tsdemux"
+		! queue ! fakesink name=video sync=false  rb.audio ! queue ! fakesink name=audio sync=false`, port))
+	rb, err := p.GetElementByName("rb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o = newOffsets()
+	for sinkName, pad := range map[string]string{"video": "src", "audio": "audio"} {
+		sink, err := p.GetElementByName(sinkName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.watchOutput(pad, sink.GetStaticPad("sink"))
+	}
+	count = func(pad string) int {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return len(o.outPTS[pad])
+	}
+	return p, rb, o, count
+}
+
 // A camera whose video dies while its audio goes on (issue #16 part 3):
 // the audio used to keep the source "alive", so the relay sat on an
 // audio-only stream forever. Now the instance counts as stalled after
@@ -34,30 +62,7 @@ func TestVideoSilentWhileAudioFlowsIsAStall(t *testing.T) {
 	// 200 frames: eight seconds of video (time for the relay to connect
 	// on a loaded machine), then audio only.
 	srv := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Audio: true, VideoFrames: 200}})
-	p := harness.NewPipeline(t, fmt.Sprintf(`reconnectbin name=rb stall-timeout=2000000000
-		source="tcpclientsrc host=127.0.0.1 port=%d ! tsdemux"
-		! queue ! fakesink name=video sync=false  rb.audio ! queue ! fakesink name=audio sync=false`, srv.Port()))
-	rb, err := p.GetElementByName("rb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := newOffsets()
-	for _, name := range []string{"video", "audio"} {
-		sink, err := p.GetElementByName(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pad := "src"
-		if name == "audio" {
-			pad = "audio"
-		}
-		o.watchOutput(pad, sink.GetStaticPad("sink"))
-	}
-	count := func(pad string) int {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		return len(o.outPTS[pad])
-	}
+	p, rb, o, count := avRelay(t, srv.Port())
 	p.Start()
 	defer func() { t.Logf("buffers out: video %d, audio %d", count("src"), count("audio")) }()
 	harness.WaitUntil(t, 30*time.Second, "audio and video at the sinks", func() bool { return count("src") > 10 && count("audio") > 10 })
@@ -106,30 +111,7 @@ func TestVideoSilentWhileAudioFlowsIsAStall(t *testing.T) {
 func TestAudioSilentWhileVideoFlowsIsNoStall(t *testing.T) {
 	// 200 audio buffers: about 4.6 s of audio, then video only.
 	srv := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Audio: true, AudioBuffers: 200}})
-	p := harness.NewPipeline(t, fmt.Sprintf(`reconnectbin name=rb stall-timeout=2000000000
-		source="tcpclientsrc host=127.0.0.1 port=%d ! tsdemux"
-		! queue ! fakesink name=video sync=false  rb.audio ! queue ! fakesink name=audio sync=false`, srv.Port()))
-	rb, err := p.GetElementByName("rb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := newOffsets()
-	for _, name := range []string{"video", "audio"} {
-		sink, err := p.GetElementByName(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pad := "src"
-		if name == "audio" {
-			pad = "audio"
-		}
-		o.watchOutput(pad, sink.GetStaticPad("sink"))
-	}
-	count := func(pad string) int {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		return len(o.outPTS[pad])
-	}
+	p, rb, _, count := avRelay(t, srv.Port())
 	p.Start()
 	harness.WaitUntil(t, 30*time.Second, "audio and video at the sinks", func() bool { return count("src") > 10 && count("audio") > 10 })
 	harness.WaitUntil(t, 30*time.Second, "stats to show the audio silent", func() bool { return statsOf(t, rb)["silent-stream"] == "audio" })

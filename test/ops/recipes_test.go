@@ -273,19 +273,8 @@ func TestRecipeMPEGTSWithAudioIntoKVSSink(t *testing.T) {
 	for _, transcode := range []string{"0", "1"} {
 		t.Run("TRANSCODE="+transcode, func(t *testing.T) {
 			srv := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Audio: true}})
-			r := startAsWritten(t, "mpegts-tcp.sh", "SOURCE="+srv.URL(), "AUDIO=aac", "TRANSCODE="+transcode,
-				"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast")
-			harness.WaitUntil(t, 60*time.Second, "kvssink to accept video and audio", func() bool {
-				rep, err := kvssinkstandin.ReadReport(r.report)
-				return (err == nil && rep.FramesAccepted["video_0"] >= 50 && rep.FramesAccepted["audio_0"] >= 50) || r.launch.Exited()
-			})
-			rep := r.finish()
-			if rep.MediaTypes["audio_0"] != "audio/mpeg" || rep.FramesAccepted["audio_0"] < 50 {
-				t.Errorf("kvssink's tracks %v, accepted %v: want AAC audio flowing", rep.MediaTypes, rep.FramesAccepted)
-			}
-			if n := r.launch.Count(harness.OfType("error")); n != 0 {
-				t.Errorf("%d ERROR messages on the bus", n)
-			}
+			requireAACAndVideo(t, startAsWritten(t, "mpegts-tcp.sh", "SOURCE="+srv.URL(), "AUDIO=aac", "TRANSCODE="+transcode,
+				"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast"))
 		})
 	}
 }
@@ -296,8 +285,15 @@ func TestRecipeMPEGTSWithAudioIntoKVSSink(t *testing.T) {
 func TestRecipeHLSTranscodeWithAudioIntoKVSSink(t *testing.T) {
 	servers.RequireElements(t, "avenc_aac", "aacparse")
 	srv := servers.NewHLSServer(t, servers.HLSOptions{StartSegments: 3, Media: servers.MediaOptions{Audio: true}})
-	r := startAsWritten(t, "hls-transcode.sh", "SOURCE="+srv.PlaylistURL(), "AUDIO=aac",
-		"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast")
+	requireAACAndVideo(t, startAsWritten(t, "hls-transcode.sh", "SOURCE="+srv.PlaylistURL(), "AUDIO=aac",
+		"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast"))
+}
+
+// requireAACAndVideo waits for a recipe's kvssink to accept 50 frames of
+// video and of audio, ends the relay and checks the audio was AAC and no
+// ERROR came.
+func requireAACAndVideo(t *testing.T, r *asWritten) {
+	t.Helper()
 	harness.WaitUntil(t, 60*time.Second, "kvssink to accept video and audio", func() bool {
 		rep, err := kvssinkstandin.ReadReport(r.report)
 		return (err == nil && rep.FramesAccepted["video_0"] >= 50 && rep.FramesAccepted["audio_0"] >= 50) || r.launch.Exited()
