@@ -279,16 +279,6 @@ func TestRecipeMPEGTSWithAudioIntoKVSSink(t *testing.T) {
 	}
 }
 
-// The HLS recipe with AUDIO=aac: the segments' AAC is decoded inside
-// reconnectbin (decodebin), held to output-audio-caps, and re-encoded; kvssink
-// gets H.264 and AAC, both flowing, one set of caps each.
-func TestRecipeHLSTranscodeWithAudioIntoKVSSink(t *testing.T) {
-	servers.RequireElements(t, "avenc_aac", "aacparse")
-	srv := servers.NewHLSServer(t, servers.HLSOptions{StartSegments: 3, Media: servers.MediaOptions{Audio: true}})
-	requireAACAndVideo(t, startAsWritten(t, "hls-transcode.sh", "SOURCE="+srv.PlaylistURL(), "AUDIO=aac",
-		"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast"))
-}
-
 // requireAACAndVideo waits for a recipe's kvssink to accept 50 frames of
 // video and of audio, ends the relay and checks the audio was AAC and no
 // ERROR came.
