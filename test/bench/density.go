@@ -561,26 +561,13 @@ type hostRelays struct {
 }
 
 func startHostRelays(script string, env []string) (*hostRelays, error) {
-	cmd := exec.Command(servers.SystemPython, script)
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	h := &hostRelays{cmd: cmd, stderr: &tailWriter{max: 4 << 10}, ev: newDensityEvents(), replies: make(chan busEvent, 4), exited: make(chan struct{})}
-	cmd.Stderr = h.stderr
-	stdout, err := cmd.StdoutPipe()
+	cmd, stdin, sc, stderr, err := startPythonHost(env, script)
 	if err != nil {
 		return nil, err
 	}
-	if h.stdin, err = cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s %s (Debian's python3 with python3-gst-1.0, make deps): %w", servers.SystemPython, script, err)
-	}
+	h := &hostRelays{cmd: cmd, stdin: stdin, stderr: stderr, ev: newDensityEvents(), replies: make(chan busEvent, 4), exited: make(chan struct{})}
 	go func() {
 		defer close(h.exited)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			ev, ok := parseHostEvent(sc.Text())
 			switch {

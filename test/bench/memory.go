@@ -230,26 +230,38 @@ type memHost struct {
 	failure string // the host's "error ..." line, if any
 }
 
-func startMemHost(script, pipeline string, env []string) (*memHost, error) {
-	cmd := exec.Command(servers.SystemPython, script, pipeline)
+// startPythonHost starts one of the bench's python3 hosts (script and its
+// arguments) in its own process group, with its stdin to write commands
+// to, a scanner over its stdout lines and the tail of its stderr.
+func startPythonHost(env []string, script string, args ...string) (cmd *exec.Cmd, stdin io.WriteCloser, stdout *bufio.Scanner, stderr *tailWriter, err error) {
+	cmd = exec.Command(servers.SystemPython, append([]string{script}, args...)...)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	h := &memHost{cmd: cmd, stderr: &tailWriter{max: 4 << 10}, replies: make(chan string, 16), exited: make(chan struct{})}
-	cmd.Stderr = h.stderr
-	stdout, err := cmd.StdoutPipe()
+	stderr = &tailWriter{max: 4 << 10}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, nil, err
 	}
-	if h.stdin, err = cmd.StdinPipe(); err != nil {
-		return nil, err
+	if stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, nil, nil, nil, err
 	}
 	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s %s (Debian's python3 with python3-gst-1.0, make deps): %w", servers.SystemPython, script, err)
+		return nil, nil, nil, nil, fmt.Errorf("start %s %s (Debian's python3 with python3-gst-1.0, make deps): %w", servers.SystemPython, script, err)
 	}
+	stdout = bufio.NewScanner(out)
+	stdout.Buffer(make([]byte, 64<<10), 1<<20)
+	return cmd, stdin, stdout, stderr, nil
+}
+
+func startMemHost(script, pipeline string, env []string) (*memHost, error) {
+	cmd, stdin, sc, stderr, err := startPythonHost(env, script, pipeline)
+	if err != nil {
+		return nil, err
+	}
+	h := &memHost{cmd: cmd, stdin: stdin, stderr: stderr, replies: make(chan string, 16), exited: make(chan struct{})}
 	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			switch {
