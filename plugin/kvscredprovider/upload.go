@@ -96,8 +96,9 @@ type sinkWatch struct {
 }
 
 type sinkEvent struct {
-	sink *sinkWatch
-	ev   uploadhealth.Event
+	sink   *sinkWatch
+	ev     uploadhealth.Event
+	posted bool // its bus message is out already (upload errors)
 }
 
 // hook connects to kvssink el once (configureSink calls it for every
@@ -296,8 +297,19 @@ func (w *uploadWatch) callback(kind cbKind, addr uintptr, a, b, c uint64) {
 		}
 	}
 	for _, ev := range evs {
+		posted := false
+		if ev.Kind == uploadhealth.EventError {
+			// Posted here, on kvssink's thread, before the callback
+			// returns: kvssink posts its ERROR for a stream error right
+			// after, and an application (gst-launch-1.0 among them) that
+			// stops at that ERROR must already have the upload-error
+			// naming the cause on its bus. Under load the loop goroutine
+			// posted it too late (a clean-clone run with a CPU hog).
+			run.postUploadError(s, ev)
+			posted = true
+		}
 		select {
-		case run.events <- sinkEvent{sink: s, ev: ev}:
+		case run.events <- sinkEvent{sink: s, ev: ev, posted: posted}:
 		default:
 			run.lost.Add(1)
 		}
@@ -317,13 +329,13 @@ func (r *uploadRun) loop() {
 			for {
 				select {
 				case e := <-r.events:
-					r.report(e.sink, e.ev)
+					r.report(e.sink, e.ev, e.posted)
 				default:
 					return
 				}
 			}
 		case e := <-r.events:
-			r.report(e.sink, e.ev)
+			r.report(e.sink, e.ev, e.posted)
 		case <-t.C:
 			r.tick()
 		}
@@ -347,7 +359,7 @@ func (r *uploadRun) tick() {
 			s.watch.Metrics(m)
 		}
 		for _, ev := range s.watch.Tick(now) {
-			r.report(s, ev)
+			r.report(s, ev, false)
 		}
 		if s.metrics != nil {
 			snap := s.watch.Snapshot(now)
@@ -362,8 +374,9 @@ func (r *uploadRun) tick() {
 	}
 }
 
-// report says what one event means, everywhere it should be said.
-func (r *uploadRun) report(s *sinkWatch, ev uploadhealth.Event) {
+// report says what one event means, everywhere it should be said; posted
+// says its bus message went out already (see callback).
+func (r *uploadRun) report(s *sinkWatch, ev uploadhealth.Event, posted bool) {
 	p := r.w.p
 	self := p.self.GetName()
 	since := ""
@@ -441,18 +454,26 @@ func (r *uploadRun) report(s *sinkWatch, ev uploadhealth.Event) {
 		desc := describeUploadError(ev)
 		s.lastError = desc
 		cat.LogWarning(fmt.Sprintf("%s (stream %s): %s", s.name, s.stream, desc))
-		p.postElementMessage(MessageUploadError, map[string]any{
-			"kvssink":           s.name,
-			"stream-name":       s.stream,
-			"source":            string(ev.Source),
-			"status":            ev.Status,
-			"fragment-timecode": ev.Timecode,
-			"description":       desc,
-		})
+		if !posted {
+			r.postUploadError(s, ev)
+		}
 		if s.metrics != nil {
 			s.metrics.AddUploadError()
 		}
 	}
+}
+
+// postUploadError posts the upload-error message for ev. It reads only
+// what does not change while the sink is watched, so it runs on any thread.
+func (r *uploadRun) postUploadError(s *sinkWatch, ev uploadhealth.Event) {
+	r.w.p.postElementMessage(MessageUploadError, map[string]any{
+		"kvssink":           s.name,
+		"stream-name":       s.stream,
+		"source":            string(ev.Source),
+		"status":            ev.Status,
+		"fragment-timecode": ev.Timecode,
+		"description":       describeUploadError(ev),
+	})
 }
 
 // describeUploadError names an error for people.
