@@ -26,10 +26,6 @@ RECIPE_NAME=hls-transcode
 require_uint HTTP_TIMEOUT_S
 require_int HTTP_RETRIES
 kvsrelay_common_env
-# A clean-clone test run of this recipe with AUDIO=aac once relayed nothing
-# for a minute (not reproduced in 8 runs since); until that is understood
-# the HLS recipe stays video only rather than ship a line that may hang.
-[[ $AUDIO == off ]] || die "AUDIO=$AUDIO is not supported by hls-transcode.sh yet (the HLS recipe uploads video only); the RTSP, MPEG-TS and SRT recipes take AUDIO=aac"
 
 inner="souphttpsrc location=$(gst_quote "$SOURCE") timeout=$HTTP_TIMEOUT_S retries=$HTTP_RETRIES ! hlsdemux ! decodebin"
 RB="reconnectbin name=relay source=$(gst_quote "$inner")"

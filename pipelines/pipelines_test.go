@@ -485,7 +485,6 @@ func TestBadSettingsFailClearly(t *testing.T) {
 		{"rtsp-passthrough.sh", []string{"SOURCE=rtsp://h/s", "AUDIO=aac", "AUDIO_CHANNELS=6"}, "AUDIO_CHANNELS"},
 		{"rtsp-passthrough.sh", []string{"SOURCE=rtsp://h/s", "AUDIO=aac", "SINK=fakesink"}, "named kvs"},
 		{"testpattern.sh", []string{"AUDIO=aac"}, "AUDIO"},
-		{"hls-transcode.sh", []string{"SOURCE=https://cam.example/live/index.m3u8", "AUDIO=aac"}, "AUDIO"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.script+" "+strings.Join(tc.env, " "), func(t *testing.T) {
@@ -507,8 +506,8 @@ func TestBadSettingsFailClearly(t *testing.T) {
 // the camera is away). Without AUDIO the pipeline is video only.
 func TestAudioIsOptIn(t *testing.T) {
 	for _, r := range recipes {
-		if r.script == "testpattern.sh" || r.script == "hls-transcode.sh" {
-			continue // no camera audio; the HLS recipe refuses AUDIO=aac for now
+		if r.script == "testpattern.sh" {
+			continue
 		}
 		t.Run(r.script, func(t *testing.T) {
 			if line := dryRun(t, r.script, r.env...); strings.Contains(line, "relay.audio") || strings.Contains(line, "avenc_aac") {

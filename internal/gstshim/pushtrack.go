@@ -10,9 +10,21 @@ package gstshim
 
 // Each slot holds the monotonic time (microseconds, +1 so 0 means free) at
 // which a push through the pad began. Slots are claimed and released with
-// atomics: the streaming threads never take a lock or call into Go here.
+// atomics, before the push waits for its turn, so a push waiting behind one
+// held downstream counts as held too. The streaming threads never call
+// into Go here.
+//
+// order serializes the pushes through the pad, the pad's probes included:
+// a probe on a src pad runs before the peer's chain takes its stream lock,
+// so without it two threads pushing on one pad (a source's streaming thread
+// and a fill goroutine at a takeover) could pass the pad's probe in one
+// order and reach downstream in the other (a fill buffer stamped before the
+// source's arrived after them: kvssink refused it as going backwards).
+// One lock per pad: pushes on different pads never wait for each other (a
+// muxer holds one stream until another has data).
 typedef struct {
 	gint64 starts[SHIM_PUSH_SLOTS];
+	GMutex order;
 } ShimPushTracker;
 
 static GQuark shim_push_tracker_quark(void) {
@@ -37,17 +49,31 @@ static void shim_track_end(ShimPushTracker *t, gint slot) {
 static GstFlowReturn shim_tracked_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) {
 	ShimPushTracker *t = g_object_get_qdata(G_OBJECT(pad), shim_push_tracker_quark());
 	gint slot = t ? shim_track_begin(t) : -1;
+	if (t) g_mutex_lock(&t->order);
 	GstFlowReturn ret = gst_proxy_pad_chain_default(pad, parent, buf);
-	if (t) shim_track_end(t, slot);
+	if (t) {
+		g_mutex_unlock(&t->order);
+		shim_track_end(t, slot);
+	}
 	return ret;
 }
 
 static GstFlowReturn shim_tracked_chain_list(GstPad *pad, GstObject *parent, GstBufferList *list) {
 	ShimPushTracker *t = g_object_get_qdata(G_OBJECT(pad), shim_push_tracker_quark());
 	gint slot = t ? shim_track_begin(t) : -1;
+	if (t) g_mutex_lock(&t->order);
 	GstFlowReturn ret = gst_proxy_pad_chain_list_default(pad, parent, list);
-	if (t) shim_track_end(t, slot);
+	if (t) {
+		g_mutex_unlock(&t->order);
+		shim_track_end(t, slot);
+	}
 	return ret;
+}
+
+static void shim_push_tracker_free(gpointer p) {
+	ShimPushTracker *t = p;
+	g_mutex_clear(&t->order);
+	g_free(t);
 }
 
 // Installs a tracker on the ghost pad's internal pad, through which every
@@ -57,7 +83,8 @@ static ShimPushTracker *shim_track_ghost(gpointer ghost) {
 	GstProxyPad *internal = gst_proxy_pad_get_internal(GST_PROXY_PAD(ghost));
 	if (internal == NULL) return NULL;
 	ShimPushTracker *t = g_new0(ShimPushTracker, 1);
-	g_object_set_qdata_full(G_OBJECT(internal), shim_push_tracker_quark(), t, g_free);
+	g_mutex_init(&t->order);
+	g_object_set_qdata_full(G_OBJECT(internal), shim_push_tracker_quark(), t, shim_push_tracker_free);
 	gst_pad_set_chain_function(GST_PAD(internal), shim_tracked_chain);
 	gst_pad_set_chain_list_function(GST_PAD(internal), shim_tracked_chain_list);
 	gst_object_unref(internal);
@@ -66,7 +93,9 @@ static ShimPushTracker *shim_track_ghost(gpointer ghost) {
 
 static GstFlowReturn shim_tracked_push(ShimPushTracker *t, gpointer pad, GstBuffer *buf) {
 	gint slot = shim_track_begin(t);
+	g_mutex_lock(&t->order);
 	GstFlowReturn ret = gst_pad_push(GST_PAD(pad), buf);
+	g_mutex_unlock(&t->order);
 	shim_track_end(t, slot);
 	return ret;
 }

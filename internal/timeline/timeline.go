@@ -114,9 +114,13 @@ type Placement struct {
 	PTS, DTS int64 // output timestamps (None where the input had none)
 	// OK is false when the buffer has no timestamp at all: pass it on untouched.
 	OK bool
-	// Late: the buffer would go backwards in its own stream; drop it, it
-	// overlaps what went out already.
+	// Late: drop the buffer. It would go backwards in its own stream (it
+	// overlaps what went out already), or it would start before the output
+	// timeline does (BeforeStart).
 	Late bool
+	// BeforeStart: the buffer maps before output running time 0, which has
+	// no timestamp (Late is set too).
+	BeforeStart bool
 	// TookOver: fill buffers were on for the stream and now end; wait for
 	// the last one to go out before this buffer.
 	TookOver bool
@@ -170,6 +174,22 @@ func (o *Output) Place(stream int, pts, dts, duration, now int64) Placement {
 		p.DTS = dts + o.offset
 	}
 	start := ref + o.offset
+	if start < 0 {
+		// The instance was placed by another stream's first buffer, which
+		// ran ahead of the clock (an HLS segment pushed faster than real
+		// time at the start: audio at 128 ms of its own running time placed
+		// at the clock's 104 ms), and this stream starts earlier in the
+		// instance (videorate's first frame at its segment's 0): it would
+		// leave at -24 ms, which as a GstClockTime is no timestamp at all.
+		// A frame without timestamps became x264enc's first keyframe (which
+		// kvssink drops: a HEADER buffer without PTS/DTS), and x264enc sent
+		// its segment before it knew its 1000 h min-pts adjustment, so every
+		// later frame ran 1000 h ahead of the audio and kvssink's
+		// collectpads never took one. Everything from 0 on keeps the shared
+		// offset, so the streams stay in sync.
+		p.Late, p.BeforeStart = true, true
+		return p
+	}
 	if o.any[stream] && start < o.lastEnd[stream]-maxOverlap {
 		p.Late = true
 		return p

@@ -185,3 +185,27 @@ func TestStreamsShareTheOffsetAndKeepTheirOwnEnds(t *testing.T) {
 		t.Fatalf("LastEnd %d, want 1180 ms", end)
 	}
 }
+
+// The first instance placed by its audio, whose running time (128 ms) is
+// ahead of the clock (104 ms), and whose video starts earlier in the
+// instance (0 ms, videorate's first frame): nothing may leave before output
+// running time 0, where it would have no timestamp; the rest of the video
+// keeps the audio's offset (A/V sync).
+func TestNothingIsPlacedBeforeZero(t *testing.T) {
+	const video, audio = 0, 1
+	var o Output
+	o.StartInstance()
+	if p := o.Place(audio, 128*ms, None, 21*ms, 104*ms); p.Late || p.PTS != 104*ms {
+		t.Fatalf("the instance's first audio at %+v, want 104 ms (now)", p)
+	}
+	p := o.Place(video, 0, None, 40*ms, 105*ms)
+	if !p.Late || !p.BeforeStart {
+		t.Fatalf("a video frame mapping to %d ns was not dropped: %+v", p.PTS, p)
+	}
+	if _, any := o.LastEndOf(video); any {
+		t.Fatal("the dropped frame counted as output")
+	}
+	if p = o.Place(video, 40*ms, None, 40*ms, 106*ms); p.Late || p.PTS != 16*ms {
+		t.Fatalf("the next video frame at %+v, want 16 ms (40 ms on the audio's offset)", p)
+	}
+}

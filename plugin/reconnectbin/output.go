@@ -145,7 +145,10 @@ func (b *reconnectBin) outputHeld() bool {
 
 // outputProbe runs on the bin's src pad for every buffer and downstream
 // event, from a source instance's streaming thread or the fallback
-// goroutine; the pad's stream lock serializes them.
+// goroutine. Buffer pushes are serialized by the push tracker (one lock per
+// pad, held from before this probe until downstream returned:
+// gstshim.PushTracker), so what passes the order guard reaches downstream
+// in that order.
 func (b *reconnectBin) outputProbe(s stream, info *gst.PadProbeInfo) gst.PadProbeReturn {
 	run := b.run.Load()
 	if info.Type()&(gst.PadProbeTypeEventDownstream|gst.PadProbeTypeEventFlush) != 0 {

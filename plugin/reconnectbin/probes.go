@@ -121,7 +121,9 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 	outPTS, outDTS, ok := place.PTS, place.DTS, place.OK
 	if place.Late {
 		// It would overlap what already went out on this stream (audio that
-		// arrived ahead of the video an instance was placed by).
+		// arrived ahead of the video an instance was placed by), or start
+		// before output running time 0 (BeforeStart), where it would leave
+		// without a timestamp.
 		return gst.PadProbeDrop
 	}
 	c.keyframeSeen[s].Store(true)

@@ -276,3 +276,42 @@ func TestTracksShareTheStreamTimeline(t *testing.T) {
 		}
 	}
 }
+
+// A video track whose first buffer has no timestamp at all (an encoder's
+// first keyframe, made from a raw frame that had none): collectpads hands
+// it over first, kvssink drops it (a HEADER buffer without PTS/DTS), and
+// the stream starts at the next keyframe. Sorted as the latest timestamp
+// instead, it held every later video frame behind it while the audio went
+// through alone, dropped for want of a keyframe (seen with the HLS recipe
+// and AUDIO=aac, issue #16 part 5).
+func TestBufferWithoutTimestampsIsHandedOverFirst(t *testing.T) {
+	run := &runState{now: time.Now, tracks: map[string]*trackRun{}, report: newReport(),
+		creds: &credentialProvider{source: SourceIoT}}
+	video := newTrackChecker(trackConfig{fragments: true, keyFrameFragmentation: true, timecodeScale: ms})
+	audio := newTrackChecker(trackConfig{noKeyframes: true, timecodeScale: ms})
+	shareStream(video, audio)
+	run.tracks["video_0"] = &trackRun{kind: "video", checker: video}
+	run.tracks["audio_0"] = &trackRun{kind: "audio", checker: audio}
+	seg := segment{rate: 1, stop: clockNone, duration: clockNone}
+	run.segmentEvent("video_0", seg, true)
+	run.segmentEvent("audio_0", seg, true)
+	run.putBuffer("video_0", gst.BufferFlagHeader, clockNone, clockNone)
+	for _, pts := range []uint64{0, 21, 43} {
+		run.putBuffer("audio_0", 0, pts*ms, pts*ms)
+	}
+	run.putBuffer("video_0", delta, 40*ms, 40*ms)
+	run.putBuffer("video_0", 0, 80*ms, 80*ms) // the next keyframe
+	for _, pts := range []uint64{64, 85, 107} {
+		run.putBuffer("audio_0", 0, pts*ms, pts*ms)
+	}
+	run.putBuffer("video_0", delta, 120*ms, 120*ms)
+	if got := run.report.Dropped(DropHeaderNoTimestamp); got != 1 {
+		t.Errorf("%d dropped as a header without timestamps, want the first video buffer", got)
+	}
+	if got := run.report.FramesAccepted; got["video_0"] != 1 || got["audio_0"] != 2 {
+		t.Errorf("accepted %v, want the keyframe at 80 ms and the audio at 85 and 107 ms (the video at 120 ms waits for audio)", got)
+	}
+	if got := run.report.Dropped(DropNotKeyframe); got != 5 {
+		t.Errorf("%d dropped before the first keyframe, want the audio at 0, 21, 43, 64 ms and the video at 40 ms", got)
+	}
+}

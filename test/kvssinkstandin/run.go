@@ -107,12 +107,27 @@ type queued struct {
 	f     frame // clipped, not yet admitted
 }
 
-// order is collectpads' sort key: the DTS running time, else the PTS's.
+// order is collectpads' sort key: the DTS running time, else the PTS's
+// (clockNone when the buffer has neither).
 func (q queued) order() uint64 {
 	if q.f.dtsValid {
 		return q.f.dtsRT
 	}
 	return q.f.ptsRT
+}
+
+// before reports whether q goes out ahead of r in collectpads' order
+// (gst_collect_pads_default_compare_func): a buffer without any timestamp
+// first ("probably headers"; the clip function leaves it alone), then the
+// earliest. As a plain number clockNone sorted last, which held every other
+// frame of its track behind it forever: kvssink, handed it first, drops it
+// (a HEADER buffer without timestamps) and goes on.
+func (q queued) before(r queued) bool {
+	a, b := q.order(), r.order()
+	if a == clockNone || b == clockNone {
+		return a == clockNone && b != clockNone
+	}
+	return a < b
 }
 
 // putBuffer takes one buffer the way kvssink's collectpads does (clipped
@@ -164,8 +179,8 @@ func (r *runState) collect() []action {
 				}
 				return acts // collectpads waits for this track
 			}
-			if best == nil || t.queue[0].order() < best.queue[0].order() ||
-				(t.queue[0].order() == best.queue[0].order() && pad < bestPad) {
+			if best == nil || t.queue[0].before(best.queue[0]) ||
+				(!best.queue[0].before(t.queue[0]) && pad < bestPad) {
 				best, bestPad = t, pad
 			}
 		}

@@ -131,7 +131,17 @@ func startAsWritten(t *testing.T, script string, recipeVars ...string) *asWritte
 		"KVSSINK_STANDIN_REPORT=" + report,
 		"GST_LAUNCH_FLAGS=-m",
 	}, recipeVars...)...)
-	return &asWritten{t: t, report: report, launch: harness.StartCommand(t, env, "bash", recipe(script))}
+	r := &asWritten{t: t, report: report, launch: harness.StartCommand(t, env, "bash", recipe(script))}
+	// Registered after the launch's cleanup, so it runs before the relay is
+	// killed: a failed run shows what kvssink got per track (a track with
+	// no frame holds every other one back, as collectpads does).
+	t.Cleanup(func() {
+		if t.Failed() {
+			data, err := os.ReadFile(report)
+			t.Logf("kvssink report (%v):\n%s", err, data)
+		}
+	})
+	return r
 }
 
 func (r *asWritten) accepted() uint64 {
@@ -175,6 +185,11 @@ func (r *asWritten) finish() *kvssinkstandin.Report {
 	}
 	if rep.CapsChanges != 0 || rep.RunningTimeViolations != 0 || len(rep.Errors) != 0 {
 		t.Errorf("kvssink: %d caps changes, %d running-time violations, errors %v", rep.CapsChanges, rep.RunningTimeViolations, rep.Errors)
+	}
+	if n := rep.Dropped(kvssinkstandin.DropHeaderNoTimestamp); n != 0 {
+		// An encoder's keyframe (SPS/PPS) without timestamps: kvssink drops
+		// it, and the frames after it until the next keyframe.
+		t.Errorf("kvssink dropped %d keyframes that had no timestamps", n)
 	}
 	if rep.CredentialSource != "file" || rep.FramesWithExpiredCredentials != 0 {
 		t.Errorf("kvssink credentials from %q (%d frames with expired ones): want kvscredprovider's file", rep.CredentialSource, rep.FramesWithExpiredCredentials)
@@ -277,6 +292,21 @@ func TestRecipeMPEGTSWithAudioIntoKVSSink(t *testing.T) {
 				"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast"))
 		})
 	}
+}
+
+// The HLS recipe with AUDIO=aac: the segments' AAC is decoded inside
+// reconnectbin (decodebin), held to output-audio-caps, and re-encoded; kvssink
+// gets H.264 and AAC, both flowing, one set of caps each. The segments are
+// pushed faster than real time, so the audio often places the source ahead
+// of the clock and the video's first frames fall before output time 0: once
+// they left without a timestamp, x264enc's first keyframe had none and its
+// later frames ran 1000 hours ahead of the audio, and kvssink took no frame
+// at all (most runs on a loaded machine; issue #16 part 5).
+func TestRecipeHLSTranscodeWithAudioIntoKVSSink(t *testing.T) {
+	servers.RequireElements(t, "avenc_aac", "aacparse")
+	srv := servers.NewHLSServer(t, servers.HLSOptions{StartSegments: 3, Media: servers.MediaOptions{Audio: true}})
+	requireAACAndVideo(t, startAsWritten(t, "hls-transcode.sh", "SOURCE="+srv.PlaylistURL(), "AUDIO=aac",
+		"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast"))
 }
 
 // requireAACAndVideo waits for a recipe's kvssink to accept 50 frames of

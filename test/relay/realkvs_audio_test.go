@@ -22,6 +22,30 @@ func TestRealKVSSinkRecipeG711CameraAudioAsAAC(t *testing.T) {
 	requireRealKVSSink(t)
 	t.Parallel()
 	cam := servers.NewRTSPServer(t, servers.RTSPOptions{Media: servers.MediaOptions{Audio: true, AudioCodec: "pcma"}})
+	recipeAACIntoRealKVSSink(t, "rtsp-passthrough.sh", "SOURCE="+cam.URL())
+}
+
+// The HLS recipe with AUDIO=aac against the real kvssink: the segments'
+// AAC decoded inside reconnectbin and re-encoded, the video transcoded.
+// The segments are pushed faster than real time, so the audio often places
+// the source ahead of the clock; once, the video's first frames then left
+// reconnectbin without a timestamp, x264enc's segment and frames ended up
+// 1000 hours apart, and kvssink's collectpads only ever took audio: nothing
+// was persisted (issue #16 part 5).
+func TestRealKVSSinkRecipeHLSAudioAsAAC(t *testing.T) {
+	requireRealKVSSink(t)
+	t.Parallel()
+	srv := servers.NewHLSServer(t, servers.HLSOptions{StartSegments: 3, Media: servers.MediaOptions{Audio: true}})
+	recipeAACIntoRealKVSSink(t, "hls-transcode.sh", "SOURCE="+srv.PlaylistURL(),
+		"OUTPUT_CAPS=video/x-raw,format=I420,width=320,height=240,framerate=25/1", "X264_PRESET=ultrafast")
+}
+
+// recipeAACIntoRealKVSSink runs a recipe as written with AUDIO=aac
+// (kvscredprovider from a fake IMDS, kvssink uploading to the local
+// endpoint) and checks the endpoint got an H.264 track and an AAC track
+// with its codec private data, both with frames in persisted fragments.
+func recipeAACIntoRealKVSSink(t *testing.T, script string, recipeVars ...string) {
+	t.Helper()
 	imds := imdsfake.Start(t, imdsfake.Options{})
 	ep := kvsendpoint.Start(t, kvsendpoint.Options{
 		Validate: kvsendpoint.ValidateIssued(imds),
@@ -29,12 +53,12 @@ func TestRealKVSSinkRecipeG711CameraAudioAsAAC(t *testing.T) {
 		Region:   realRegion,
 	})
 	logConfig, logFile := kvssinkLogConfig(t)
-	env := harness.KVSSinkEnv(t, ep.URL(), realRegion,
-		"AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL(),
-		"SOURCE="+cam.URL(), "AUDIO=aac", "STREAM_NAME="+realStream, "AWS_REGION="+realRegion,
-		"CREDENTIAL_PATH="+filepath.Join(harness.PrivateDir(t), "credential"),
-		"KVSSINK_EXTRA=log-config="+logConfig, "GST_LAUNCH_FLAGS=-m")
-	l := harness.StartCommand(t, env, "bash", filepath.Join(harness.RepoRoot(), "pipelines", "rtsp-passthrough.sh"))
+	env := harness.KVSSinkEnv(t, ep.URL(), realRegion, append([]string{
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL(),
+		"AUDIO=aac", "STREAM_NAME=" + realStream, "AWS_REGION=" + realRegion,
+		"CREDENTIAL_PATH=" + filepath.Join(harness.PrivateDir(t), "credential"),
+		"KVSSINK_EXTRA=log-config=" + logConfig, "GST_LAUNCH_FLAGS=-m"}, recipeVars...)...)
+	l := harness.StartCommand(t, env, "bash", filepath.Join(harness.RepoRoot(), "pipelines", script))
 	r := &realRelay{Launch: l, ep: ep, imds: imds, log: logFile}
 	r.waitPersisted(t, 8, time.Time{}, "with the camera's audio")
 	up := r.finish(t)
