@@ -96,9 +96,8 @@ type sinkWatch struct {
 }
 
 type sinkEvent struct {
-	sink   *sinkWatch
-	ev     uploadhealth.Event
-	posted bool // its bus message is out already (upload errors)
+	sink *sinkWatch
+	ev   uploadhealth.Event
 }
 
 // hook connects to kvssink el once (configureSink calls it for every
@@ -297,7 +296,6 @@ func (w *uploadWatch) callback(kind cbKind, addr uintptr, a, b, c uint64) {
 		}
 	}
 	for _, ev := range evs {
-		posted := false
 		if ev.Kind == uploadhealth.EventError {
 			// Posted here, on kvssink's thread, before the callback
 			// returns: kvssink posts its ERROR for a stream error right
@@ -306,10 +304,9 @@ func (w *uploadWatch) callback(kind cbKind, addr uintptr, a, b, c uint64) {
 			// naming the cause on its bus. Under load the loop goroutine
 			// posted it too late (a clean-clone run with a CPU hog).
 			run.postUploadError(s, ev)
-			posted = true
 		}
 		select {
-		case run.events <- sinkEvent{sink: s, ev: ev, posted: posted}:
+		case run.events <- sinkEvent{sink: s, ev: ev}:
 		default:
 			run.lost.Add(1)
 		}
@@ -329,13 +326,13 @@ func (r *uploadRun) loop() {
 			for {
 				select {
 				case e := <-r.events:
-					r.report(e.sink, e.ev, e.posted)
+					r.report(e.sink, e.ev)
 				default:
 					return
 				}
 			}
 		case e := <-r.events:
-			r.report(e.sink, e.ev, e.posted)
+			r.report(e.sink, e.ev)
 		case <-t.C:
 			r.tick()
 		}
@@ -359,7 +356,7 @@ func (r *uploadRun) tick() {
 			s.watch.Metrics(m)
 		}
 		for _, ev := range s.watch.Tick(now) {
-			r.report(s, ev, false)
+			r.report(s, ev)
 		}
 		if s.metrics != nil {
 			snap := s.watch.Snapshot(now)
@@ -374,9 +371,10 @@ func (r *uploadRun) tick() {
 	}
 }
 
-// report says what one event means, everywhere it should be said; posted
-// says its bus message went out already (see callback).
-func (r *uploadRun) report(s *sinkWatch, ev uploadhealth.Event, posted bool) {
+// report says what one event means, everywhere it should be said. Upload
+// errors come only from kvssink's callbacks, which post their bus message
+// themselves (see callback).
+func (r *uploadRun) report(s *sinkWatch, ev uploadhealth.Event) {
 	p := r.w.p
 	self := p.self.GetName()
 	since := ""
@@ -454,9 +452,6 @@ func (r *uploadRun) report(s *sinkWatch, ev uploadhealth.Event, posted bool) {
 		desc := describeUploadError(ev)
 		s.lastError = desc
 		cat.LogWarning(fmt.Sprintf("%s (stream %s): %s", s.name, s.stream, desc))
-		if !posted {
-			r.postUploadError(s, ev)
-		}
 		if s.metrics != nil {
 			s.metrics.AddUploadError()
 		}
