@@ -205,16 +205,7 @@ func TestAudioWaitsForTheFirstVideoKeyframe(t *testing.T) {
 // frame). Found by the calibration against the real element
 // (TestRealKVSSinkAudioVideo).
 func TestAudioAheadOfTheVideoIsOrderedByTimestamp(t *testing.T) {
-	run := &runState{now: time.Now, tracks: map[string]*trackRun{}, report: newReport(),
-		creds: &credentialProvider{source: SourceIoT}}
-	video := newTrackChecker(trackConfig{fragments: true, keyFrameFragmentation: true, timecodeScale: ms})
-	audio := newTrackChecker(trackConfig{noKeyframes: true, timecodeScale: ms})
-	shareStream(video, audio)
-	run.tracks["video_0"] = &trackRun{kind: "video", checker: video}
-	run.tracks["audio_0"] = &trackRun{kind: "audio", checker: audio}
-	seg := segment{rate: 1, stop: clockNone, duration: clockNone}
-	run.segmentEvent("video_0", seg, true)
-	run.segmentEvent("audio_0", seg, true)
+	run := newAudioVideoRun()
 	for _, pts := range []uint64{0, 21, 43, 64, 85} { // all before any video
 		run.putBuffer("audio_0", 0, pts*ms, pts*ms)
 	}
@@ -285,16 +276,7 @@ func TestTracksShareTheStreamTimeline(t *testing.T) {
 // through alone, dropped for want of a keyframe (seen with the HLS recipe
 // and AUDIO=aac, issue #16 part 5).
 func TestBufferWithoutTimestampsIsHandedOverFirst(t *testing.T) {
-	run := &runState{now: time.Now, tracks: map[string]*trackRun{}, report: newReport(),
-		creds: &credentialProvider{source: SourceIoT}}
-	video := newTrackChecker(trackConfig{fragments: true, keyFrameFragmentation: true, timecodeScale: ms})
-	audio := newTrackChecker(trackConfig{noKeyframes: true, timecodeScale: ms})
-	shareStream(video, audio)
-	run.tracks["video_0"] = &trackRun{kind: "video", checker: video}
-	run.tracks["audio_0"] = &trackRun{kind: "audio", checker: audio}
-	seg := segment{rate: 1, stop: clockNone, duration: clockNone}
-	run.segmentEvent("video_0", seg, true)
-	run.segmentEvent("audio_0", seg, true)
+	run := newAudioVideoRun()
 	run.putBuffer("video_0", gst.BufferFlagHeader, clockNone, clockNone)
 	for _, pts := range []uint64{0, 21, 43} {
 		run.putBuffer("audio_0", 0, pts*ms, pts*ms)
@@ -314,4 +296,20 @@ func TestBufferWithoutTimestampsIsHandedOverFirst(t *testing.T) {
 	if got := run.report.Dropped(DropNotKeyframe); got != 5 {
 		t.Errorf("%d dropped before the first keyframe, want the audio at 0, 21, 43, 64 ms and the video at 40 ms", got)
 	}
+}
+
+// newAudioVideoRun is a stand-in run with a video and an audio track, as
+// kvssink sets them up for H.264 and AAC, each past its first segment.
+func newAudioVideoRun() *runState {
+	run := &runState{now: time.Now, tracks: map[string]*trackRun{}, report: newReport(),
+		creds: &credentialProvider{source: SourceIoT}}
+	video := newTrackChecker(trackConfig{fragments: true, keyFrameFragmentation: true, timecodeScale: ms})
+	audio := newTrackChecker(trackConfig{noKeyframes: true, timecodeScale: ms})
+	shareStream(video, audio)
+	run.tracks["video_0"] = &trackRun{kind: "video", checker: video}
+	run.tracks["audio_0"] = &trackRun{kind: "audio", checker: audio}
+	seg := segment{rate: 1, stop: clockNone, duration: clockNone}
+	run.segmentEvent("video_0", seg, true)
+	run.segmentEvent("audio_0", seg, true)
+	return run
 }
