@@ -64,6 +64,18 @@ type Output struct {
 	lastEnd [MaxStreams]int64 // output running time just past each stream's last buffer
 	any     [MaxStreams]bool  // the stream has output anything
 	filling [MaxStreams]bool  // fill buffers may be made for the stream
+	// rate is the sample rate of a stream whose buffers can be cut at any
+	// sample (raw interleaved audio, G.711), 0 for the others.
+	rate [MaxStreams]int
+}
+
+// SetSampleRate says the stream's buffers are samples at rate per second
+// that can be cut at any sample (0: they cannot). Place then trims the
+// part of a buffer that overlaps what went out instead of sending it.
+func (o *Output) SetSampleRate(stream, rate int) {
+	o.mu.Lock()
+	o.rate[stream] = max(rate, 0)
+	o.mu.Unlock()
 }
 
 // OpenFill lets NextFill make fill buffers for stream, until a source
@@ -128,6 +140,11 @@ type Placement struct {
 	// so a caller can pad a hole between fill and source.
 	PrevEnd int64
 	HadPrev bool
+	// TrimSamples: cut this many samples off the buffer's head (PTS and
+	// DTS already point past them). Only on a stream with a sample rate
+	// (SetSampleRate) whose buffer starts inside what went out already
+	// and ends after it.
+	TrimSamples int64
 }
 
 // Place maps one buffer of the current instance on stream (0..MaxStreams-1).
@@ -190,6 +207,27 @@ func (o *Output) Place(stream int, pts, dts, duration, now int64) Placement {
 		p.Late, p.BeforeStart = true, true
 		return p
 	}
+	if rate := o.rate[stream]; rate > 0 && o.any[stream] && start < o.lastEnd[stream] && duration > 0 {
+		// Audio whose timestamps jitter (RTP under load: a 128 ms G.711
+		// packet stamped 31 ms before the previous one ended) would make
+		// the samples downstream overlap: audioresample resyncs and sends
+		// its tail after the earlier start, and the AAC encoder's output
+		// steps back, which kvssink refuses (and the next video frame
+		// with it, its DTS filled in from the audio's). The samples of the
+		// overlap are for a time that went out already: cut them.
+		// Rounded to the nearest sample: durations are rounded too.
+		n := ((o.lastEnd[stream]-start)*int64(rate) + nsPerSecond/2) / nsPerSecond
+		cut := n * nsPerSecond / int64(rate)
+		if cut >= duration {
+			p.Late = true
+			return p
+		}
+		if n > 0 {
+			p.TrimSamples = n
+			p.PTS, start, duration = addNone(p.PTS, cut), start+cut, duration-cut
+			p.DTS = addNone(p.DTS, cut)
+		}
+	}
 	if o.any[stream] && start < o.lastEnd[stream]-maxOverlap {
 		p.Late = true
 		return p
@@ -207,6 +245,16 @@ func (o *Output) Place(stream int, pts, dts, duration, now int64) Placement {
 	}
 	o.any[stream] = true
 	return p
+}
+
+const nsPerSecond = int64(1_000_000_000)
+
+// addNone adds d to a timestamp, keeping None.
+func addNone(ts, d int64) int64 {
+	if ts == None {
+		return None
+	}
+	return ts + d
 }
 
 // maxOverlap tolerates buffers that start a little before the previous one

@@ -209,3 +209,42 @@ func TestNothingIsPlacedBeforeZero(t *testing.T) {
 		t.Fatalf("the next video frame at %+v, want 16 ms (40 ms on the audio's offset)", p)
 	}
 }
+
+// Audio that can be cut at any sample (SetSampleRate) never overlaps what
+// went out: the overlapping head of a buffer is cut, a buffer wholly inside
+// what went out is late; other streams keep the 1 ms tolerance.
+func TestOverlappingSamplesAreCut(t *testing.T) {
+	const rate = 8000 // 125 µs a sample
+	cases := []struct {
+		name       string
+		rate       int
+		pts, dur   int64
+		wantPTS    int64
+		wantTrim   int64
+		wantLate   bool
+		wantEndOut int64
+	}{
+		{"contiguous", rate, 128 * ms, 128 * ms, 128 * ms, 0, false, 256 * ms},
+		{"RTP jitter: 31.625 ms early", rate, 128*ms - 31625000, 128 * ms, 128 * ms, 253, false, 256*ms - 31625000},
+		{"rounded duration: half a sample early is no overlap", rate, 128*ms - 50000, 128 * ms, 128*ms - 50000, 0, false, 256*ms - 50000},
+		{"wholly inside what went out", rate, 10 * ms, 100 * ms, None, 0, true, 128 * ms},
+		{"a gap stays a gap", rate, 140 * ms, 128 * ms, 140 * ms, 0, false, 268 * ms},
+		{"encoded audio: tolerated overlap passes", 0, 127500000, 21 * ms, 127500000, 0, false, 148500000},
+		{"encoded audio: a real overlap is late", 0, 120 * ms, 21 * ms, None, 0, true, 128 * ms},
+	}
+	for _, tc := range cases {
+		var o Output
+		o.SetSampleRate(1, tc.rate)
+		o.StartInstance()
+		if p := o.Place(1, 0, None, 128*ms, 0); p.PTS != 0 || p.Late {
+			t.Fatalf("%s: first buffer placed at %+v", tc.name, p)
+		}
+		p := o.Place(1, tc.pts, None, tc.dur, tc.pts)
+		if p.Late != tc.wantLate || p.TrimSamples != tc.wantTrim || (!tc.wantLate && p.PTS != tc.wantPTS) {
+			t.Errorf("%s: placed %+v; want PTS %d, trim %d, late %v", tc.name, p, tc.wantPTS, tc.wantTrim, tc.wantLate)
+		}
+		if end, _ := o.LastEndOf(1); end != tc.wantEndOut {
+			t.Errorf("%s: stream ends at %d, want %d", tc.name, end, tc.wantEndOut)
+		}
+	}
+}

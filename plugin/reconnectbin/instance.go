@@ -17,6 +17,9 @@ import (
 )
 
 // instance is one source instance inside the bin.
+// sampleFormat is what cutting and timing audio by its samples needs.
+type sampleFormat struct{ rate, bytesPerFrame int }
+
 type instance struct {
 	// run is the run that built it; its probes report there, also after
 	// the instance left the bin.
@@ -41,6 +44,9 @@ type instance struct {
 	claimed  [streamCount]bool             // a pad is being attached to the stream (route)
 	probes   [streamCount]uint64           // their probes, removed at release
 	segments [streamCount]timeline.Segment // last segment on each
+	// samples is each stream's sample format when its buffers can be cut
+	// at any sample (raw interleaved audio, G.711): rate 0 otherwise.
+	samples [streamCount]sampleFormat
 
 	// phaseNow is where the instance is in its life (a phase), read
 	// lock-free from streaming threads and message handlers; it only moves

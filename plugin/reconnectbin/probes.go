@@ -32,6 +32,17 @@ func (b *reconnectBin) instanceProbe(c *instance, s stream, info *gst.PadProbeIn
 		c.segments[s] = timeline.Segment{Time: seg.GetFormat() == gst.FormatTime, Start: seg.GetStart(),
 			Offset: seg.GetOffset(), Base: seg.GetBase(), Rate: seg.GetRate()}
 		c.mu.Unlock()
+	case gst.EventTypeCaps:
+		if s == streamAudio {
+			var f sampleFormat
+			if rate, bpf, ok := gstshim.SampleFormat(ev.ParseCaps()); ok {
+				f = sampleFormat{rate: rate, bytesPerFrame: bpf}
+			}
+			c.mu.Lock()
+			c.samples[s] = f
+			c.mu.Unlock()
+			c.run.output.timeline.SetSampleRate(int(s), f.rate)
+		}
 	case gst.EventTypeEOS:
 		if c.run.output.endRequested.Load() || !c.restartOnEOS {
 			return gst.PadProbeOK
@@ -106,12 +117,16 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 		o.timeline.StartInstance()
 	}
 	c.mu.Lock()
-	seg := c.segments[s]
+	seg, samples := c.segments[s], c.samples[s]
 	c.mu.Unlock()
 	pts, dts := runningTime(seg, buf.PresentationTimestamp()), runningTime(seg, buf.DecodingTimestamp())
 	dur := timeline.None
 	if d := buf.Duration(); d != gst.ClockTimeNone {
 		dur = int64(d)
+	} else if samples.rate > 0 {
+		// RTP depayloaders give audio no duration: without it the
+		// timeline cannot see one buffer overlap the last.
+		dur = int64(buf.GetSize()) / int64(samples.bytesPerFrame) * int64(time.Second) / int64(samples.rate)
 	}
 	now := timeline.None
 	if rt := gstshim.RunningTimeNow(b.self.Element); rt != gst.ClockTimeNone {
@@ -125,6 +140,10 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 		// before output running time 0 (BeforeStart), where it would leave
 		// without a timestamp.
 		return gst.PadProbeDrop
+	}
+	if place.TrimSamples > 0 && samples.rate > 0 {
+		cut := place.TrimSamples * int64(time.Second) / int64(samples.rate)
+		gstshim.TrimProbeBufferHead(info, int(place.TrimSamples)*samples.bytesPerFrame, gst.ClockTime(dur-cut))
 	}
 	c.keyframeSeen[s].Store(true)
 	if place.TookOver && place.HadPrev && ok {
