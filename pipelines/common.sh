@@ -85,6 +85,13 @@ words() {
 #   storage-size    = STREAM_KBPS * 1000/8 * buffer-duration * 1.25 (MKV
 #                     overhead and headroom), in MiB rounded up, at least
 #                     kvssink's default 128 MiB
+#   replay-duration = buffer-duration: how far back kvssink rewinds when it
+#                     opens a new putMedia call after a failed one (its
+#                     default 40 s). It rewinds to the oldest frame not yet
+#                     acknowledged as persisted, but never further than this:
+#                     frames it had already written into the dead connection
+#                     before that (a cut longer than 40 s) are never sent
+#                     again, and leave a hole nobody counts (issue #14 part 3)
 # Past that, kvssink drops the oldest frames (STATUS_STORE_OUT_OF_MEMORY is
 # the storage running out first). Appended to SINK unless KVSSINK_EXTRA sets
 # the property itself.
@@ -98,6 +105,7 @@ kvssink_buffer_props() {
 	((mib >= 128)) || mib=128
 	[[ " ${KVSSINK_EXTRA:-} " == *" buffer-duration="* ]] || SINK+=" buffer-duration=$duration"
 	[[ " ${KVSSINK_EXTRA:-} " == *" storage-size="* ]] || SINK+=" storage-size=$mib"
+	[[ " ${KVSSINK_EXTRA:-} " == *" replay-duration="* ]] || SINK+=" replay-duration=$duration"
 }
 
 # audio_settings: AUDIO (off or aac) and the AAC encoding settings. The

@@ -739,7 +739,8 @@ func TestSRTModeIsInTheURI(t *testing.T) {
 }
 
 // The default kvssink is sized to ride out OUTAGE_BUDGET_S of network
-// outage at STREAM_KBPS (the sums of README.md), in every recipe, unless
+// outage at STREAM_KBPS (the sums of README.md), and rewinds as far as its
+// buffer reaches after a failed putMedia call, in every recipe, unless
 // KVSSINK_EXTRA names the property; bad numbers are named.
 func TestKvssinkBufferIsSizedForTheOutageBudget(t *testing.T) {
 	cases := []struct {
@@ -747,11 +748,12 @@ func TestKvssinkBufferIsSizedForTheOutageBudget(t *testing.T) {
 		want []string
 		not  []string
 	}{
-		{nil, []string{"buffer-duration=150 storage-size=128"}, nil},
-		{[]string{"STREAM_KBPS=8000", "OUTAGE_BUDGET_S=600"}, []string{"buffer-duration=630 storage-size=752"}, nil},
-		{[]string{"BITRATE_KBPS=6000", "OUTAGE_BUDGET_S=300"}, []string{"buffer-duration=330 storage-size=296"}, nil},
-		{[]string{"KVSSINK_EXTRA=storage-size=512"}, []string{"buffer-duration=150 storage-size=512"}, []string{"storage-size=128"}},
-		{[]string{"KVSSINK_EXTRA=buffer-duration=60"}, []string{"storage-size=128 buffer-duration=60"}, []string{"buffer-duration=150"}},
+		{nil, []string{"buffer-duration=150 storage-size=128 replay-duration=150"}, nil},
+		{[]string{"STREAM_KBPS=8000", "OUTAGE_BUDGET_S=600"}, []string{"buffer-duration=630 storage-size=752 replay-duration=630"}, nil},
+		{[]string{"BITRATE_KBPS=6000", "OUTAGE_BUDGET_S=300"}, []string{"buffer-duration=330 storage-size=296 replay-duration=330"}, nil},
+		{[]string{"KVSSINK_EXTRA=storage-size=512"}, []string{"buffer-duration=150 replay-duration=150 storage-size=512"}, []string{"storage-size=128"}},
+		{[]string{"KVSSINK_EXTRA=buffer-duration=60"}, []string{"storage-size=128 replay-duration=150 buffer-duration=60"}, []string{"buffer-duration=150"}},
+		{[]string{"KVSSINK_EXTRA=replay-duration=40"}, []string{"buffer-duration=150 storage-size=128 replay-duration=40"}, []string{"replay-duration=150"}},
 	}
 	for _, recipe := range []string{"testpattern.sh", "rtsp-passthrough.sh"} {
 		for _, tc := range cases {

@@ -30,8 +30,9 @@ import (
 //   - kvsrelay: kvscredprovider, reconnectbin around the live source, the
 //     encoder, kvssink sized as the recipes size it (pipelines/common.sh
 //     kvssink_buffer_props at the default OUTAGE_BUDGET_S=120 and the
-//     stream's bitrate: buffer-duration=150, storage-size=128), run as the
-//     kvs-relay@ unit runs it: Restart=always, RestartSec=5, WatchdogSec=30
+//     stream's bitrate: buffer-duration=150, storage-size=128,
+//     replay-duration=150), run as the kvs-relay@ unit runs it:
+//     Restart=always, RestartSec=5, WatchdogSec=30
 //     through a NOTIFY_SOCKET the bench serves. kvscredprovider's upload
 //     watch holds the watchdog pings off only once nothing was acknowledged
 //     for max(ack-timeout, buffer-duration), so a cut shorter than kvssink's
@@ -121,8 +122,8 @@ func recipeKVSSinkSizing(budget, kbps int) ([]string, error) {
 		return nil, fmt.Errorf("%s kvssink_buffer_props: %w: %s", script, err, lastLine(string(out)))
 	}
 	props := strings.Fields(string(out))
-	if len(props) != 2 {
-		return nil, fmt.Errorf("%s kvssink_buffer_props gave %q, want buffer-duration and storage-size", script, out)
+	if len(props) != 3 {
+		return nil, fmt.Errorf("%s kvssink_buffer_props gave %q, want buffer-duration, storage-size and replay-duration", script, out)
 	}
 	return props, nil
 }

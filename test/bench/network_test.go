@@ -170,14 +170,14 @@ func TestRecipeKVSSinkSizing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "buffer-duration=150 storage-size=128"; strings.Join(got, " ") != want {
+	if want := "buffer-duration=150 storage-size=128 replay-duration=150"; strings.Join(got, " ") != want {
 		t.Errorf("sizing for 120 s at 400 kb/s = %q, want %q", got, want)
 	}
 	got, err = recipeKVSSinkSizing(600, 8000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "buffer-duration=630 storage-size=752"; strings.Join(got, " ") != want {
+	if want := "buffer-duration=630 storage-size=752 replay-duration=630"; strings.Join(got, " ") != want {
 		t.Errorf("sizing for 600 s at 8000 kb/s = %q, want %q", got, want)
 	}
 }

@@ -43,7 +43,7 @@ func TestRealKVSSinkNetworkCut(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := startRealKVSRelay(t, realSetup{video: liveEncoded400k, dataProxy: true,
-				kvssink: []string{"buffer-duration=180", "storage-size=128"}})
+				kvssink: []string{"buffer-duration=180", "replay-duration=180", "storage-size=128"}})
 			r.waitPersisted(t, 3, time.Time{}, "before the outage")
 			if err := tc.fault(r); err != nil {
 				t.Fatal(err)

@@ -12,8 +12,49 @@ import (
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/rs/zerolog"
 )
+
+// cutToxicType is the toxic Timeout adds: a network cut.
+const cutToxicType = "kvsrelay_cut"
+
+func init() {
+	toxics.Register(cutToxicType, new(cutToxic))
+}
+
+// cutToxic drops every byte, as toxiproxy's timeout toxic does, and also
+// holds back the far side's close until the cut ends. toxiproxy's timeout
+// toxic passes a close straight through: when the server ends a connection
+// during the cut (the local KVS endpoint drops a connection whose request
+// headers do not come within its header timeout), the client sees it at
+// once, although on a real cut the server's FIN is lost like every other
+// packet. With the real kvssink that turned every putMedia attempt during a
+// cut into a call that failed after 10 s, and a new one, and when one of
+// them failed just as the network came back, the producer's next call began
+// mid-stream (issue #14 part 3).
+type cutToxic struct{}
+
+func (cutToxic) Pipe(stub *toxics.ToxicStub) {
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case c := <-stub.Input:
+			if c == nil {
+				// The far side closed: held until the toxic is removed
+				// (Cleanup closes the stub then).
+				<-stub.Interrupt
+				return
+			}
+			// Dropped: the cut loses it.
+		}
+	}
+}
+
+// Cleanup ends the connection when the cut is over, as toxiproxy's timeout
+// toxic does: its bytes were lost, so it cannot carry on.
+func (cutToxic) Cleanup(stub *toxics.ToxicStub) { stub.Close() }
 
 // Proxy is an in-process toxiproxy TCP proxy on 127.0.0.1 in front of one
 // upstream, for faults the servers themselves cannot produce: resets, hung
@@ -44,7 +85,12 @@ func NewProxy(tb testing.TB, upstreamAddr string) *Proxy {
 	if err := p.Start(); err != nil {
 		tb.Fatalf("servers: start toxiproxy in front of %s: %v", upstreamAddr, err)
 	}
-	tb.Cleanup(p.Stop)
+	// Toxics come off first: a cut holding a closed connection's end
+	// releases it then, so no link is left waiting for the cut to end.
+	tb.Cleanup(func() {
+		p.Toxics.ResetToxics(context.Background())
+		p.Stop()
+	})
 	// Start resolved the :0 port; Listen now holds the real address, which
 	// Enable reuses so the proxy comes back on the same port.
 	return &Proxy{proxy: p, addr: p.Listen}
@@ -88,13 +134,16 @@ func (p *Proxy) ResetPeer() error {
 	return p.addToxic("reset_up", "reset_peer", "upstream", `{"timeout":0}`)
 }
 
-// Timeout makes connections hang: data in both directions is dropped and
-// the connections stay open (the silent-stall case). Lasts until Clear.
+// Timeout cuts the network: data in both directions is dropped and the
+// connections stay open (the silent-stall case), whatever either end does:
+// a side that closes its connection during the cut is not seen closing
+// until the cut ends. Lasts until Clear, which ends every connection the
+// cut held (their bytes were lost); new connections then pass normally.
 func (p *Proxy) Timeout() error {
-	if err := p.addToxic("timeout_down", "timeout", "downstream", `{"timeout":0}`); err != nil {
+	if err := p.addToxic("cut_down", cutToxicType, "downstream", `{}`); err != nil {
 		return err
 	}
-	return p.addToxic("timeout_up", "timeout", "upstream", `{"timeout":0}`)
+	return p.addToxic("cut_up", cutToxicType, "upstream", `{}`)
 }
 
 // Latency delays data from upstream to the client by d.
@@ -114,8 +163,8 @@ func (p *Proxy) BandwidthUp(kilobytesPerSecond int) error {
 	return p.addToxic("bandwidth_up", "bandwidth", "upstream", fmt.Sprintf(`{"rate":%d}`, kilobytesPerSecond))
 }
 
-// Clear removes all toxics; existing connections that were not closed
-// resume normal flow.
+// Clear removes all toxics: connections a Timeout cut held end (their bytes
+// were lost), others resume normal flow.
 func (p *Proxy) Clear() {
 	p.proxy.Toxics.ResetToxics(context.Background())
 }

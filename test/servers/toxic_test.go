@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -165,4 +166,46 @@ func TestProxyPassesBytesAndInjectsFaults(t *testing.T) {
 			t.Fatalf("after Enable: %q, %v", got, err)
 		}
 	})
+}
+
+// closingUpstream is a TCP server on 127.0.0.1 that closes every connection
+// as soon as it accepts it.
+func closingUpstream(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// A cut loses the server's close like any other packet: a client whose
+// connection the server ended during the cut sees nothing until the cut
+// ends, then sees the connection end.
+func TestProxyTimeoutHoldsTheServersClose(t *testing.T) {
+	p := NewProxy(t, closingUpstream(t))
+	if err := p.Timeout(); err != nil {
+		t.Fatal(err)
+	}
+	conn, r := dialProxy(t, p)
+	if _, err := roundTrip(conn, r, "lost", 2*time.Second); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("during the cut: err %v, want a read deadline (hang), not the server's close", err)
+	}
+	p.Clear()
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadByte(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after the cut: err %v, want the connection ended", err)
+	}
 }
