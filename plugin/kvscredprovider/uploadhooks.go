@@ -121,8 +121,14 @@ static GstPadProbeReturn uh_count(GstPad *pad, GstPadProbeInfo *info, gpointer d
 	UhSink *w = data;
 	if (!g_atomic_int_get(&w->active)) return GST_PAD_PROBE_REMOVE;
 	guint64 n = 0;
-	if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER) n = 1;
-	else if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+	if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER) {
+		// kvssink discards these unseen (gstkvssink.cpp): no upload is
+		// owed for them. reconnectbin's fallback-upload=false withholds
+		// fill frames this way through a whole outage.
+		GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+		n = GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DECODE_ONLY) ||
+			GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_CORRUPTED) ? 0 : 1;
+	} else if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER_LIST)
 		n = gst_buffer_list_length(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
 	__atomic_add_fetch(&w->frames, n, __ATOMIC_RELAXED);
 	return GST_PAD_PROBE_OK;

@@ -131,6 +131,10 @@ func (b *reconnectBin) SetProperty(obj *glib.Object, id uint, value *glib.Value)
 		s.fallbackHold = gvalue.Duration(value)
 	case propFallbackImage:
 		s.fallbackImage = gvalue.String(value)
+	case propFallbackUpload:
+		if v, err := value.GoValue(); err == nil {
+			s.withholdFill = !v.(bool)
+		}
 	case propOnCapsChange:
 		s.onCapsChange = gstshim.EnumFromValue(value)
 	}
@@ -201,6 +205,8 @@ func (b *reconnectBin) GetProperty(obj *glib.Object, id uint) *glib.Value {
 				return nil
 			}
 			v = s.fallbackImage
+		case propFallbackUpload:
+			v = !s.withholdFill
 		case propOnCapsChange:
 			return gstshim.EnumToValue(capsChangeType, s.onCapsChange)
 		default:
@@ -538,6 +544,12 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 	}
 	_ = st.SetValue("keyframe-interval-max", longest)
 	_ = st.SetValue("keyframe-interval-too-long", warned)
+	var withheldFrames, withheldAudio uint64
+	if run.upload != nil {
+		withheldFrames, withheldAudio = run.upload.withheldVideo.Load(), run.upload.withheldAudio.Load()
+	}
+	_ = st.SetValue("fallback-withheld-frames", withheldFrames)
+	_ = st.SetValue("fallback-withheld-audio", withheldAudio)
 	return st
 }
 

@@ -145,6 +145,9 @@ func (b *reconnectBin) startFallback(run *runState) {
 		b.ensureFallbackEvents(f)
 		f.started, f.frames = time.Now(), 0
 		f.active.Store(true)
+		if run.upload != nil {
+			run.upload.beginOutage()
+		}
 		run.rep().fallback(true)
 		b.postElementMessage("reconnectbin-fallback-started", map[string]any{"mode": fallbackNick(f.mode)})
 		// The filler and, at the takeover, the source's streaming thread
@@ -231,6 +234,10 @@ func (b *reconnectBin) padVideoHole(run *runState, from, to int64) {
 	// Frames at from, from+dur, ... while a whole frame's worth is left
 	// (rounded): what remains is under one frame.
 	n := (hole + dur/2) / dur
+	var announced uint64
+	if !b.markFill(run, streamMain, b.srcPad, from, &announced) {
+		return
+	}
 	cat.LogDebug(fmt.Sprintf("padding a %v hole before the source's first frame with %d fill frames", time.Duration(hole), n))
 	for k := int64(0); k < n; k++ {
 		buf := frame(from + k*dur)
@@ -285,6 +292,7 @@ func (b *reconnectBin) startFillerLocked(run *runState, s stream, pad *gst.Ghost
 func (b *reconnectBin) fillLoop(run *runState, fl *filler, s stream, pad *gst.GhostPad, next func(pts int64) *gst.Buffer) {
 	f := run.fallback
 	defer b.fillerDone(run, fl, s)
+	var announced uint64 // the last outage marked on this pad (fallbackupload.go)
 	for {
 		select {
 		case <-fl.stop:
@@ -300,6 +308,12 @@ func (b *reconnectBin) fillLoop(run *runState, fl *filler, s stream, pad *gst.Gh
 			return // the source took the stream over
 		}
 		ret := gst.FlowOK
+		if !b.markFill(run, s, pad, pts, &announced) {
+			// The source's buffer ended this outage before it was marked
+			// (it came back as the fill started): it has the stream.
+			run.output.timeline.CloseFill(int(s))
+			return
+		}
 		if buf := next(pts); buf != nil {
 			ret = b.push(s, pad, buf)
 		}

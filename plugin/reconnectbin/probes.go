@@ -166,6 +166,9 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 	}
 	if ok {
 		gstshim.SetProbeBufferTimestamps(info, clockTime(outPTS), clockTime(outDTS))
+		if s == streamMain {
+			b.endOutage(run, outPTS)
+		}
 	}
 	gstshim.SetProbeBufferFlags(info, 0, gst.BufferFlagDiscont)
 	if s == streamMain && ok {

@@ -80,6 +80,7 @@ const (
 	propFallback
 	propFallbackHold
 	propFallbackImage
+	propFallbackUpload
 	propOnCapsChange
 	propStatus
 	propStats
@@ -103,7 +104,9 @@ const (
 const (
 	DefaultFallback     = FallbackNone
 	DefaultFallbackHold = time.Second
-	DefaultOnCapsChange = CapsChangeError
+	// DefaultFallbackUpload: fill frames are uploaded like the camera's.
+	DefaultFallbackUpload = true
+	DefaultOnCapsChange   = CapsChangeError
 )
 
 var (
@@ -184,6 +187,16 @@ var properties = []*glib.ParamSpec{
 	propFallbackImage: glib.NewStringParam("fallback-image", "Fallback image",
 		"PNG or JPEG file shown (scaled to output-caps) while the source is down, when fallback=image.",
 		nil, rw),
+	propFallbackUpload: glib.NewBoolParam("fallback-upload", "Upload fallback frames",
+		"Whether fallback frames (and the silence beside them) are stored in Kinesis Video Streams. When false they still "+
+			"keep the encoders and kvssink fed through an outage, but every kvssink in the pipeline (found at READY->PAUSED, "+
+			"on the pads linked then) discards them: no stored, billed black video. The upload resumes on the source's "+
+			"first frame after the outage, which the encoder is asked to make a keyframe; audio is withheld over the same span. "+
+			"Each outage ends with a reconnectbin-fallback-withheld message per kvssink pad (kvssink, stream, buffers withheld, "+
+			"fill-from and fill-to: the fill's running times, resumed-at: the first buffer let through); stats "+
+			"count them (fallback-withheld-frames, fallback-withheld-audio). Silence beside the camera's own video (a camera "+
+			"without a microphone) is uploaded either way. Without a kvssink in the pipeline a WARNING says nothing is withheld.",
+		DefaultFallbackUpload, rw),
 	propOnCapsChange: gstshim.EnumParam("on-caps-change", "On caps change",
 		"What to do when a rebuilt source comes back with caps (resolution, codec_data) different from the first "+
 			"instance's. kvssink keeps the first codec_data for the life of the element and silently uploads a corrupt "+
@@ -204,6 +217,8 @@ var properties = []*glib.ParamSpec{
 			"silent-stream (\"video\" or \"audio\" while one of the current instance's streams is silent for stall-timeout "+
 			"and the other flows, else empty; silent audio alone is no stall), "+
 			"keyframe-interval-max (ns, the longest distance between keyframes of the video leaving the bin), "+
-			"keyframe-interval-too-long (it exceeded kvssink's 10 s fragment limit; a WARNING was posted once).",
+			"keyframe-interval-too-long (it exceeded kvssink's 10 s fragment limit; a WARNING was posted once), "+
+			"fallback-withheld-frames and fallback-withheld-audio (fill video frames and audio buffers kvssink discarded "+
+			"with fallback-upload=false).",
 		gst.TypeStructure, ro),
 }

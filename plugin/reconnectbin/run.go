@@ -29,6 +29,8 @@ type runState struct {
 	// fills outages. Both are made from the settings at READY->PAUSED.
 	sup      *supervisor.Supervisor
 	fallback *fallback
+	// upload keeps fill out of kvssink (fallback-upload=false), else nil.
+	upload *uploadState
 
 	// output is what the bin's pads have shown downstream in this run.
 	output outputState
@@ -125,6 +127,10 @@ func (b *reconnectBin) startRun() error {
 	b.stateMu.Lock()
 	defer b.stateMu.Unlock()
 	run := newRunState(sup, fb, newReport(b.self, b.outputBlocked))
+	if fb.enabled() && s.withholdFill {
+		run.upload = newUploadState()
+		b.installUploadGates(run.upload)
+	}
 	b.run.Store(run)
 	go b.supervise(run)
 	return nil
@@ -146,6 +152,9 @@ func (b *reconnectBin) stopRun() {
 	// Downstream is already flushing (a bin stops its sinks first), so a
 	// filler blocked in a push returns.
 	b.closeFills(run, true)
+	if run.upload != nil {
+		run.upload.removeUploadGates()
+	}
 	run.output.last.Release()
 	run.fallback.release()
 	b.lastRun.Store(run)

@@ -33,6 +33,10 @@ type settings struct {
 	fallbackHold    time.Duration
 	fallbackImage   string
 	onCapsChange    int
+
+	// withholdFill is fallback-upload=false (fallbackupload.go); its zero
+	// value is the property's default.
+	withholdFill bool
 }
 
 func defaultSettings() settings {
