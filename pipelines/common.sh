@@ -278,8 +278,15 @@ AUDIO_DECODE='decodebin !'
 # camera that comes back with another rate or channel count does not change
 # the AAC codec data kvssink keeps from its first caps. No leaky queue: a
 # wedged kvssink must block (see encoder_chain).
+# audiorate makes the samples contiguous before the encoder: a camera's RTP
+# audio stamped by rtpjitterbuffer on a loaded machine runs early (128 ms
+# packets 123 ms apart, then one 31 ms before the last one ended);
+# audioresample resyncs on that and the AAC encoder's output steps back,
+# which kvssink refuses, and the next video frame with it (its DTS is filled
+# in from the audio's). audiorate drops the overlapping samples and fills
+# gaps (a camera restart) with silence instead.
 audio_chain() {
-	printf '%s' "relay.audio ! queue ! $AUDIO_DECODE audioconvert ! audioresample ! audio/x-raw,rate=$AUDIO_RATE,channels=$AUDIO_CHANNELS ! avenc_aac bitrate=$((AUDIO_BITRATE_KBPS * 1000)) ! aacparse ! $KVS_AUDIO_CAPS ! kvs."
+	printf '%s' "relay.audio ! queue ! $AUDIO_DECODE audiorate skip-to-first=true ! audioconvert ! audioresample ! audio/x-raw,rate=$AUDIO_RATE,channels=$AUDIO_CHANNELS ! avenc_aac bitrate=$((AUDIO_BITRATE_KBPS * 1000)) ! aacparse ! $KVS_AUDIO_CAPS ! kvs."
 }
 
 # run_pipeline DESCRIPTION: CREDS, then DESCRIPTION, then the kvssink caps and

@@ -527,7 +527,7 @@ func TestAudioIsOptIn(t *testing.T) {
 			for _, el := range els[i+1:] {
 				names = append(names, el[0])
 			}
-			want := []string{"queue", "decodebin", "audioconvert", "audioresample", "audio/x-raw,rate=16000,channels=1", "avenc_aac", "aacparse",
+			want := []string{"queue", "decodebin", "audiorate", "audioconvert", "audioresample", "audio/x-raw,rate=16000,channels=1", "avenc_aac", "aacparse",
 				"audio/mpeg,mpegversion=4,stream-format=raw", "kvs."}
 			rb, _ := findElement(els, "reconnectbin")
 			if r.transcode {
