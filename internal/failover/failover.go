@@ -6,8 +6,8 @@
 // for MainSteadyTime and feeds the output again).
 //
 // The element tells it what happens: an instance of a source started, sent
-// a buffer, failed; the output switched. Sources come back one instance
-// (generation) at a time, so events of an instance that is no longer the
+// a buffer, went down; the output switched. Sources come back one instance
+// (generation) at a time, so buffers of an instance that is no longer the
 // source's current one are ignored. It is safe for concurrent use:
 // streaming threads report buffers and switches, the element's supervise
 // loop the rest.
@@ -131,15 +131,14 @@ func (f *Failover) Buffer(src Source, gen uint64, now time.Time) {
 	}
 }
 
-// Failed records that instance gen of src failed, or was released: stale
-// generations are ignored.
-func (f *Failover) Failed(src Source, gen uint64) {
+// Down records that src's current instance failed, did not start, or was
+// released: src is down until a new instance (Started) sends a buffer. The
+// element's supervise loop, the only place instances are started and
+// stopped, calls it; a source's failures reach it one decision at a time.
+func (f *Failover) Down(src Source) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := f.state(src)
-	if st.gen != gen || !st.running {
-		return
-	}
 	st.running, st.up = false, false
 	if src == Main {
 		f.mainSteady = false

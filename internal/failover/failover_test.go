@@ -26,8 +26,8 @@ func started(src Source, gen uint64) func(*Failover, time.Time) {
 func buffer(src Source, gen uint64) func(*Failover, time.Time) {
 	return func(f *Failover, now time.Time) { f.Buffer(src, gen, now) }
 }
-func failed(src Source, gen uint64) func(*Failover, time.Time) {
-	return func(f *Failover, _ time.Time) { f.Failed(src, gen) }
+func down(src Source) func(*Failover, time.Time) {
+	return func(f *Failover, _ time.Time) { f.Down(src) }
 }
 func switched(src Source) func(*Failover, time.Time) {
 	return func(f *Failover, _ time.Time) { f.Switched(src) }
@@ -48,7 +48,7 @@ func TestFailover(t *testing.T) {
 		}},
 		{"a main that fails at the start starts the backup, which is wanted once up", []step{
 			{at: 0, event: started(Main, 1), want: None},
-			{at: 1, event: failed(Main, 1), want: None, start: true},
+			{at: 1, event: down(Main), want: None, start: true},
 			{at: 1, event: started(Backup, 1), want: None},
 			{at: 1.5, event: buffer(Backup, 1), want: Backup},
 			{at: 1.5, event: switched(Backup), want: Backup},
@@ -58,7 +58,7 @@ func TestFailover(t *testing.T) {
 			{at: 0, event: started(Main, 1)},
 			{at: 0.2, event: buffer(Main, 1), want: Main},
 			{at: 0.2, event: switched(Main), want: Main},
-			{at: 5, event: failed(Main, 1), want: None, start: true},
+			{at: 5, event: down(Main), want: None, start: true},
 			{at: 5, event: started(Backup, 1), want: None},
 			{at: 5.3, event: buffer(Backup, 1), want: Backup},
 			{at: 5.3, event: switched(Backup), want: Backup},
@@ -68,11 +68,11 @@ func TestFailover(t *testing.T) {
 			{at: 17.5, event: buffer(Main, 2), want: Main},
 			{at: 17.5, event: tick(), want: Main},
 			{at: 17.6, event: switched(Main), want: Main, release: true},
-			{at: 17.7, event: failed(Backup, 1), want: Main},
+			{at: 17.7, event: down(Backup), want: Main},
 		}},
 		{"the main turns steady on the clock too (Tick), not only on its buffers", []step{
 			{at: 0, event: started(Main, 1)},
-			{at: 1, event: failed(Main, 1), start: true},
+			{at: 1, event: down(Main), start: true},
 			{at: 1, event: started(Backup, 1)},
 			{at: 1.2, event: buffer(Backup, 1), want: Backup},
 			{at: 1.2, event: switched(Backup), want: Backup},
@@ -82,34 +82,34 @@ func TestFailover(t *testing.T) {
 		}},
 		{"a main that flaps never takes the output back from the backup", []step{
 			{at: 0, event: started(Main, 1)},
-			{at: 1, event: failed(Main, 1), start: true},
+			{at: 1, event: down(Main), start: true},
 			{at: 1, event: started(Backup, 1)},
 			{at: 1.2, event: buffer(Backup, 1), want: Backup},
 			{at: 1.2, event: switched(Backup), want: Backup},
 			{at: 2, event: started(Main, 2), want: Backup},
 			{at: 2.1, event: buffer(Main, 2), want: Backup},
-			{at: 9, event: failed(Main, 2), want: Backup},
+			{at: 9, event: down(Main), want: Backup},
 			{at: 10, event: started(Main, 3), want: Backup},
 			{at: 10.1, event: buffer(Main, 3), want: Backup},
 			{at: 19, event: buffer(Main, 3), want: Backup},
 		}},
 		{"the backup failing while it feeds hands the output to a main that is up, steady or not", []step{
 			{at: 0, event: started(Main, 1)},
-			{at: 1, event: failed(Main, 1), start: true},
+			{at: 1, event: down(Main), start: true},
 			{at: 1, event: started(Backup, 1)},
 			{at: 1.2, event: buffer(Backup, 1), want: Backup},
 			{at: 1.2, event: switched(Backup), want: Backup},
 			{at: 2, event: started(Main, 2), want: Backup},
 			{at: 2.1, event: buffer(Main, 2), want: Backup},
-			{at: 3, event: failed(Backup, 1), want: Main},
+			{at: 3, event: down(Backup), want: Main},
 		}},
 		{"both down: none, and the backup is started again (its backoff is the element's)", []step{
 			{at: 0, event: started(Main, 1)},
-			{at: 1, event: failed(Main, 1), start: true},
+			{at: 1, event: down(Main), start: true},
 			{at: 1, event: started(Backup, 1)},
 			{at: 1.2, event: buffer(Backup, 1), want: Backup},
 			{at: 1.2, event: switched(Backup), want: Backup},
-			{at: 3, event: failed(Backup, 1), want: None, start: true},
+			{at: 3, event: down(Backup), want: None, start: true},
 			{at: 3.5, event: started(Backup, 2), want: None},
 			{at: 3.7, event: buffer(Backup, 2), want: Backup},
 		}},
@@ -117,7 +117,7 @@ func TestFailover(t *testing.T) {
 			{at: 0, event: started(Main, 1)},
 			{at: 0.2, event: buffer(Main, 1), want: Main},
 			{at: 0.2, event: switched(Main), want: Main},
-			{at: 5, event: failed(Main, 1), start: true},
+			{at: 5, event: down(Main), start: true},
 			{at: 5, event: started(Backup, 1)},
 			{at: 5.3, event: started(Main, 2)},
 			{at: 5.5, event: buffer(Main, 2), want: Main},
@@ -127,24 +127,25 @@ func TestFailover(t *testing.T) {
 		}},
 		{"the main failing again before the backup was released goes straight back to the running backup", []step{
 			{at: 0, event: started(Main, 1)},
-			{at: 1, event: failed(Main, 1), start: true},
+			{at: 1, event: down(Main), start: true},
 			{at: 1, event: started(Backup, 1)},
 			{at: 1.2, event: buffer(Backup, 1), want: Backup},
 			{at: 1.2, event: switched(Backup), want: Backup},
 			{at: 2, event: started(Main, 2), want: Backup},
 			{at: 2.1, event: buffer(Main, 2), want: Backup},
-			{at: 3, event: failed(Backup, 1), want: Main, start: false},
+			{at: 3, event: down(Backup), want: Main, start: false},
 			{at: 3, event: switched(Main), want: Main},
-			{at: 4, event: failed(Main, 2), want: None, start: true},
+			{at: 4, event: down(Main), want: None, start: true},
 		}},
-		{"events of stale instances change nothing", []step{
+		{"buffers of a replaced or downed instance change nothing", []step{
 			{at: 0, event: started(Main, 1)},
 			{at: 0.1, event: buffer(Main, 1), want: Main},
 			{at: 0.1, event: switched(Main), want: Main},
 			{at: 1, event: started(Main, 2), want: None},
 			{at: 1.1, event: buffer(Main, 1), want: None},
-			{at: 1.2, event: failed(Main, 1), want: None},
 			{at: 1.3, event: buffer(Main, 2), want: Main},
+			{at: 2, event: down(Main), want: None, start: true},
+			{at: 2.1, event: buffer(Main, 2), want: None, start: true},
 		}},
 	}
 	for _, tc := range cases {
@@ -171,7 +172,7 @@ func TestZeroSteadyTimeSwitchesBackOnTheFirstBuffer(t *testing.T) {
 	f, _ := New(Options{})
 	now := time.Unix(0, 0)
 	f.Started(Main, 1)
-	f.Failed(Main, 1)
+	f.Down(Main)
 	f.Started(Backup, 1)
 	f.Buffer(Backup, 1, now)
 	f.Switched(Backup)
