@@ -39,6 +39,7 @@ import (
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/failover"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
@@ -54,6 +55,9 @@ const (
 	DefaultMaxRetryDelay = supervisor.DefaultMaxRetryDelay
 	DefaultMaxRetries    = supervisor.DefaultMaxRetries
 	DefaultRestartOnEOS  = true
+	// DefaultMainSteadyTime: how long the main source must be live before
+	// the output leaves the backup for it.
+	DefaultMainSteadyTime = failover.DefaultMainSteadyTime
 )
 
 var cat = gst.NewDebugCategory(FactoryName, gst.DebugColorNone, "kvsrelay reconnectbin: source rebuilds")
@@ -83,6 +87,9 @@ const (
 	propOnCapsChange
 	propStatus
 	propStats
+	propFallbackURI
+	propFallbackSource
+	propMainSteadyTime
 )
 
 // Fallback modes (property fallback).
@@ -204,6 +211,25 @@ var properties = []*glib.ParamSpec{
 			"silent-stream (\"video\" or \"audio\" while one of the current instance's streams is silent for stall-timeout "+
 			"and the other flows, else empty; silent audio alone is no stall), "+
 			"keyframe-interval-max (ns, the longest distance between keyframes of the video leaving the bin), "+
-			"keyframe-interval-too-long (it exceeded kvssink's 10 s fragment limit; a WARNING was posted once).",
+			"keyframe-interval-too-long (it exceeded kvssink's 10 s fragment limit; a WARNING was posted once), "+
+			"live-source (\"main\" or \"backup\": the source feeding the output; \"none\" while neither does, "+
+			"fallback frames or a gap), backup-status (the backup source: stopped, starting, running or retrying), "+
+			"backup-restarts, switches-to-backup, switches-to-main.",
 		gst.TypeStructure, ro),
+	propFallbackURI: glib.NewStringParam("fallback-uri", "Backup source URI",
+		"A second camera or URL (same forms as uri) that feeds the output while the main source is down: started when "+
+			"the main fails, through the same output-caps normaliser and onto the same timeline, retried with its own backoff "+
+			"(max-retries applies to the main only). The output goes back to the main once it has been live for "+
+			"main-steady-time, and the backup is then released; while both are down, fallback applies. The output changes "+
+			"hands at a keyframe of the source taking over. Only its video is used. A reconnectbin-live-source element message "+
+			"(source, previous) is posted on each change. At most one of fallback-uri and fallback-source. Default: none.",
+		nil, rw),
+	propFallbackSource: glib.NewStringParam("fallback-source", "Backup source description",
+		"gst-launch-1.0 description of the backup source (same form as source); see fallback-uri. At most one of "+
+			"fallback-uri and fallback-source. Default: none.",
+		nil, rw),
+	propMainSteadyTime: glib.NewUint64Param("main-steady-time", "Main steady time (ns)",
+		"How long the main source must be live again before the output switches back to it from the backup source "+
+			"(a main that flaps keeps the output on the backup). 0 switches back on its first keyframe.",
+		0, math.MaxInt64, uint64(DefaultMainSteadyTime), rw),
 }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kvsrelay/kvsrelay/internal/failover"
 	"github.com/kvsrelay/kvsrelay/internal/gopwatch"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
@@ -29,6 +30,10 @@ type runState struct {
 	// fills outages. Both are made from the settings at READY->PAUSED.
 	sup      *supervisor.Supervisor
 	fallback *fallback
+	// main is the main source's role (sup, current, decide); backup is
+	// the backup source's state, nil without one (backup.go).
+	main   sourceRole
+	backup *backupRun
 
 	// output is what the bin's pads have shown downstream in this run.
 	output outputState
@@ -84,7 +89,18 @@ func newRunState(sup *supervisor.Supervisor, fb *fallback, rep *report) *runStat
 	}
 	r.output.init()
 	r.report.Store(rep)
+	r.main = sourceRole{src: failover.Main, sup: sup, slot: &r.current, decide: r.decide}
 	return r
+}
+
+// sourceRole is what differs between the main source and the backup for
+// the instance machinery: whose supervisor counts an instance's buffers
+// and failures, where the loop keeps it, where its failures go.
+type sourceRole struct {
+	src    failover.Source
+	sup    *supervisor.Supervisor
+	slot   *atomic.Pointer[instance]
+	decide func(supervisor.Decision)
 }
 
 // decide hands a rebuild decision to the supervise loop without blocking the
@@ -122,9 +138,14 @@ func (b *reconnectBin) startRun() error {
 	if err != nil {
 		return err
 	}
+	bk, err := newBackupRun(s)
+	if err != nil {
+		return err
+	}
 	b.stateMu.Lock()
 	defer b.stateMu.Unlock()
 	run := newRunState(sup, fb, newReport(b.self, b.outputBlocked))
+	run.backup = bk
 	b.run.Store(run)
 	go b.supervise(run)
 	return nil
