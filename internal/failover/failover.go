@@ -212,8 +212,18 @@ func (f *Failover) Tick(now time.Time) Plan {
 	case f.mainSteady && f.live == Main:
 		p.ReleaseBackup = f.backup.running
 		f.mainFailed = false
-	case f.mainFailed && !f.main.up && !f.backup.running:
+	case f.backupWantedLocked() && !f.backup.running:
 		p.StartBackup = true
 	}
 	return p
 }
+
+// BackupWanted reports whether the backup should be running: the main
+// failed and is not up again.
+func (f *Failover) BackupWanted() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.backupWantedLocked()
+}
+
+func (f *Failover) backupWantedLocked() bool { return f.mainFailed && !f.main.up }

@@ -159,7 +159,8 @@ func TestFailover(t *testing.T) {
 				now := epoch.Add(time.Duration(s.at * float64(time.Second)))
 				s.event(f, now)
 				p := f.Tick(now)
-				if p.Want != s.want || f.Want() != s.want || p.StartBackup != s.start || p.ReleaseBackup != s.release {
+				if p.Want != s.want || f.Want() != s.want || p.StartBackup != s.start || p.ReleaseBackup != s.release ||
+					(p.StartBackup && !f.BackupWanted()) {
 					t.Fatalf("step %d (t=%vs): want=%v start=%v release=%v; expected want=%v start=%v release=%v",
 						i, s.at, p.Want, p.StartBackup, p.ReleaseBackup, s.want, s.start, s.release)
 				}

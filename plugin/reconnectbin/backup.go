@@ -173,12 +173,29 @@ func (b *reconnectBin) teardownBackup(run *runState) {
 	if bk == nil {
 		return
 	}
-	bk.fo.Down(failover.Backup)
+	b.sourceDown(run, failover.Backup)
 	c := bk.current.Swap(nil)
 	if c == nil {
 		return
 	}
 	b.release(c)
+}
+
+// sourceDown tells the failover that src's instance is gone (failed, not
+// started, released), and announces an output that no source feeds any
+// more. Supervise loop only; nothing without a backup.
+func (b *reconnectBin) sourceDown(run *runState, src failover.Source) {
+	bk := run.backup
+	if bk == nil {
+		return
+	}
+	bk.switchMu.Lock()
+	wasLive := bk.fo.Live() == src
+	bk.fo.Down(src)
+	bk.switchMu.Unlock()
+	if wasLive {
+		b.postElementMessage("reconnectbin-live-source", map[string]any{"source": failover.None.String(), "previous": src.String()})
+	}
 }
 
 // feedsOutput reports whether buffer buf of instance c on stream s goes
@@ -259,8 +276,11 @@ func backupStats(st *gst.Structure, run *runState) {
 	if bk := run.backup; bk != nil {
 		live = bk.fo.Live().String()
 		bs := bk.role.sup.Stats()
-		if bk.current.Load() != nil || bs.Status == supervisor.StatusRetrying {
+		switch {
+		case bk.current.Load() != nil:
 			status = string(bs.Status)
+		case bk.fo.BackupWanted():
+			status = string(supervisor.StatusRetrying) // waiting for its backoff
 		}
 		restarts, toBackup, toMain = bs.Restarts, bk.switchesToBackup.Load(), bk.switchesToMain.Load()
 	}

@@ -100,6 +100,21 @@ func (p *pictures) runs() (pics []picture, lengths []int, firstPTS []gst.ClockTi
 	return pics, lengths, firstPTS
 }
 
+// handoverGap is the gap in output timestamps where the picture last
+// changed from one to the other: between the last frame of one and the
+// first of the other.
+func (p *pictures) handoverGap(one, other picture) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	gap, found := time.Duration(0), false
+	for i := 1; i < len(p.frames); i++ {
+		if p.frames[i-1].pic == one && p.frames[i].pic == other {
+			gap, found = time.Duration(p.frames[i].pts-p.frames[i-1].pts), true
+		}
+	}
+	return gap, found
+}
+
 // since counts the frames of picture pic after the first from.
 func (p *pictures) count(pic picture, from int) int {
 	p.mu.Lock()
@@ -230,8 +245,9 @@ func TestBackupSourceFeedsTheOutputWhileTheMainIsDown(t *testing.T) {
 
 // An MPEG-TS camera over TCP whose server dies: the backup camera (another
 // TS server, tcp:// URI) feeds the output through the same output-caps
-// normaliser until the main's server is back and has been live for
-// main-steady-time; the backup is then released.
+// normaliser; while it is down too, fallback's black, until it is back
+// (its own retries); once the main's server is back and has been live for
+// main-steady-time, the main again, and the backup is released.
 func TestBackupCameraOverTCPWhileTheMainServerIsDown(t *testing.T) {
 	mainCam := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Pattern: "white"}})
 	backupCam := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Pattern: "green"}})
@@ -262,6 +278,26 @@ func TestBackupCameraOverTCPWhileTheMainServerIsDown(t *testing.T) {
 		t.Errorf("stats live-source=%q backup-status=%q while the main is down", st["live-source"], st["backup-status"])
 	}
 
+	// Both down: fallback's black, and the backup retried on its own.
+	if err := backupCam.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(40*time.Second, 2, "no source feeding the output", liveSourceIs("none"))
+	from = pics.len()
+	harness.WaitUntil(t, 30*time.Second, "fallback frames while both are down", func() bool { return pics.count(black, from) > 10 })
+	if st := statsOf(t, rb); st["live-source"] != "none" || st["backup-status"] != "retrying" {
+		t.Errorf("stats live-source=%q backup-status=%q while both are down", st["live-source"], st["backup-status"])
+	}
+	if err := backupCam.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(40*time.Second, 2, "the output switched to the backup again", liveSourceIs("backup"))
+	from = pics.len()
+	harness.WaitUntil(t, 30*time.Second, "the backup camera's picture again", func() bool { return pics.count(green, from) > 10 })
+	if statUint(t, rb, "backup-restarts") < 1 {
+		t.Errorf("stats backup-restarts=0 after the backup camera died")
+	}
+
 	if err := mainCam.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -272,8 +308,8 @@ func TestBackupCameraOverTCPWhileTheMainServerIsDown(t *testing.T) {
 	_ = p.SetState(gst.StateNull)
 
 	runs, _, _ := pics.runs()
-	if !containsInOrder(runs, white, green, white) {
-		t.Fatalf("the output showed %s; want the main (white), the backup (green), the main again", pics.describe())
+	if !containsInOrder(runs, white, green, black, green, white) {
+		t.Fatalf("the output showed %s; want the main (white), the backup (green), fallback (black), the backup, the main again", pics.describe())
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -285,8 +321,9 @@ func TestBackupCameraOverTCPWhileTheMainServerIsDown(t *testing.T) {
 // Passthrough (no output-caps): H.264 from two TS cameras leaves the bin as
 // it is, and each change of source starts on a keyframe, so a decoder
 // downstream never starts mid-GOP: the first decoded frame of each source
-// is a keyframe of the encoded output, and the encoded timestamps only go
-// forward.
+// is a keyframe of the encoded output, the backup goes on feeding the output
+// until the main's keyframe comes (no hole while waiting for it), and the
+// encoded timestamps only go forward.
 func TestBackupSwitchesStartOnAKeyframeInPassthrough(t *testing.T) {
 	servers.RequireElements(t, "avdec_h264")
 	// A long GOP (2 s), so a switch that did not wait for a keyframe
@@ -339,6 +376,11 @@ func TestBackupSwitchesStartOnAKeyframeInPassthrough(t *testing.T) {
 	runs, _, firstPTS := pics.runs()
 	if !containsInOrder(runs, white, green, white) {
 		t.Fatalf("the output showed %s; want the main (white), the backup (green), the main again", pics.describe())
+	}
+	// The backup feeds the output until the main's keyframe: no hole
+	// waiting for it (a GOP is 2 s here).
+	if gap, ok := pics.handoverGap(green, white); !ok || gap > 500*time.Millisecond {
+		t.Errorf("the output went from the backup to the main with a %v gap (found %v); want the backup until the main's keyframe", gap, ok)
 	}
 	keyMu.Lock()
 	for i, pic := range runs {

@@ -213,7 +213,7 @@ var properties = []*glib.ParamSpec{
 			"keyframe-interval-max (ns, the longest distance between keyframes of the video leaving the bin), "+
 			"keyframe-interval-too-long (it exceeded kvssink's 10 s fragment limit; a WARNING was posted once), "+
 			"live-source (\"main\" or \"backup\": the source feeding the output; \"none\" while neither does, "+
-			"fallback frames or a gap), backup-status (the backup source: stopped, starting, running or retrying), "+
+			"fallback frames or a gap), backup-status (the backup source: stopped, starting, running, or retrying while the main is down), "+
 			"backup-restarts, switches-to-backup, switches-to-main.",
 		gst.TypeStructure, ro),
 	propFallbackURI: glib.NewStringParam("fallback-uri", "Backup source URI",
@@ -222,7 +222,7 @@ var properties = []*glib.ParamSpec{
 			"(max-retries applies to the main only). The output goes back to the main once it has been live for "+
 			"main-steady-time, and the backup is then released; while both are down, fallback applies. The output changes "+
 			"hands at a keyframe of the source taking over. Only its video is used. A reconnectbin-live-source element message "+
-			"(source, previous) is posted on each change. At most one of fallback-uri and fallback-source. Default: none.",
+			"(source: main, backup or none; previous) is posted on each change. At most one of fallback-uri and fallback-source. Default: none.",
 		nil, rw),
 	propFallbackSource: glib.NewStringParam("fallback-source", "Backup source description",
 		"gst-launch-1.0 description of the backup source (same form as source); see fallback-uri. At most one of "+

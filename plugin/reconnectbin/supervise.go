@@ -363,9 +363,7 @@ func (b *reconnectBin) followState(c *instance, playing bool) {
 // lifetimes to Go finalizers, so without a collection removed instances are
 // never freed (RSS grew ~0.4 MB per rebuild when measured).
 func (b *reconnectBin) teardown(run *runState) {
-	if run.backup != nil {
-		run.backup.fo.Down(failover.Main)
-	}
+	b.sourceDown(run, failover.Main)
 	c := run.current.Swap(nil)
 	if c == nil {
 		return
