@@ -22,6 +22,9 @@
 //   - capschange.go: the on-caps-change policy.
 //   - fallback.go: fill frames and silence during an outage, and from the
 //     start until a source feeds each stream.
+//   - backup.go: the backup source (fallback-uri, fallback-source): a
+//     second instance, started when the main fails, feeding the output
+//     until the main is steady again.
 //   - audio.go: the audio pad's one raw format per run (output-audio-caps
 //     or negotiated), the source's raw audio converted to it.
 //   - report.go (systemd, metrics), hls.go (HLS through uri), soup.go (soup
@@ -29,7 +32,8 @@
 //
 // Decisions (backoff, stall detection, status) live in the plain Go package
 // internal/supervisor, the output timeline in internal/timeline, what kind
-// of stream a pad carries in internal/mediakind.
+// of stream a pad carries in internal/mediakind, which source feeds the
+// output in internal/failover.
 package reconnectbin
 
 import (
