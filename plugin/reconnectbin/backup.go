@@ -200,15 +200,15 @@ func (b *reconnectBin) sourceDown(run *runState, src failover.Source) {
 
 // feedsOutput reports whether buffer buf of instance c on stream s goes
 // out, switching the output over to c at a keyframe when the failover
-// wants c's source there. bk.switchMu held.
-func (b *reconnectBin) feedsOutput(bk *backupRun, c *instance, s stream, buf *gst.Buffer) (feeds, switched bool) {
+// wants c's source there (switched, from prev). bk.switchMu held.
+func (b *reconnectBin) feedsOutput(bk *backupRun, c *instance, s stream, buf *gst.Buffer) (feeds, switched bool, prev failover.Source) {
 	if bk.live.Load() == c {
-		return true, false
+		return true, false, c.role.src
 	}
 	if s != streamMain || buf.HasFlags(gst.BufferFlagDeltaUnit) || bk.fo.Want() != c.role.src {
-		return false, false
+		return false, false, failover.None
 	}
-	prev := bk.fo.Live()
+	prev = bk.fo.Live()
 	bk.live.Store(c)
 	bk.fo.Switched(c.role.src)
 	c.run.output.timeline.StartInstance()
@@ -217,9 +217,7 @@ func (b *reconnectBin) feedsOutput(bk *backupRun, c *instance, s stream, buf *gs
 	} else if prev != failover.None || bk.switchesToBackup.Load() > 0 {
 		bk.switchesToMain.Add(1)
 	}
-	cat.LogInfo(fmt.Sprintf("the output now comes from the %s source (instance %d)", c.role.src, c.gen))
-	b.postElementMessage("reconnectbin-live-source", map[string]any{"source": c.role.src.String(), "previous": prev.String()})
-	return true, true
+	return true, true, prev
 }
 
 // holdSwitch decides, under switchMu, whether buffer buf of instance c on
@@ -234,7 +232,7 @@ func (b *reconnectBin) holdSwitch(c *instance, s stream, buf *gst.Buffer) (relea
 	}
 	bk.fo.Buffer(c.role.src, c.gen, time.Now())
 	bk.switchMu.Lock()
-	feeds, switched := b.feedsOutput(bk, c, s, buf)
+	feeds, switched, prev := b.feedsOutput(bk, c, s, buf)
 	if !feeds {
 		bk.switchMu.Unlock()
 		// Alive all the same: a main on probation, a backup kept warm.
@@ -242,7 +240,15 @@ func (b *reconnectBin) holdSwitch(c *instance, s stream, buf *gst.Buffer) (relea
 		return nil, false
 	}
 	var once sync.Once
-	return func() { once.Do(bk.switchMu.Unlock) }, switched
+	return func() {
+		once.Do(func() {
+			bk.switchMu.Unlock()
+			if switched { // announced outside the lock: posting may run bus handlers
+				cat.LogInfo(fmt.Sprintf("the output now comes from the %s source (instance %d)", c.role.src, c.gen))
+				b.postElementMessage("reconnectbin-live-source", map[string]any{"source": c.role.src.String(), "previous": prev.String()})
+			}
+		})
+	}, switched
 }
 
 // pushBackupBuffer sends a backup buffer, placed and rewritten by its
