@@ -193,9 +193,20 @@ func (b *reconnectBin) sourceDown(run *runState, src failover.Source) {
 	wasLive := bk.fo.Live() == src
 	bk.fo.Down(src)
 	bk.switchMu.Unlock()
+	select {
+	case <-run.stop:
+		return // the run is stopping: nothing feeds the output any more, as expected
+	default:
+	}
 	if wasLive {
 		b.postElementMessage("reconnectbin-live-source", map[string]any{"source": failover.None.String(), "previous": src.String()})
 	}
+}
+
+// backupFeeds reports whether the backup feeds the output: a main failing
+// then leaves no hole to fill.
+func (b *reconnectBin) backupFeeds(run *runState) bool {
+	return run.backup != nil && run.backup.fo.Live() == failover.Backup
 }
 
 // feedsOutput reports whether buffer buf of instance c on stream s goes

@@ -243,6 +243,46 @@ func TestBackupSourceFeedsTheOutputWhileTheMainIsDown(t *testing.T) {
 	}
 }
 
+// A main that flaps (up 1.6 s, down 0.5 s) is never steady for
+// main-steady-time: once on the backup, the output stays there, not one
+// frame of the main's short lives reaching it, though the main keeps
+// coming back; and its failures leave no fallback frame in the backup's
+// picture.
+func TestFlappingMainLeavesTheOutputOnTheBackup(t *testing.T) {
+	p := harness.NewPipeline(t, fmt.Sprintf(`reconnectbin name=rb retry-delay=500000000 max-retry-delay=500000000
+		source="videotestsrc is-live=true pattern=white num-buffers=40 ! video/x-raw,framerate=25/1"
+		fallback-source="videotestsrc is-live=true pattern=green ! video/x-raw,framerate=25/1"
+		main-steady-time=5000000000 output-caps="%s" fallback=black fallback-hold=0
+		! fakesink name=sink sync=false`, backupTestCaps))
+	sink, err := p.GetElementByName("sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := p.GetElementByName("rb")
+	pics := watchPictures(sink.GetStaticPad("sink"), 64, 48)
+	p.Start()
+	defer func() { t.Logf("pictures out: %s", pics.describe()) }()
+	p.WaitFor(30*time.Second, 1, "the output switched to the backup", liveSourceIs("backup"))
+	// The main's first instance had no outage to recover from: three
+	// recoveries are three short lives after the switch.
+	p.WaitFor(60*time.Second, 3, "the main back three times", harness.ElementMessage("reconnectbin-recovered"))
+	_ = p.SetState(gst.StateNull)
+
+	runs, _, _ := pics.runs()
+	if len(runs) < 2 || runs[0] != white || runs[len(runs)-1] != green || containsInOrder(runs, green, white) {
+		t.Errorf("the output showed %s; want the main (white) until it first failed, then the backup (green) only", pics.describe())
+	}
+	if containsInOrder(runs, green, black) {
+		t.Errorf("the output showed %s: fallback frames while the backup fed it (a main failing leaves no hole then)", pics.describe())
+	}
+	if n := len(matching(p, liveSourceIs("main"))); n != 1 {
+		t.Errorf("%d reconnectbin-live-source source=main messages; want only the one at the start", n)
+	}
+	if st := statsOf(t, rb); st["switches-to-main"] != "0" {
+		t.Errorf("stats switches-to-main=%s for a main never steady", st["switches-to-main"])
+	}
+}
+
 // An MPEG-TS camera over TCP whose server dies: the backup camera (another
 // TS server, tcp:// URI) feeds the output through the same output-caps
 // normaliser; while it is down too, fallback's black, until it is back

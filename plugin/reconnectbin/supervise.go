@@ -16,8 +16,10 @@ import (
 // supervise is the rebuild loop.
 func (b *reconnectBin) supervise(run *runState) {
 	defer close(run.done)
-	defer b.teardown(run)
+	// The backup goes last: the main leaving first hands the output to
+	// nobody, where the other way round it would switch back to the main.
 	defer b.teardownBackup(run)
+	defer b.teardown(run)
 
 	sup := run.sup
 	period := stallTick(sup)
@@ -219,7 +221,9 @@ func (b *reconnectBin) rebuild(run *runState, d supervisor.Decision, silent stri
 		return true
 	}
 	cat.LogInfo(fmt.Sprintf("rebuilding the source (attempt %d, reason %s) in %v: %s", d.Attempt, d.Reason, d.Delay, d.Error))
-	b.startFallback(run)
+	if !b.backupFeeds(run) {
+		b.startFallback(run)
+	}
 	b.tickBackup(run) // a backup starts now, not after the main's backoff
 	timer := time.NewTimer(d.Delay)
 	defer timer.Stop()
