@@ -438,3 +438,95 @@ func TestBackupSwitchesStartOnAKeyframeInPassthrough(t *testing.T) {
 		t.Errorf("running time went backwards %d times downstream", d.backwards)
 	}
 }
+
+// A main camera with audio and a video-only backup camera: while the backup
+// feeds the picture, the audio pad goes on with fallback's silence (a muxer
+// or kvssink waiting for both streams keeps writing); the main's audio comes
+// back with its picture, and the audio's timestamps never go backwards.
+func TestBackupWithAnAudioPadKeepsTheAudioGoing(t *testing.T) {
+	mainCam := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Pattern: "white", Audio: true}})
+	backupCam := servers.NewTSServer(t, servers.TSOptions{Media: servers.MediaOptions{Pattern: "green"}})
+	p := harness.NewPipeline(t, fmt.Sprintf(`reconnectbin name=rb uri=%s fallback-uri=%s stall-timeout=3000000000
+		main-steady-time=2000000000 output-caps="%s" fallback=black fallback-hold=0
+		output-audio-caps="audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved"
+		! queue name=vq ! fakesink sync=false  rb.audio ! queue name=aq ! fakesink sync=false`, mainCam.URL(), backupCam.URL(), backupTestCaps))
+	vq, err := p.GetElementByName("vq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aq, _ := p.GetElementByName("aq")
+	pics := watchPictures(vq.GetStaticPad("src"), 64, 48)
+	var mu sync.Mutex
+	var audioBuffers, audioBackwards, tone int
+	lastAudio := gst.ClockTime(0)
+	aq.GetStaticPad("src").AddProbe(gst.PadProbeTypeBuffer, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+		if buf := info.GetBuffer(); buf != nil && buf.PresentationTimestamp() != gst.ClockTimeNone {
+			mu.Lock()
+			if audioBuffers > 0 && buf.PresentationTimestamp() < lastAudio {
+				audioBackwards++
+			}
+			audioBuffers++
+			lastAudio = buf.PresentationTimestamp()
+			mu.Unlock()
+			if m := buf.Map(gst.MapRead); m != nil {
+				heard := false
+				for _, b := range m.Bytes() {
+					if b != 0 {
+						heard = true
+						break
+					}
+				}
+				buf.Unmap()
+				if heard {
+					mu.Lock()
+					tone++
+					mu.Unlock()
+				}
+			}
+		}
+		return gst.PadProbeOK
+	})
+	audioCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return audioBuffers
+	}
+	toneCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return tone
+	}
+	p.Start()
+	defer func() { t.Logf("pictures out: %s", pics.describe()) }()
+	harness.WaitUntil(t, 40*time.Second, "the main camera's picture", func() bool { return pics.count(white, 0) > 10 })
+
+	if err := mainCam.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(40*time.Second, 1, "the output switched to the backup", liveSourceIs("backup"))
+	audio0 := audioCount()
+	from := pics.len()
+	harness.WaitUntil(t, 30*time.Second, "the backup camera's picture with audio (silence) beside it", func() bool {
+		return pics.count(green, from) > 25 && audioCount() > audio0+25
+	})
+
+	if err := mainCam.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(60*time.Second, 2, "the output switched back to the main", liveSourceIs("main"))
+	from = pics.len()
+	tone0 := toneCount()
+	harness.WaitUntil(t, 30*time.Second, "the main camera's picture and its tone again", func() bool {
+		return pics.count(white, from) > 25 && toneCount() > tone0+25
+	})
+	_ = p.SetState(gst.StateNull)
+
+	if runs, _, _ := pics.runs(); !containsInOrder(runs, white, green, white) {
+		t.Fatalf("the output showed %s; want the main (white), the backup (green), the main again", pics.describe())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if audioBackwards != 0 {
+		t.Errorf("audio timestamps went backwards %d times", audioBackwards)
+	}
+}
