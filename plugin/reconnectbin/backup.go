@@ -2,6 +2,7 @@ package reconnectbin
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,6 +180,7 @@ func (b *reconnectBin) teardownBackup(run *runState) {
 		return
 	}
 	b.release(c)
+	runtime.GC() // as teardown: removed instances are freed by finalizers
 }
 
 // sourceDown tells the failover that src's instance is gone (failed, not
@@ -288,8 +290,11 @@ func (b *reconnectBin) pushBackupBuffer(c *instance, info *gst.PadProbeInfo, swi
 
 // backupStats adds the failover's fields to the stats structure.
 func backupStats(st *gst.Structure, run *runState) {
-	live, status := "main", "stopped"
+	live, status := failover.None.String(), "stopped"
 	var restarts, toBackup, toMain uint64
+	if run.backup == nil && run.sup != nil && run.sup.Status() == supervisor.StatusRunning {
+		live = failover.Main.String()
+	}
 	if bk := run.backup; bk != nil {
 		live = bk.fo.Live().String()
 		bs := bk.role.sup.Stats()

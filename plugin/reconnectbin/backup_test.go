@@ -187,9 +187,9 @@ const backupTestCaps = "video/x-raw,format=I420,width=64,height=48,framerate=25/
 // A main source that ends every 1.6 s and comes back 3 s later: while it is
 // down the backup (green) feeds the output, not black and not a gap; once
 // the main has been live for main-steady-time it feeds the output again
-// (white). The frames of the two never interleave (the one not feeding the
-// output is dropped whole), the output's timestamps only go forward, and
-// each change is announced and counted.
+// (white) and the backup is released, and freed. The frames of the two never
+// interleave (the one not feeding the output is dropped whole), the output's
+// timestamps only go forward, and each change is announced and counted.
 func TestBackupSourceFeedsTheOutputWhileTheMainIsDown(t *testing.T) {
 	p := harness.NewPipeline(t, fmt.Sprintf(`reconnectbin name=rb retry-delay=3000000000 max-retry-delay=3000000000
 		source="videotestsrc is-live=true pattern=white num-buffers=40 ! video/x-raw,framerate=25/1"
@@ -216,6 +216,14 @@ func TestBackupSourceFeedsTheOutputWhileTheMainIsDown(t *testing.T) {
 	}
 	from := pics.len()
 	harness.WaitUntil(t, 30*time.Second, "white frames after the switch back", func() bool { return pics.count(white, from) > 5 })
+	// Two more cycles: every released backup instance is freed (a camera
+	// that fails now and then for days must not leave one behind each time).
+	p.WaitFor(60*time.Second, 4, "two more switches back to the main", liveSourceIs("main"))
+	harness.WaitUntil(t, 30*time.Second, "released backup instances freed", func() bool {
+		runtimeGC()
+		// The main's instance, and at most one instance on its way out.
+		return statUint(t, rb, "instances-allocated") <= 2
+	})
 	_ = p.SetState(gst.StateNull)
 
 	runs, lengths, _ := pics.runs()
