@@ -137,6 +137,12 @@ func (b *reconnectBin) SetProperty(obj *glib.Object, id uint, value *glib.Value)
 		}
 	case propOnCapsChange:
 		s.onCapsChange = gstshim.EnumFromValue(value)
+	case propFallbackURI:
+		s.fallbackURI = gvalue.String(value)
+	case propFallbackSource:
+		s.fallbackSource = gvalue.String(value)
+	case propMainSteadyTime:
+		s.mainSteadyTime = gvalue.Duration(value)
 	}
 }
 
@@ -209,6 +215,18 @@ func (b *reconnectBin) GetProperty(obj *glib.Object, id uint) *glib.Value {
 			v = !s.withholdFill
 		case propOnCapsChange:
 			return gstshim.EnumToValue(capsChangeType, s.onCapsChange)
+		case propFallbackURI:
+			if s.fallbackURI == "" {
+				return nil
+			}
+			v = s.fallbackURI
+		case propFallbackSource:
+			if s.fallbackSource == "" {
+				return nil
+			}
+			v = s.fallbackSource
+		case propMainSteadyTime:
+			v = uint64(s.mainSteadyTime)
 		default:
 			return nil
 		}
@@ -315,7 +333,7 @@ func (b *reconnectBin) HandleMessage(bin *gst.Bin, msg *gst.Message) {
 		bin.ParentHandleMessage(msg)
 		return
 	}
-	if c := b.currentInstance(); c != nil && gstshim.MessageFromInside(msg, c.bin.Object) {
+	if c := b.instanceOf(msg); c != nil {
 		switch msg.Type() {
 		case gst.MessageError:
 			gerr := msg.ParseError()
@@ -474,6 +492,24 @@ func (b *reconnectBin) ReleasePad(el *gst.Element, pad *gst.Pad) {
 	}
 }
 
+// instanceOf is the running instance (the main's, or the backup's) msg comes
+// from, if any.
+func (b *reconnectBin) instanceOf(msg *gst.Message) *instance {
+	run := b.run.Load()
+	if run == nil {
+		return nil
+	}
+	if c := run.current.Load(); c != nil && gstshim.MessageFromInside(msg, c.bin.Object) {
+		return c
+	}
+	if run.backup != nil {
+		if c := run.backup.current.Load(); c != nil && gstshim.MessageFromInside(msg, c.bin.Object) {
+			return c
+		}
+	}
+	return nil
+}
+
 // currentInstance is the source instance inside the bin, if any.
 func (b *reconnectBin) currentInstance() *instance {
 	if run := b.run.Load(); run != nil {
@@ -550,6 +586,7 @@ func (b *reconnectBin) statsStructure() *gst.Structure {
 	}
 	_ = st.SetValue("fallback-withheld-frames", withheldFrames)
 	_ = st.SetValue("fallback-withheld-audio", withheldAudio)
+	backupStats(st, run)
 	return st
 }
 

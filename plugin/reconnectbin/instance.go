@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/failover"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/mediakind"
 	"github.com/kvsrelay/kvsrelay/internal/streamstall"
@@ -24,6 +25,7 @@ type instance struct {
 	// run is the run that built it; its probes report there, also after
 	// the instance left the bin.
 	run          *runState
+	role         *sourceRole // main or backup: whose supervisor counts it
 	gen          uint64
 	bin          *gst.Bin
 	restartOnEOS bool
@@ -102,15 +104,19 @@ func (c *instance) inBin() bool {
 // buildInstance parses desc into a new, not yet added, source instance and
 // routes its output pads: the unlinked src pads it has now, and those its
 // demuxers and decodebins add later.
-func (b *reconnectBin) buildInstance(run *runState, gen uint64, desc string, s settings) (*instance, error) {
+func (b *reconnectBin) buildInstance(run *runState, role *sourceRole, gen uint64, desc string, s settings) (*instance, error) {
 	bin, err := gst.NewBinFromString(desc, false)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the source description: %w", err)
 	}
-	_ = bin.SetProperty("name", fmt.Sprintf("source%d", gen))
+	name := "source"
+	if role.src == failover.Backup {
+		name = "backup" // its generations count apart from the main's
+	}
+	_ = bin.SetProperty("name", fmt.Sprintf("%s%d", name, gen))
 	b.allocated.Add(1)
 	gstshim.OnFinalize(bin.Object, func() { b.allocated.Add(-1) })
-	c := &instance{run: run, gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, leftBin: make(chan struct{}),
+	c := &instance{run: run, role: role, gen: gen, bin: bin, restartOnEOS: s.restartOnEOS, outputCaps: s.outputCaps, leftBin: make(chan struct{}),
 		streams: streamstall.New(wallClock{}, s.stallTimeout, run.videoSeen.Load())}
 	elements, err := bin.GetElements()
 	if err != nil {
@@ -254,6 +260,13 @@ func (b *reconnectBin) routeKind(c *instance, pad *gst.Pad, kind mediakind.Kind)
 	}
 	if s == streamAudio && b.existingOutputPad(streamAudio) == nil {
 		absorb(c.bin, pad) // nobody asked for audio
+		return nil
+	}
+	if s == streamAudio && c.role.src == failover.Backup {
+		// The backup feeds the video only; the audio pad has fallback's
+		// silence (with fallback on) while it does.
+		cat.LogInfo(fmt.Sprintf("backup source instance %d: its audio is not used: absorbed", c.gen))
+		absorb(c.bin, pad)
 		return nil
 	}
 	c.mu.Lock()
@@ -412,6 +425,9 @@ func (b *reconnectBin) linkStream(c *instance, s stream) error {
 	if ghost == nil {
 		return nil // a demuxer or decodebin adds it later
 	}
+	if c.role.src == failover.Backup {
+		return nil // the backup's buffers are pushed by its probe (backup.go)
+	}
 	output := b.existingOutputPad(s)
 	if output == nil || !output.SetTarget(ghost.Pad) {
 		return fmt.Errorf("linking the source to the bin's %s pad failed", s)
@@ -506,7 +522,7 @@ func (b *reconnectBin) takeOutLocked(c *instance) {
 	if p := c.phase(); p >= phaseReleasing || !c.advance(p, phaseReleasing) {
 		return
 	}
-	for s := stream(0); s < streamCount; s++ {
+	for s := stream(0); s < streamCount && c.role.src != failover.Backup; s++ {
 		if output := b.existingOutputPad(s); output != nil {
 			gstshim.ClearGhostTarget(output)
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/failover"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 	"github.com/kvsrelay/kvsrelay/internal/timeline"
@@ -99,6 +100,13 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 	if o.endRequested.Load() || c.rejected.Load() {
 		return gst.PadProbeDrop
 	}
+	// With a backup source, only the instance feeding the output goes on;
+	// its placement below is done before the other may take over.
+	placed, switched := b.holdSwitch(c, s, buf)
+	if placed == nil {
+		return gst.PadProbeDrop
+	}
+	defer placed()
 	if s != streamMain && o.timeline.Filling(int(streamMain)) {
 		// While the video is being filled the instance has not been placed
 		// (or is being placed anew): its audio waits for the video to decide
@@ -133,6 +141,7 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 		now = int64(rt)
 	}
 	place := o.timeline.Place(int(s), pts, dts, dur, now)
+	placed()
 	outPTS, outDTS, ok := place.PTS, place.DTS, place.OK
 	if place.Late {
 		// It would overlap what already went out on this stream (audio that
@@ -177,23 +186,39 @@ func (b *reconnectBin) instanceBuffer(c *instance, s stream, info *gst.PadProbeI
 	if s == streamMain && run.fallback.enabled() {
 		o.last.HoldProbeBuffer(info)
 	}
-	if rec := run.sup.Buffer(c.gen); rec != nil {
-		cat.LogInfo(fmt.Sprintf("source instance %d recovered after %v and %d attempts", c.gen, rec.Outage, rec.Attempts))
-		b.postElementMessage("reconnectbin-recovered", map[string]any{
-			"outage":   uint64(rec.Outage),
-			"attempts": rec.Attempts,
-		})
-		st := run.sup.Stats()
-		run.rep().recovered(statusLine(string(st.Status), st.Restarts, rec.Outage))
+	b.noteSourceBuffer(c)
+	if c.role.src == failover.Backup {
+		return b.pushBackupBuffer(c, info, switched)
 	}
 	return gst.PadProbeOK
+}
+
+// noteSourceBuffer tells instance c's supervisor it is alive, and announces
+// the end of the main source's outage.
+func (b *reconnectBin) noteSourceBuffer(c *instance) {
+	run := c.run
+	rec := c.role.sup.Buffer(c.gen)
+	if rec == nil || c.role.src == failover.Backup {
+		return
+	}
+	cat.LogInfo(fmt.Sprintf("source instance %d recovered after %v and %d attempts", c.gen, rec.Outage, rec.Attempts))
+	b.postElementMessage("reconnectbin-recovered", map[string]any{
+		"outage":   uint64(rec.Outage),
+		"attempts": rec.Attempts,
+	})
+	st := run.sup.Stats()
+	run.rep().recovered(statusLine(string(st.Status), st.Restarts, rec.Outage))
 }
 
 // watchKeyframes measures the keyframe interval of the video leaving the
 // bin and warns once per run when it is longer than kvssink's fragment
 // limit: kvssink would refuse every fragment, with no error naming the GOP.
 func (b *reconnectBin) watchKeyframes(c *instance, pts int64, keyframe bool) {
-	long, first := c.run.gop.Frame(c.gen, pts, keyframe)
+	id := c.gen
+	if c.role.src == failover.Backup {
+		id |= 1 << 62 // the backup's generations count apart from the main's
+	}
+	long, first := c.run.gop.Frame(id, pts, keyframe)
 	if !first {
 		return
 	}
@@ -237,8 +262,8 @@ func (b *reconnectBin) instanceFailed(c *instance, reason supervisor.Reason, tex
 	if b.run.Load() != run {
 		return // its run has ended
 	}
-	if d, ok := run.sup.Fail(c.gen, reason, text); ok {
-		run.decide(d)
+	if d, ok := c.role.sup.Fail(c.gen, reason, text); ok {
+		c.role.decide(d)
 	}
 }
 

@@ -22,6 +22,9 @@
 //   - capschange.go: the on-caps-change policy.
 //   - fallback.go: fill frames and silence during an outage, and from the
 //     start until a source feeds each stream.
+//   - backup.go: the backup source (fallback-uri, fallback-source): a
+//     second instance, started when the main fails, feeding the output
+//     until the main is steady again.
 //   - audio.go: the audio pad's one raw format per run (output-audio-caps
 //     or negotiated), the source's raw audio converted to it.
 //   - report.go (systemd, metrics), hls.go (HLS through uri), soup.go (soup
@@ -29,7 +32,8 @@
 //
 // Decisions (backoff, stall detection, status) live in the plain Go package
 // internal/supervisor, the output timeline in internal/timeline, what kind
-// of stream a pad carries in internal/mediakind.
+// of stream a pad carries in internal/mediakind, which source feeds the
+// output in internal/failover.
 package reconnectbin
 
 import (
@@ -39,6 +43,7 @@ import (
 	"github.com/go-gst/go-glib/glib"
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/failover"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
@@ -54,6 +59,9 @@ const (
 	DefaultMaxRetryDelay = supervisor.DefaultMaxRetryDelay
 	DefaultMaxRetries    = supervisor.DefaultMaxRetries
 	DefaultRestartOnEOS  = true
+	// DefaultMainSteadyTime: how long the main source must be live before
+	// the output leaves the backup for it.
+	DefaultMainSteadyTime = failover.DefaultMainSteadyTime
 )
 
 var cat = gst.NewDebugCategory(FactoryName, gst.DebugColorNone, "kvsrelay reconnectbin: source rebuilds")
@@ -84,6 +92,9 @@ const (
 	propOnCapsChange
 	propStatus
 	propStats
+	propFallbackURI
+	propFallbackSource
+	propMainSteadyTime
 )
 
 // Fallback modes (property fallback).
@@ -219,6 +230,25 @@ var properties = []*glib.ParamSpec{
 			"keyframe-interval-max (ns, the longest distance between keyframes of the video leaving the bin), "+
 			"keyframe-interval-too-long (it exceeded kvssink's 10 s fragment limit; a WARNING was posted once), "+
 			"fallback-withheld-frames and fallback-withheld-audio (fill video frames and audio buffers kvssink discarded "+
-			"with fallback-upload=false).",
+			"with fallback-upload=false), "+
+			"live-source (\"main\" or \"backup\": the source feeding the output; \"none\" while neither does, "+
+			"fallback frames or a gap), backup-status (the backup source: stopped, starting, running, or retrying while the main is down), "+
+			"backup-restarts, switches-to-backup, switches-to-main.",
 		gst.TypeStructure, ro),
+	propFallbackURI: glib.NewStringParam("fallback-uri", "Backup source URI",
+		"A second camera or URL (same forms as uri) that feeds the output while the main source is down: started when "+
+			"the main fails, through the same output-caps normaliser and onto the same timeline, retried with its own backoff "+
+			"(max-retries applies to the main only). The output goes back to the main once it has been live for "+
+			"main-steady-time, and the backup is then released; while both are down, fallback applies. The output changes "+
+			"hands at a keyframe of the source taking over. Only its video is used. A reconnectbin-live-source element message "+
+			"(source: main, backup or none; previous) is posted on each change. At most one of fallback-uri and fallback-source. Default: none.",
+		nil, rw),
+	propFallbackSource: glib.NewStringParam("fallback-source", "Backup source description",
+		"gst-launch-1.0 description of the backup source (same form as source); see fallback-uri. At most one of "+
+			"fallback-uri and fallback-source. Default: none.",
+		nil, rw),
+	propMainSteadyTime: glib.NewUint64Param("main-steady-time", "Main steady time (ns)",
+		"How long the main source must be live again before the output switches back to it from the backup source "+
+			"(a main that flaps keeps the output on the backup). 0 switches back on its first keyframe.",
+		0, math.MaxInt64, uint64(DefaultMainSteadyTime), rw),
 }

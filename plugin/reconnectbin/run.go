@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kvsrelay/kvsrelay/internal/failover"
 	"github.com/kvsrelay/kvsrelay/internal/gopwatch"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
 )
@@ -31,6 +32,10 @@ type runState struct {
 	fallback *fallback
 	// upload keeps fill out of kvssink (fallback-upload=false), else nil.
 	upload *uploadState
+	// main is the main source's role (sup, current, decide); backup is
+	// the backup source's state, nil without one (backup.go).
+	main   sourceRole
+	backup *backupRun
 
 	// output is what the bin's pads have shown downstream in this run.
 	output outputState
@@ -86,7 +91,18 @@ func newRunState(sup *supervisor.Supervisor, fb *fallback, rep *report) *runStat
 	}
 	r.output.init()
 	r.report.Store(rep)
+	r.main = sourceRole{src: failover.Main, sup: sup, slot: &r.current, decide: r.decide}
 	return r
+}
+
+// sourceRole is what differs between the main source and the backup for
+// the instance machinery: whose supervisor counts an instance's buffers
+// and failures, where the loop keeps it, where its failures go.
+type sourceRole struct {
+	src    failover.Source
+	sup    *supervisor.Supervisor
+	slot   *atomic.Pointer[instance]
+	decide func(supervisor.Decision)
 }
 
 // decide hands a rebuild decision to the supervise loop without blocking the
@@ -124,6 +140,10 @@ func (b *reconnectBin) startRun() error {
 	if err != nil {
 		return err
 	}
+	bk, err := newBackupRun(s)
+	if err != nil {
+		return err
+	}
 	b.stateMu.Lock()
 	defer b.stateMu.Unlock()
 	run := newRunState(sup, fb, newReport(b.self, b.outputBlocked))
@@ -131,6 +151,7 @@ func (b *reconnectBin) startRun() error {
 		run.upload = newUploadState()
 		b.installUploadGates(run.upload)
 	}
+	run.backup = bk
 	b.run.Store(run)
 	go b.supervise(run)
 	return nil

@@ -37,18 +37,24 @@ type settings struct {
 	// withholdFill is fallback-upload=false (fallbackupload.go); its zero
 	// value is the property's default.
 	withholdFill bool
+	// The backup source (backup.go): at most one of fallbackURI and
+	// fallbackSource.
+	fallbackURI    string
+	fallbackSource string
+	mainSteadyTime time.Duration
 }
 
 func defaultSettings() settings {
 	return settings{
-		stallTimeout:  DefaultStallTimeout,
-		retryDelay:    DefaultRetryDelay,
-		maxRetryDelay: DefaultMaxRetryDelay,
-		maxRetries:    DefaultMaxRetries,
-		restartOnEOS:  DefaultRestartOnEOS,
-		fallback:      DefaultFallback,
-		fallbackHold:  DefaultFallbackHold,
-		onCapsChange:  DefaultOnCapsChange,
+		stallTimeout:   DefaultStallTimeout,
+		retryDelay:     DefaultRetryDelay,
+		maxRetryDelay:  DefaultMaxRetryDelay,
+		maxRetries:     DefaultMaxRetries,
+		restartOnEOS:   DefaultRestartOnEOS,
+		fallback:       DefaultFallback,
+		fallbackHold:   DefaultFallbackHold,
+		onCapsChange:   DefaultOnCapsChange,
+		mainSteadyTime: DefaultMainSteadyTime,
 	}
 }
 
@@ -124,6 +130,9 @@ func validateSettings(s settings) error {
 	if _, err := s.reconnectConfig(); err != nil {
 		return err
 	}
+	if err := validateBackup(s); err != nil {
+		return err
+	}
 	switch {
 	case s.fallback != FallbackNone && s.outputCaps == "":
 		return badProperty("fallback", "needs 'output-caps': fallback frames are made at its size and frame rate")
@@ -183,17 +192,23 @@ func canHaveSrcPad(bin *gst.Bin) bool {
 // the property it came from. A uri plays through uridecodebin3, except an
 // HLS URI where hlsdemux2 is known to corrupt memory (see uridesc).
 func (s settings) description() (property, desc string) {
-	if s.source != "" {
-		if endsInCaps(s.source) {
+	return sourceDescription("source", s.source, "uri", s.uri)
+}
+
+// sourceDescription is description() for a source set by one of two
+// properties: a description (source) or a URI.
+func sourceDescription(sourceProp, source, uriProp, uri string) (property, desc string) {
+	if source != "" {
+		if endsInCaps(source) {
 			// GStreamer's parser needs an element after a caps filter
 			// ("no element \"video\"" otherwise), and a source ending in
 			// one ("... ! h264parse ! video/x-h264,stream-format=avc") is
 			// a common way to write what the source gives.
-			return "source", s.source + " ! identity"
+			return sourceProp, source + " ! identity"
 		}
-		return "source", s.source
+		return sourceProp, source
 	}
-	return "uri", uridesc.Description(s.uri, uridesc.UseLegacyHLS(s.uri, hlsRuntime()))
+	return uriProp, uridesc.Description(uri, uridesc.UseLegacyHLS(uri, hlsRuntime()))
 }
 
 // outputFormat is what output-caps fixes.

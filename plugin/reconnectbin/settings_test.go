@@ -31,6 +31,12 @@ func TestBadSettingsNameTheirProperty(t *testing.T) {
 			`reconnectbin: property 'output-audio-caps' "audio/x-raw,format=S16LE,rate=[8000,48000],channels=2" is not fixed: give one format, rate and channels`},
 		{"output-audio-caps incomplete", func(s *settings) { s.outputAudioCaps = "audio/x-raw,format=S16LE,rate=48000" },
 			`reconnectbin: property 'output-audio-caps' "audio/x-raw,format=S16LE,rate=48000" is not a complete raw audio format: give format, rate and channels (and channel-mask beyond 2 channels)`},
+		{"fallback-uri and fallback-source both set", func(s *settings) { s.fallbackURI, s.fallbackSource = "tcp://127.0.0.1:1", "videotestsrc" },
+			"reconnectbin: property 'fallback-uri' and 'fallback-source' are both set: set at most one of them"},
+		{"fallback-source does not parse", func(s *settings) { s.fallbackSource = "nosuchelement42" },
+			"reconnectbin: property 'fallback-source' does not parse: no element \"nosuchelement42\""},
+		{"fallback-source ends in a sink", func(s *settings) { s.fallbackSource = "videotestsrc ! fakesink" },
+			`reconnectbin: property 'fallback-source' has no unlinked src pad: "videotestsrc ! fakesink" ends in a sink or links every output`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := base
@@ -46,6 +52,11 @@ func TestBadSettingsNameTheirProperty(t *testing.T) {
 	}
 	if err := validateSettings(base); err != nil {
 		t.Errorf("valid settings refused: %v", err)
+	}
+	withBackup := base
+	withBackup.fallbackURI = "tcp://127.0.0.1:1"
+	if err := validateSettings(withBackup); err != nil {
+		t.Errorf("a fallback-uri refused: %v", err)
 	}
 	withAudio := base
 	withAudio.outputAudioCaps = "audio/x-raw,format=S16LE,rate=48000,channels=2"

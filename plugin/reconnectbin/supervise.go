@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-gst/go-gst/gst"
 
+	"github.com/kvsrelay/kvsrelay/internal/failover"
 	"github.com/kvsrelay/kvsrelay/internal/gstshim"
 	"github.com/kvsrelay/kvsrelay/internal/streamstall"
 	"github.com/kvsrelay/kvsrelay/internal/supervisor"
@@ -15,11 +16,14 @@ import (
 // supervise is the rebuild loop.
 func (b *reconnectBin) supervise(run *runState) {
 	defer close(run.done)
+	// The backup goes last: the main leaving first hands the output to
+	// nobody, where the other way round it would switch back to the main.
+	defer b.teardownBackup(run)
 	defer b.teardown(run)
 
 	sup := run.sup
 	period := stallTick(sup)
-	if run.fallback.enabled() && period > gapCheck {
+	if (run.fallback.enabled() || run.backup != nil) && period > gapCheck {
 		period = gapCheck
 	}
 	tick := time.NewTicker(period)
@@ -36,17 +40,27 @@ func (b *reconnectBin) supervise(run *runState) {
 					go b.afterStartGrace(run)
 				}
 				b.startInstance(run)
-			} else if c := run.current.Load(); c != nil {
-				b.followState(c, playing)
+			} else {
+				if c := run.current.Load(); c != nil {
+					b.followState(c, playing)
+				}
+				if run.backup != nil {
+					if c := run.backup.current.Load(); c != nil {
+						b.followState(c, playing)
+					}
+				}
 			}
 		case d := <-run.decisions:
 			if !b.rebuild(run, d, "") {
 				return
 			}
+		case d := <-run.backupDecisions():
+			b.backupFailed(run, d)
 		case <-tick.C:
 			if !playing {
 				continue
 			}
+			b.tickBackup(run)
 			b.fillGap(run)
 			if c, st, stalled := b.checkStreamStall(run); stalled {
 				if d, ok := sup.Fail(c.gen, supervisor.ReasonStall, st.Text()); ok {
@@ -207,7 +221,10 @@ func (b *reconnectBin) rebuild(run *runState, d supervisor.Decision, silent stri
 		return true
 	}
 	cat.LogInfo(fmt.Sprintf("rebuilding the source (attempt %d, reason %s) in %v: %s", d.Attempt, d.Reason, d.Delay, d.Error))
-	b.startFallback(run)
+	if !b.backupFeeds(run) {
+		b.startFallback(run)
+	}
+	b.tickBackup(run) // a backup starts now, not after the main's backoff
 	timer := time.NewTimer(d.Delay)
 	defer timer.Stop()
 	select {
@@ -221,30 +238,43 @@ func (b *reconnectBin) rebuild(run *runState, d supervisor.Decision, silent stri
 	return true
 }
 
-// startInstance builds a new source instance, adds it locked (so its failures
-// never fail the pipeline's own state changes) and starts it.
-func (b *reconnectBin) startInstance(run *runState) {
+// startInstance starts an instance of the main source.
+func (b *reconnectBin) startInstance(run *runState) { b.startSource(run, &run.main) }
+
+// startSource builds a new instance of role's source, adds it locked (so its
+// failures never fail the pipeline's own state changes) and starts it.
+func (b *reconnectBin) startSource(run *runState, role *sourceRole) {
 	b.settingsMu.Lock()
 	s := b.settings
 	b.settingsMu.Unlock()
-	gen := run.sup.Begin()
+	gen := role.sup.Begin()
 	prop, desc := s.description()
-	c, err := b.buildInstance(run, gen, desc, s)
+	if role.src == failover.Backup {
+		prop, desc = s.backupDescription()
+	}
+	if run.backup != nil {
+		run.backup.fo.Started(role.src, gen)
+	}
+	c, err := b.buildInstance(run, role, gen, desc, s)
 	if err != nil {
-		b.failStart(run, gen, fmt.Sprintf("property '%s': %v", prop, err))
+		b.failStart(role, gen, fmt.Sprintf("property '%s': %v", prop, err))
 		return
 	}
 	_ = c.bin.SetLockedState(true)
 	if err := b.self.Add(c.bin.Element); err != nil {
 		c.disconnect() // its closures would keep it alive otherwise
-		b.failStart(run, gen, fmt.Sprintf("adding the source: %v", err))
+		b.failStart(role, gen, fmt.Sprintf("adding the source: %v", err))
 		return
 	}
-	run.output.timeline.StartInstance()
-	run.current.Store(c)
+	if run.backup == nil {
+		// With a backup, the output is placed anew when it changes hands
+		// (feedsOutput), not when an instance starts beside the one feeding it.
+		run.output.timeline.StartInstance()
+	}
+	role.slot.Store(c)
 	c.advance(phaseBuilding, phaseStarting)
 	if err := b.linkPads(c); err != nil {
-		b.failStart(run, gen, err.Error())
+		b.failStart(role, gen, err.Error())
 		return
 	}
 	gstshim.InheritClock(b.self.Element, c.bin.Element)
@@ -254,18 +284,18 @@ func (b *reconnectBin) startInstance(run *runState) {
 	case changeStopped:
 		return // the loop ends; its teardown leaves the instance behind
 	case changeAbandoned:
-		b.failStart(run, gen, "the pipeline changed state while the source was still starting")
+		b.failStart(role, gen, "the pipeline changed state while the source was still starting")
 		return
 	case changeTimedOut:
 		// It is out of the bin (phaseReleasing), so its late errors are no
 		// failures of the next instance.
-		b.failStart(run, gen, fmt.Sprintf("the source's state change to PLAYING did not complete within %v", bound))
+		b.failStart(role, gen, fmt.Sprintf("the source's state change to PLAYING did not complete within %v", bound))
 		return
 	}
 	if !c.advance(phaseStarting, phaseRunning) {
 		// Only the loop takes an instance out once its change returned;
 		// should it ever be out, it did not start.
-		b.failStart(run, gen, "the pipeline changed state while the source was still starting")
+		b.failStart(role, gen, "the pipeline changed state while the source was still starting")
 		return
 	}
 	startErr := c.startErr.Load()
@@ -275,10 +305,10 @@ func (b *reconnectBin) startInstance(run *runState) {
 		if startErr != nil {
 			text = *startErr
 		}
-		b.failStart(run, gen, text)
+		b.failStart(role, gen, text)
 	case startErr != nil:
-		if d, ok := run.sup.Fail(gen, supervisor.ReasonError, *startErr); ok {
-			run.decide(d)
+		if d, ok := role.sup.Fail(gen, supervisor.ReasonError, *startErr); ok {
+			role.decide(d)
 		}
 	}
 }
@@ -297,10 +327,10 @@ func startBound(stallTimeout time.Duration) time.Duration {
 
 const defaultStartBound = 10 * time.Second
 
-func (b *reconnectBin) failStart(run *runState, gen uint64, text string) {
-	cat.LogWarning(fmt.Sprintf("source instance %d did not start: %s", gen, text))
-	if d, ok := run.sup.Fail(gen, supervisor.ReasonStartFailed, text); ok {
-		run.decide(d)
+func (b *reconnectBin) failStart(role *sourceRole, gen uint64, text string) {
+	cat.LogWarning(fmt.Sprintf("%s source instance %d did not start: %s", role.src, gen, text))
+	if d, ok := role.sup.Fail(gen, supervisor.ReasonStartFailed, text); ok {
+		role.decide(d)
 	}
 }
 
@@ -328,8 +358,8 @@ func (b *reconnectBin) followState(c *instance, playing bool) {
 	default:
 		return
 	}
-	if d, ok := c.run.sup.Fail(c.gen, supervisor.ReasonError, text); ok {
-		c.run.decide(d)
+	if d, ok := c.role.sup.Fail(c.gen, supervisor.ReasonError, text); ok {
+		c.role.decide(d)
 	}
 }
 
@@ -337,6 +367,7 @@ func (b *reconnectBin) followState(c *instance, playing bool) {
 // lifetimes to Go finalizers, so without a collection removed instances are
 // never freed (RSS grew ~0.4 MB per rebuild when measured).
 func (b *reconnectBin) teardown(run *runState) {
+	b.sourceDown(run, failover.Main)
 	c := run.current.Swap(nil)
 	if c == nil {
 		return
