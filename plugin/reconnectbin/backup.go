@@ -113,15 +113,7 @@ func validateBackup(s settings) error {
 	if s.fallbackURI != "" && s.fallbackSource != "" {
 		return badProperty("fallback-uri", "and 'fallback-source' are both set: set at most one of them")
 	}
-	prop, desc := s.backupDescription()
-	bin, err := gst.NewBinFromString(desc, false)
-	if err != nil {
-		return badProperty(prop, fmt.Sprintf("does not parse: %v", err))
-	}
-	if !canHaveSrcPad(bin) {
-		return badProperty(prop, fmt.Sprintf("has no unlinked src pad: %q ends in a sink or links every output", desc))
-	}
-	return nil
+	return checkDescription(s.backupDescription())
 }
 
 // tickBackup applies the failover plan: starts the backup the main needs

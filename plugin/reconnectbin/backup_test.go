@@ -156,21 +156,9 @@ func containsInOrder(pics []picture, want ...picture) bool {
 	return i == len(want)
 }
 
-func liveSourceField(m *gst.Message, name string) string {
-	st := m.GetStructure()
-	if st == nil {
-		return ""
-	}
-	v, err := st.GetValue(name)
-	if err != nil {
-		return ""
-	}
-	return toString(v)
-}
-
 func liveSourceIs(source string) func(*gst.Message) bool {
 	isLive := harness.ElementMessage("reconnectbin-live-source")
-	return func(m *gst.Message) bool { return isLive(m) && liveSourceField(m, "source") == source }
+	return func(m *gst.Message) bool { return isLive(m) && messageField(m, "source") == source }
 }
 
 func statUint(t *testing.T, rb *gst.Element, name string) uint64 {
@@ -211,7 +199,7 @@ func TestBackupSourceFeedsTheOutputWhileTheMainIsDown(t *testing.T) {
 		t.Errorf("stats live-source=%q while the backup was feeding", st["live-source"])
 	}
 	m := p.WaitFor(30*time.Second, 2, "the output switched back to the main", liveSourceIs("main"))
-	if prev := liveSourceField(m, "previous"); prev != "backup" {
+	if prev := messageField(m, "previous"); prev != "backup" {
 		t.Errorf("reconnectbin-live-source source=main previous=%q, want previous=backup", prev)
 	}
 	from := pics.len()

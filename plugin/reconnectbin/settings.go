@@ -156,12 +156,16 @@ func validateSettings(s settings) error {
 			f.Close()
 		}
 	}
-	prop, desc := s.description()
+	return checkDescription(s.description())
+}
+
+// checkDescription checks that a source description (the property prop
+// gave it) parses and can have an unlinked src pad.
+func checkDescription(prop, desc string) error {
 	bin, err := gst.NewBinFromString(desc, false)
 	if err != nil {
 		return badProperty(prop, fmt.Sprintf("does not parse: %v", err))
 	}
-
 	if !canHaveSrcPad(bin) {
 		return badProperty(prop, fmt.Sprintf("has no unlinked src pad: %q ends in a sink or links every output", desc))
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // restartField reads a field of a reconnectbin-restart message as text.
-func restartField(m *gst.Message, name string) string {
+func messageField(m *gst.Message, name string) string {
 	st := m.GetStructure()
 	if st == nil {
 		return ""
@@ -68,7 +68,7 @@ func TestVideoSilentWhileAudioFlowsIsAStall(t *testing.T) {
 	harness.WaitUntil(t, 30*time.Second, "audio and video at the sinks", func() bool { return count("src") > 10 && count("audio") > 10 })
 
 	m := p.WaitFor(30*time.Second, 1, "a restart", harness.ElementMessage("reconnectbin-restart"))
-	reason, silent, text := restartField(m, "reason"), restartField(m, "silent-stream"), restartField(m, "error")
+	reason, silent, text := messageField(m, "reason"), messageField(m, "silent-stream"), messageField(m, "error")
 	t.Logf("restart: reason=%s silent-stream=%s error=%q", reason, silent, text)
 	if reason != "stall" || silent != "video" || !strings.Contains(text, "no video") || !strings.Contains(text, "audio kept flowing") {
 		t.Fatalf("restart reason=%q silent-stream=%q error=%q; want a stall naming the silent video while audio flows", reason, silent, text)
@@ -120,7 +120,7 @@ func TestAudioSilentWhileVideoFlowsIsNoStall(t *testing.T) {
 	harness.WaitUntil(t, 30*time.Second, "6 s more of video", func() bool { return count("src") > v+150 })
 	for _, m := range p.Messages() {
 		if harness.ElementMessage("reconnectbin-restart")(m) {
-			t.Fatalf("restart with the video flowing and the audio silent: error=%q", restartField(m, "error"))
+			t.Fatalf("restart with the video flowing and the audio silent: error=%q", messageField(m, "error"))
 		}
 	}
 	if st := statsOf(t, rb); st["restarts"] != "0" || st["silent-stream"] != "audio" {
