@@ -372,7 +372,11 @@ func normalize(bin *gst.Bin, pad *gst.Pad, caps string) (*gst.Pad, error) {
 	// add-borders keeps the picture's shape when a camera comes back with
 	// another aspect ratio: letterboxed, never stretched.
 	scale, err2 := gst.NewElementWithProperties("videoscale", map[string]interface{}{"add-borders": true})
-	rate, err3 := gst.NewElement("videorate")
+	// skip-to-first: a live source stamps its first frame with the
+	// pipeline's running time, seconds into the run; videorate would fill
+	// from its segment's start up to it with copies of that frame, a
+	// burst that put the output as far ahead of the clock.
+	rate, err3 := gst.NewElementWithProperties("videorate", map[string]interface{}{"skip-to-first": true})
 	filter, err4 := gst.NewElementWithProperties("capsfilter", map[string]interface{}{"caps": gst.NewCapsFromString(caps)})
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, fmt.Errorf("making the output-caps converters: %w", err)
