@@ -314,10 +314,9 @@ func (g *uploadGate) event(ev *gst.Event) {
 		return
 	}
 	if ev.Type() == gst.EventTypeSegment {
-		seg := ev.ParseSegment()
+		seg := segmentOf(ev)
 		g.mu.Lock()
-		g.seg = timeline.Segment{Time: seg.GetFormat() == gst.FormatTime, Start: seg.GetStart(),
-			Offset: seg.GetOffset(), Base: seg.GetBase(), Rate: seg.GetRate()}
+		g.seg = seg
 		g.mu.Unlock()
 		return
 	}

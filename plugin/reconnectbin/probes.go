@@ -28,10 +28,9 @@ func (b *reconnectBin) instanceProbe(c *instance, s stream, info *gst.PadProbeIn
 	ev := info.GetEvent()
 	switch ev.Type() {
 	case gst.EventTypeSegment:
-		seg := ev.ParseSegment() // valid only while ev is: copy what matters
+		seg := segmentOf(ev)
 		c.mu.Lock()
-		c.segments[s] = timeline.Segment{Time: seg.GetFormat() == gst.FormatTime, Start: seg.GetStart(),
-			Offset: seg.GetOffset(), Base: seg.GetBase(), Rate: seg.GetRate()}
+		c.segments[s] = seg
 		c.mu.Unlock()
 	case gst.EventTypeCaps:
 		if s == streamAudio {
@@ -265,6 +264,14 @@ func (b *reconnectBin) instanceFailed(c *instance, reason supervisor.Reason, tex
 	if d, ok := c.role.sup.Fail(c.gen, reason, text); ok {
 		c.role.decide(d)
 	}
+}
+
+// segmentOf copies what running time needs out of a SEGMENT event (the
+// parsed segment is valid only while the event is).
+func segmentOf(ev *gst.Event) timeline.Segment {
+	seg := ev.ParseSegment()
+	return timeline.Segment{Time: seg.GetFormat() == gst.FormatTime, Start: seg.GetStart(),
+		Offset: seg.GetOffset(), Base: seg.GetBase(), Rate: seg.GetRate()}
 }
 
 // runningTime converts a buffer timestamp with the instance's segment.

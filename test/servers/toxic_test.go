@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// echoUpstream is a TCP server on 127.0.0.1 that echoes each line.
-func echoUpstream(t *testing.T) string {
+// tcpUpstream is a TCP server on 127.0.0.1 that hands every connection it
+// accepts to serve, on its own goroutine.
+func tcpUpstream(t *testing.T, serve func(net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -26,13 +27,19 @@ func echoUpstream(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				_, _ = io.Copy(conn, conn)
-			}()
+			go serve(conn)
 		}
 	}()
 	return l.Addr().String()
+}
+
+// echoUpstream is a TCP server on 127.0.0.1 that echoes each line.
+func echoUpstream(t *testing.T) string {
+	t.Helper()
+	return tcpUpstream(t, func(conn net.Conn) {
+		defer conn.Close()
+		_, _ = io.Copy(conn, conn)
+	})
 }
 
 func dialProxy(t *testing.T, p *Proxy) (net.Conn, *bufio.Reader) {
@@ -172,21 +179,7 @@ func TestProxyPassesBytesAndInjectsFaults(t *testing.T) {
 // as soon as it accepts it.
 func closingUpstream(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
-		}
-	}()
-	return l.Addr().String()
+	return tcpUpstream(t, func(conn net.Conn) { conn.Close() })
 }
 
 // A cut loses the server's close like any other packet: a client whose
